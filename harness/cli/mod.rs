@@ -1,0 +1,81 @@
+//! The command line: argument parsing (clap), one module per verb, and the mapping from outcomes to
+//! the exit codes of the contract. Nothing outside this module sees arguments or exit codes.
+//!
+//! Exit codes: `0` every threshold held (or the command succeeded) · `1` a threshold failed ·
+//! `2` the command or a scenario is invalid, nothing was run · `3` the run could not complete.
+
+mod list;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes of the contract (DESIGN.md): CI pipelines rely on them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const THRESHOLD_FAILED: u8 = 1;
+    pub const INVALID: u8 = 2;
+    pub const INCOMPLETE: u8 = 3;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "harness",
+    version,
+    about = "Reliability and chaos test harness for handoff procedures and WebSocket endpoints"
+)]
+pub struct Cli {
+    /// Directory of scenario files (default: ./scenarios when it exists); its procedures/ subfolder
+    /// holds procedure files. Files there add to or override the built-in configurations.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every named configuration: suite, target, load and thresholds.
+    List,
+    /// Check scenarios (and the procedures they name); prints `ok` or every problem, exit 2.
+    Validate {
+        /// Scenario names (RELIABILITY_STANDARD) or paths to scenario files.
+        #[arg(required = true, value_name = "NAME_OR_FILE")]
+        names: Vec<String>,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ExitCode::from(run(cli))
+}
+
+/// Runs a parsed command line and returns its exit code; errors are printed here, with their causes.
+pub fn run(cli: Cli) -> u8 {
+    let outcome = match cli.command {
+        Command::List => list::run(cli.scenarios.as_deref()),
+        Command::Validate { names } => validate::run(cli.scenarios.as_deref(), &names),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::INVALID
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

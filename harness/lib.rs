@@ -1,0 +1,18 @@
+//! A reliability and chaos test harness for handoff procedures and WebSocket endpoints.
+//!
+//! An engineer names a test configuration (a scenario); the harness runs one of six suites against a
+//! target and reports whether the target held its thresholds. The library is organised so that each
+//! module has one job:
+//!
+//! - [`config`]: shared plumbing for reading configuration files and reporting every problem at once;
+//! - [`scenario`] and [`procedure`]: the two file formats, read in two stages (raw, then validated);
+//! - [`thresholds`]: conditions on metrics, and the catalogue of metrics each kind of run produces;
+//! - [`taxonomy`]: the kinds of error an iteration can end with;
+//! - [`cli`]: the command line, the only module that knows about arguments and exit codes.
+
+pub mod cli;
+pub mod config;
+pub mod procedure;
+pub mod scenario;
+pub mod taxonomy;
+pub mod thresholds;

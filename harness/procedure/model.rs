@@ -1,0 +1,307 @@
+//! A validated handoff procedure: ordered steps (HTTP requests with captures), validation rules with
+//! severities, rollbacks tied to the steps they undo, and the checks that verify a rollback restored
+//! the target's state. Built only by [`super::validate`], so every value here has been checked.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::template::{JsonTemplate, Template};
+
+/// Variables every iteration provides without declaring them.
+pub const BUILTIN_VARIABLES: &[&str] = &["iteration", "worker", "run_id", "uuid", "seed"];
+
+#[derive(Debug, Clone)]
+pub struct Procedure {
+    pub name: String,
+    pub description: String,
+    /// The file it came from, for messages.
+    pub source: String,
+    pub variables: Vec<Variable>,
+    /// Requests that prepare each iteration's fixtures before the first step; not rolled back.
+    pub setup: Vec<Step>,
+    pub steps: Vec<Step>,
+    pub rules: Vec<Rule>,
+    pub rollbacks: Vec<Rollback>,
+}
+
+impl Procedure {
+    /// Rules that apply to the step at `index`, in file order.
+    pub fn rules_for(&self, index: usize) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(move |r| r.step == index)
+    }
+
+    /// Whether any step can be rolled back.
+    pub fn has_rollbacks(&self) -> bool {
+        !self.rollbacks.is_empty()
+    }
+
+    /// Names of the histograms that steps fill from values their responses report.
+    pub fn recorded_metrics(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .setup
+            .iter()
+            .chain(&self.steps)
+            .flat_map(|s| s.records.iter().map(|r| r.metric.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Variable {
+    pub name: String,
+    pub value: VariableValue,
+}
+
+#[derive(Debug, Clone)]
+pub enum VariableValue {
+    /// The same template every iteration (it may use the built-ins, e.g. `agent-{{iteration}}`).
+    Template(Template),
+    /// One of these, chosen per iteration from the run's seed.
+    OneOf(Vec<Template>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub name: String,
+    pub request: RequestTemplate,
+    /// Status codes that count as the request having worked; anything else fails the step.
+    pub expect: StatusSet,
+    /// Per attempt; `None` leaves the step bounded only by the iteration's timeout.
+    pub timeout: Option<Duration>,
+    /// Further attempts after a transient failure (connection error, timeout, 5xx, 429).
+    pub retries: u32,
+    pub captures: Vec<Capture>,
+    pub records: Vec<Record>,
+}
+
+/// A duration the target reports in its response (in milliseconds, at a JSON pointer), recorded into a
+/// histogram of its own: e.g. the lock wait a service measured while serving the request.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Metric name, e.g. `lock.acquire`; thresholds use `lock.acquire.p95`.
+    pub metric: String,
+    pub pointer: String,
+}
+
+/// A value taken from a JSON response into a variable for later steps.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub variable: String,
+    /// RFC 6901 JSON pointer, e.g. `/data/id`.
+    pub pointer: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+    Options,
+}
+
+impl Method {
+    pub const ALL: [(&'static str, Method); 7] = [
+        ("GET", Method::Get),
+        ("POST", Method::Post),
+        ("PUT", Method::Put),
+        ("PATCH", Method::Patch),
+        ("DELETE", Method::Delete),
+        ("HEAD", Method::Head),
+        ("OPTIONS", Method::Options),
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(_, m)| *m)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("GET", |(name, _)| name)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a request goes: a path joined to the target's base URL, or a full URL.
+#[derive(Debug, Clone)]
+pub enum RequestTarget {
+    Path(Template),
+    Url(Template),
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    pub method: Method,
+    pub target: RequestTarget,
+    pub headers: Vec<(String, Template)>,
+    pub body: Option<JsonTemplate>,
+}
+
+impl RequestTemplate {
+    /// `POST /api/v1/...` for messages and reports.
+    pub fn describe(&self) -> String {
+        let where_ = match &self.target {
+            RequestTarget::Path(t) | RequestTarget::Url(t) => t.to_string(),
+        };
+        format!("{} {}", self.method, where_)
+    }
+}
+
+/// Accepted status codes: exact codes and whole classes (`2xx`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet(pub Vec<StatusMatch>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatch {
+    Exact(u16),
+    /// The hundreds digit: `2` for `2xx`.
+    Class(u16),
+}
+
+impl StatusSet {
+    pub fn success() -> Self {
+        Self(vec![StatusMatch::Class(2)])
+    }
+
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|m| match m {
+            StatusMatch::Exact(c) => *c == status,
+            StatusMatch::Class(c) => status / 100 == *c,
+        })
+    }
+}
+
+impl fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|m| match m {
+                StatusMatch::Exact(c) => c.to_string(),
+                StatusMatch::Class(c) => format!("{c}xx"),
+            })
+            .collect();
+        f.write_str(&parts.join(" or "))
+    }
+}
+
+/// How much a failed rule matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Fails the step at once and triggers rollback.
+    Critical,
+    /// Fails the iteration once the procedure has finished.
+    High,
+    /// Recorded as a warning.
+    Medium,
+    /// Recorded as a warning.
+    Low,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub name: String,
+    pub severity: Severity,
+    /// Index into [`Procedure::steps`].
+    pub step: usize,
+    pub check: Check,
+}
+
+/// A condition on one response.
+#[derive(Debug, Clone)]
+pub enum Check {
+    Status(StatusSet),
+    Equals {
+        pointer: String,
+        value: JsonTemplate,
+    },
+    Exists {
+        pointer: String,
+        present: bool,
+    },
+    InRange {
+        pointer: String,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    MaxTime(Duration),
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::Status(s) => write!(f, "status is {s}"),
+            Check::Equals { pointer, .. } => write!(f, "{pointer} equals the expected value"),
+            Check::Exists {
+                pointer,
+                present: true,
+            } => write!(f, "{pointer} exists"),
+            Check::Exists {
+                pointer,
+                present: false,
+            } => write!(f, "{pointer} is absent"),
+            Check::InRange { pointer, min, max } => {
+                let lo = min.map_or("-inf".to_string(), |v| v.to_string());
+                let hi = max.map_or("+inf".to_string(), |v| v.to_string());
+                write!(f, "{pointer} within [{lo}, {hi}]")
+            }
+            Check::MaxTime(d) => write!(
+                f,
+                "response within {}",
+                crate::config::units::format_duration(*d)
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rollback {
+    pub id: String,
+    pub name: String,
+    /// Indexes into [`Procedure::steps`] of the steps this rollback undoes.
+    pub undoes: Vec<usize>,
+    pub steps: Vec<Step>,
+    pub verify: Vec<Verification>,
+}
+
+/// A read of the target's state after a rollback; the rollback counts as succeeded only if every check
+/// of every verification passes.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub name: String,
+    pub request: RequestTemplate,
+    pub timeout: Option<Duration>,
+    pub checks: Vec<Check>,
+}

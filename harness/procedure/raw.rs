@@ -1,0 +1,89 @@
+//! The procedure file as written: serde structs mirroring the TOML, with every field optional and
+//! spanned so that the second stage ([`super::validate`]) can say where a value is wrong or missing.
+//! No checks here beyond the shape of the document.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::model::Severity;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProcedure {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<Spanned<String>>,
+    pub variables: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    pub setup: Option<Vec<Spanned<RawStep>>>,
+    pub steps: Option<Vec<Spanned<RawStep>>>,
+    pub rules: Option<Vec<Spanned<RawRule>>>,
+    pub rollbacks: Option<Vec<Spanned<RawRollback>>>,
+}
+
+/// A step: an HTTP request and what to take from its response. Also the shape of a rollback step and
+/// of a scenario's `[target.request]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub id: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
+    pub headers: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub body: Option<Spanned<toml::Value>>,
+    pub expect_status: Option<Spanned<toml::Value>>,
+    pub timeout: Option<Spanned<String>>,
+    pub retries: Option<Spanned<i64>>,
+    pub capture: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub record: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub id: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub severity: Option<Spanned<Severity>>,
+    pub step: Option<Spanned<String>>,
+    pub check: Option<Spanned<RawCheck>>,
+    pub description: Option<Spanned<String>>,
+}
+
+/// One condition on a response. Exactly one of: `status`; `pointer` with `equals`, `exists`, or
+/// `min`/`max`; `max_time`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    pub status: Option<Spanned<toml::Value>>,
+    pub pointer: Option<Spanned<String>>,
+    pub equals: Option<Spanned<toml::Value>>,
+    pub exists: Option<Spanned<bool>>,
+    pub min: Option<Spanned<f64>>,
+    pub max: Option<Spanned<f64>>,
+    pub max_time: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollback {
+    pub id: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub undoes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub steps: Option<Vec<Spanned<RawStep>>>,
+    pub verify: Option<Vec<Spanned<RawVerify>>>,
+}
+
+/// A read of the target's state after a rollback, and the checks its response must pass.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    pub name: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
+    pub headers: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub timeout: Option<Spanned<String>>,
+    pub checks: Option<Vec<Spanned<RawCheck>>>,
+}

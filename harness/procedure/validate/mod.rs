@@ -1,0 +1,319 @@
+//! Second stage of reading a procedure: raw structs into a [`Procedure`], reporting every problem with
+//! its place — missing or duplicate ids, unknown methods, malformed templates and pointers, rules and
+//! rollbacks that name no step, rollbacks that cannot be verified, and variables used before anything
+//! gives them a value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use toml::Spanned;
+
+mod check;
+mod rules;
+mod step;
+
+pub use step::{RequestParts, optional_duration, step};
+
+use super::model::*;
+use super::raw::*;
+use crate::config::suggest;
+use crate::config::template::Template;
+use crate::config::{Diagnostics, checks};
+
+/// Builds a procedure from its raw form; `expected_name` is the file stem when the procedure was found
+/// by name, so that the two cannot disagree.
+pub fn procedure(
+    diag: &mut Diagnostics<'_>,
+    raw: RawProcedure,
+    expected_name: Option<&str>,
+) -> Option<Procedure> {
+    let name = checks::name(diag, raw.name.as_ref(), expected_name, "procedure");
+
+    let mut scope = Scope::new();
+    let variables = variables(diag, raw.variables.as_ref(), &mut scope, "variables");
+
+    // Setup requests run first, so what they capture is available to every step.
+    let mut setup = Vec::new();
+    for (i, raw_step) in raw.setup.iter().flatten().enumerate() {
+        let built = step(
+            diag,
+            raw_step,
+            &format!("setup[{i}]"),
+            false,
+            &mut scope,
+            &BTreeMap::new(),
+        );
+        for c in raw_step.get_ref().capture.iter().flatten() {
+            scope.available.insert(c.0.get_ref().clone());
+        }
+        setup.push(built.map(|mut s| {
+            if s.id.is_empty() {
+                s.id = format!("setup[{i}]");
+            }
+            s
+        }));
+    }
+
+    // What every part of the procedure can use: built-ins, variables, setup captures.
+    let base_scope = Scope {
+        available: scope.available.clone(),
+    };
+
+    // Steps, in order; each sees the variables captured before it.
+    let mut steps = Vec::new();
+    let mut step_spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    let mut scope_after: Vec<BTreeSet<String>> = Vec::new();
+    let mut captured_by: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let raw_steps = raw.steps.as_deref().unwrap_or_default();
+    if raw_steps.is_empty() && !diag.was_dropped("steps") {
+        diag.error(
+            0..0,
+            "steps",
+            "the procedure has no steps",
+            Some("add at least one [[steps]] table with an id, a method and a path".into()),
+        );
+    }
+    for (i, raw_step) in raw_steps.iter().enumerate() {
+        for (var, _) in raw_step.get_ref().capture.iter().flatten() {
+            let id = raw_step
+                .get_ref()
+                .id
+                .as_ref()
+                .map_or(String::new(), |s| s.get_ref().clone());
+            captured_by.entry(var.get_ref().clone()).or_insert((i, id));
+        }
+    }
+    for (i, raw_step) in raw_steps.iter().enumerate() {
+        let key = format!("steps[{i}]");
+        let built = step(diag, raw_step, &key, true, &mut scope, &captured_by);
+        if let Some(id) = &raw_step.get_ref().id {
+            match step_spans.get(id.get_ref()) {
+                Some(first) => {
+                    let (line, _) = diag.source().line_col(first.start);
+                    diag.error(
+                        id.span(),
+                        format!("{key}.id"),
+                        format!(
+                            "step id `{}` is used twice (first on line {line})",
+                            id.get_ref()
+                        ),
+                        Some("give every step its own id".into()),
+                    );
+                }
+                None => {
+                    step_spans.insert(id.get_ref().clone(), id.span());
+                }
+            }
+        }
+        for c in raw_step.get_ref().capture.iter().flatten() {
+            scope.available.insert(c.0.get_ref().clone());
+        }
+        scope_after.push(scope.available.clone());
+        steps.push(built);
+    }
+    let base_scope = base_scope.available;
+    let step_ids: Vec<String> = raw_steps
+        .iter()
+        .map(|s| {
+            s.get_ref()
+                .id
+                .as_ref()
+                .map_or(String::new(), |i| i.get_ref().clone())
+        })
+        .collect();
+
+    let rules = rules::rules(
+        diag,
+        raw.rules.as_deref().unwrap_or_default(),
+        &step_ids,
+        &scope_after,
+        &base_scope,
+    );
+    let rollbacks = rules::rollbacks(
+        diag,
+        raw.rollbacks.as_deref().unwrap_or_default(),
+        &step_ids,
+        &scope_after,
+        &base_scope,
+        &captured_by,
+    );
+
+    let steps: Option<Vec<Step>> = steps.into_iter().collect();
+    let setup: Option<Vec<Step>> = setup.into_iter().collect();
+    if diag.has_errors() {
+        return None;
+    }
+    Some(Procedure {
+        name: name?,
+        description: raw.description.map(Spanned::into_inner).unwrap_or_default(),
+        source: diag.source().name.clone(),
+        variables,
+        setup: setup?,
+        steps: steps?,
+        rules: rules?,
+        rollbacks: rollbacks?,
+    })
+}
+
+/// Which variables have a value at a point of the procedure.
+pub struct Scope {
+    pub available: BTreeSet<String>,
+}
+
+impl Scope {
+    pub fn new() -> Self {
+        Self {
+            available: BUILTIN_VARIABLES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads a `[variables]` table (of a procedure, or a scenario's `[target.variables]` overrides, with
+/// `prefix` naming the table in messages). Values may use the built-in variables only.
+pub fn variables(
+    diag: &mut Diagnostics<'_>,
+    raw: Option<&BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    scope: &mut Scope,
+    prefix: &str,
+) -> Vec<Variable> {
+    let mut out = Vec::new();
+    let builtins = Scope::new();
+    let mut entries: Vec<_> = raw.into_iter().flatten().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (name, value) in entries {
+        let key = format!("{prefix}.{}", name.get_ref());
+        if BUILTIN_VARIABLES.contains(&name.get_ref().as_str()) {
+            diag.error(
+                name.span(),
+                &key,
+                format!(
+                    "`{}` is a built-in variable and cannot be redefined",
+                    name.get_ref()
+                ),
+                Some(format!(
+                    "choose another name; built-ins are {}",
+                    BUILTIN_VARIABLES.join(", ")
+                )),
+            );
+            continue;
+        }
+        let parsed = match value.get_ref() {
+            toml::Value::String(s) => {
+                template(diag, s, value.span(), &key, &builtins, &BTreeMap::new())
+                    .map(VariableValue::Template)
+            }
+            toml::Value::Table(t)
+                if t.len() == 1 && t.get("one_of").is_some_and(toml::Value::is_array) =>
+            {
+                let items = t["one_of"].as_array().cloned().unwrap_or_default();
+                let mut choices = Vec::new();
+                for item in &items {
+                    match item.as_str() {
+                        Some(s) => {
+                            if let Some(t) =
+                                template(diag, s, value.span(), &key, &builtins, &BTreeMap::new())
+                            {
+                                choices.push(t);
+                            }
+                        }
+                        None => diag.error(
+                            value.span(),
+                            &key,
+                            "every choice in one_of must be a string",
+                            Some("quote the values, e.g. one_of = [\"res-1\", \"res-2\"]".into()),
+                        ),
+                    }
+                }
+                if items.is_empty() {
+                    diag.error(
+                        value.span(),
+                        &key,
+                        "one_of is empty",
+                        Some("list at least one choice".into()),
+                    );
+                }
+                Some(VariableValue::OneOf(choices))
+            }
+            _ => {
+                diag.error(
+                    value.span(),
+                    &key,
+                    "a variable is a string or { one_of = [ … ] }",
+                    Some("e.g. agent = \"agent-{{iteration}}\" or resource = { one_of = [\"r1\", \"r2\"] }".into()),
+                );
+                None
+            }
+        };
+        if let Some(value) = parsed {
+            scope.available.insert(name.get_ref().clone());
+            out.push(Variable {
+                name: name.get_ref().clone(),
+                value,
+            });
+        }
+    }
+    out
+}
+
+/// Parses a template and checks that every variable it uses has a value in `scope`.
+pub(super) fn template(
+    diag: &mut Diagnostics<'_>,
+    text: &str,
+    span: Range<usize>,
+    key: &str,
+    scope: &Scope,
+    captured_by: &BTreeMap<String, (usize, String)>,
+) -> Option<Template> {
+    match Template::parse(text) {
+        Ok(t) => {
+            let used: Vec<String> = t.variables().map(str::to_string).collect();
+            check_variables(diag, used, span, key, scope, captured_by);
+            Some(t)
+        }
+        Err(message) => {
+            diag.error(
+                span,
+                key,
+                message,
+                Some("write variables as {{name}}".into()),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn check_variables(
+    diag: &mut Diagnostics<'_>,
+    used: impl IntoIterator<Item = String>,
+    span: Range<usize>,
+    key: &str,
+    scope: &Scope,
+    captured_by: &BTreeMap<String, (usize, String)>,
+) {
+    for var in used {
+        if scope.available.contains(&var) {
+            continue;
+        }
+        let hint = match captured_by.get(&var) {
+            Some((i, id)) => format!(
+                "it is captured by steps[{i}] (`{id}`), which runs later; use it after that step"
+            ),
+            None => match suggest::nearest(&var, scope.available.iter().map(String::as_str)) {
+                Some(n) => format!("did you mean `{n}`?"),
+                None => "declare it under [variables] or capture it in an earlier step".to_string(),
+            },
+        };
+        diag.error(
+            span.clone(),
+            key,
+            format!("variable `{var}` has no value here"),
+            Some(hint),
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! A validated scenario: which suite, against which target, under which load, with which faults, and
+//! the thresholds the run must meet. Built only by [`super::validate`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::units::{Rate, format_duration};
+use crate::procedure::Procedure;
+use crate::thresholds::Threshold;
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// The file it came from, for messages.
+    pub source: String,
+    pub suite: Suite,
+    /// `None`: draw one at run time (and record it).
+    pub seed: Option<u64>,
+    /// Budget of the whole run.
+    pub timeout: Duration,
+    pub iteration_timeout: Duration,
+    pub allow_remote: bool,
+    pub target: Target,
+    pub load: Load,
+    pub faults: Faults,
+    pub thresholds: Vec<Threshold>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suite {
+    Reliability,
+    Performance,
+    Stress,
+    FailureInjection,
+    Concurrency,
+    Endurance,
+}
+
+impl Suite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suite::Reliability => "reliability",
+            Suite::Performance => "performance",
+            Suite::Stress => "stress",
+            Suite::FailureInjection => "failure_injection",
+            Suite::Concurrency => "concurrency",
+            Suite::Endurance => "endurance",
+        }
+    }
+}
+
+impl fmt::Display for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Handoff,
+    Websocket,
+    Http,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Handoff => "handoff",
+            TargetKind::Websocket => "websocket",
+            TargetKind::Http => "http",
+        }
+    }
+}
+
+/// A reference target the harness can start itself on 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Embedded {
+    Handoff,
+    Websocket,
+}
+
+impl Embedded {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Embedded::Handoff => "handoff",
+            Embedded::Websocket => "websocket",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Url(url::Url),
+    Embedded(Embedded),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Url(u) => write!(f, "{u}"),
+            Endpoint::Embedded(e) => write!(f, "embedded {}", e.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub endpoint: Endpoint,
+    /// What one iteration does: the handoff procedure, or for `http` targets a one-step procedure made
+    /// from `[target.request]`.
+    pub procedure: Option<Arc<Procedure>>,
+}
+
+/// How iterations are paced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    /// `iterations` spread over `concurrency` workers, each starting its next when the last ends.
+    Closed { iterations: u64, concurrency: u32 },
+    /// A fixed arrival rate; latency is measured from each iteration's intended start.
+    Open(OpenStage),
+    /// Open-model stages one after another.
+    Stepped {
+        stages: Vec<OpenStage>,
+        /// When the stages were derived from a base rate: the factor between consecutive stages.
+        stress_factor: Option<f64>,
+    },
+}
+
+/// One stretch of open-model load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpenStage {
+    pub rate: Rate,
+    pub duration: Duration,
+    /// Iterations the schedule holds: `rate × duration`, rounded down, at least 1.
+    pub iterations: u64,
+    pub max_in_flight: u32,
+}
+
+impl Load {
+    pub fn model_name(&self) -> &'static str {
+        match self {
+            Load::Closed { .. } => "closed",
+            Load::Open(_) => "open",
+            Load::Stepped { .. } => "stepped",
+        }
+    }
+
+    /// Iterations the load plans to start.
+    pub fn planned_iterations(&self) -> u64 {
+        match self {
+            Load::Closed { iterations, .. } => *iterations,
+            Load::Open(s) => s.iterations,
+            Load::Stepped { stages, .. } => stages.iter().map(|s| s.iterations).sum(),
+        }
+    }
+
+    /// How long the schedule lasts, for models that have one.
+    pub fn scheduled_duration(&self) -> Option<Duration> {
+        match self {
+            Load::Closed { .. } => None,
+            Load::Open(s) => Some(s.duration),
+            Load::Stepped { stages, .. } => Some(stages.iter().map(|s| s.duration).sum()),
+        }
+    }
+
+    /// A one-line description: `100 it × 5 workers`, `20/s for 30s (≤ 100 in flight)`.
+    pub fn summary(&self) -> String {
+        match self {
+            Load::Closed {
+                iterations,
+                concurrency,
+            } => {
+                format!("{iterations} it × {concurrency} workers")
+            }
+            Load::Open(s) => format!(
+                "{} for {} ({} it, ≤ {} in flight)",
+                s.rate,
+                format_duration(s.duration),
+                s.iterations,
+                s.max_in_flight
+            ),
+            Load::Stepped {
+                stages,
+                stress_factor,
+            } => {
+                let first = stages
+                    .first()
+                    .map(|s| s.rate.to_string())
+                    .unwrap_or_default();
+                let last = stages
+                    .last()
+                    .map(|s| s.rate.to_string())
+                    .unwrap_or_default();
+                match stress_factor {
+                    Some(f) => format!("{} stages {first} → {last} (×{f})", stages.len()),
+                    None => format!("{} stages {first} → {last}", stages.len()),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The step fails with an injected error instead of sending its request.
+    Error,
+    /// The step hangs until its timeout.
+    Timeout,
+    /// The step's response is treated as failing a critical validation rule.
+    Validation,
+    /// The step is delayed by `faults.latency` before it is sent.
+    Latency,
+}
+
+/// In-process faults injected into iterations.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Faults {
+    /// Share of steps that get a fault, 0..=1.
+    pub failure_rate: f64,
+    pub kinds: Vec<FaultKind>,
+    /// Delay added by the `latency` kind.
+    pub latency: Option<Duration>,
+}
+
+impl Faults {
+    pub fn is_active(&self) -> bool {
+        self.failure_rate > 0.0 && !self.kinds.is_empty()
+    }
+}

@@ -1,0 +1,69 @@
+//! The kinds of error an iteration can end with. Their names appear in `result.json` under
+//! `metrics.errors` and in thresholds as `errors.<kind>`; they are part of the contract, so extend the
+//! list, never rename.
+
+use std::fmt;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The connection could not be made or was cut (refused, reset, closed early).
+    Connect,
+    /// A step or the iteration ran past its timeout.
+    Timeout,
+    /// A response status outside what the step expects, 4xx.
+    Http4xx,
+    /// A response status outside what the step expects, 5xx.
+    Http5xx,
+    /// A response status outside what the step expects, neither 4xx nor 5xx.
+    HttpOther,
+    /// A response that could not be read or was not what the protocol allows (e.g. not JSON).
+    Protocol,
+    /// A value a step captures was not in its response.
+    Capture,
+    /// A variable a template needs had no value at run time.
+    Template,
+    /// A fault the harness injected on purpose.
+    Injected,
+    /// A validation rule failed; the rule id is kept beside the kind.
+    Validation,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Http4xx,
+        ErrorKind::Http5xx,
+        ErrorKind::HttpOther,
+        ErrorKind::Protocol,
+        ErrorKind::Capture,
+        ErrorKind::Template,
+        ErrorKind::Injected,
+        ErrorKind::Validation,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::HttpOther => "http_other",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Capture => "capture",
+            ErrorKind::Template => "template",
+            ErrorKind::Injected => "injected",
+            ErrorKind::Validation => "validation",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
