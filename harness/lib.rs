@@ -12,7 +12,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod drivers;
+pub mod engine;
+pub mod faults;
+pub mod metrics;
 pub mod procedure;
+pub mod result;
 pub mod scenario;
 pub mod taxonomy;
 pub mod thresholds;

@@ -29,11 +29,14 @@ pub enum ErrorKind {
     Injected,
     /// A validation rule failed; the rule id is kept beside the kind.
     Validation,
+    /// The harness refused to send a request: its host is outside loopback and remote targets were
+    /// not allowed.
+    Blocked,
 }
 
 impl ErrorKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Http4xx,
@@ -44,6 +47,7 @@ impl ErrorKind {
         ErrorKind::Template,
         ErrorKind::Injected,
         ErrorKind::Validation,
+        ErrorKind::Blocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +62,7 @@ impl ErrorKind {
             ErrorKind::Template => "template",
             ErrorKind::Injected => "injected",
             ErrorKind::Validation => "validation",
+            ErrorKind::Blocked => "blocked",
         }
     }
 }

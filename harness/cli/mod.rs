@@ -5,6 +5,9 @@
 //! `2` the command or a scenario is invalid, nothing was run · `3` the run could not complete.
 
 mod list;
+mod progress;
+mod run;
+mod summary;
 mod validate;
 
 use std::path::PathBuf;
@@ -40,6 +43,27 @@ pub struct Cli {
 pub enum Command {
     /// List every named configuration: suite, target, load and thresholds.
     List,
+    /// Run a scenario and write result.json; exit 0 passed, 1 a threshold failed, 3 incomplete.
+    Run {
+        /// A scenario name (RELIABILITY_STANDARD) or a path to a scenario file.
+        #[arg(value_name = "NAME_OR_FILE")]
+        scenario: String,
+        /// Base URL of the target (overrides the scenario's), e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        target: Option<String>,
+        /// Output folder (default: reports/<name>-<timestamp>/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Seed for every random choice (default: the scenario's, else drawn and printed).
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        /// Allow targets outside loopback (127.0.0.0/8, ::1, localhost).
+        #[arg(long)]
+        allow_remote: bool,
+        /// No progress output; the summary and the folder path are still printed.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Check scenarios (and the procedures they name); prints `ok` or every problem, exit 2.
     Validate {
         /// Scenario names (RELIABILITY_STANDARD) or paths to scenario files.
@@ -59,6 +83,24 @@ pub fn run(cli: Cli) -> u8 {
     let outcome = match cli.command {
         Command::List => list::run(cli.scenarios.as_deref()),
         Command::Validate { names } => validate::run(cli.scenarios.as_deref(), &names),
+        Command::Run {
+            scenario,
+            target,
+            out,
+            seed,
+            allow_remote,
+            quiet,
+        } => run::run(
+            cli.scenarios.as_deref(),
+            run::RunArgs {
+                scenario,
+                target,
+                out,
+                seed,
+                allow_remote,
+                quiet,
+            },
+        ),
     };
     match outcome {
         Ok(code) => code,

@@ -37,6 +37,57 @@ impl Procedure {
         !self.rollbacks.is_empty()
     }
 
+    /// Every request the procedure can send: setup, steps, rollback steps and verifications.
+    pub fn requests(&self) -> impl Iterator<Item = &RequestTemplate> {
+        self.setup
+            .iter()
+            .chain(&self.steps)
+            .chain(self.rollbacks.iter().flat_map(|r| &r.steps))
+            .map(|s| &s.request)
+            .chain(
+                self.rollbacks
+                    .iter()
+                    .flat_map(|r| r.verify.iter().map(|v| &v.request)),
+            )
+    }
+
+    /// Every variable some template of the procedure uses.
+    pub fn variables_used(&self) -> std::collections::BTreeSet<String> {
+        let mut used = std::collections::BTreeSet::new();
+        for v in &self.variables {
+            match &v.value {
+                VariableValue::Template(t) => used.extend(t.variables().map(str::to_string)),
+                VariableValue::OneOf(ts) => ts
+                    .iter()
+                    .for_each(|t| used.extend(t.variables().map(str::to_string))),
+            }
+        }
+        for r in self.requests() {
+            match &r.target {
+                RequestTarget::Path(t) | RequestTarget::Url(t) => {
+                    used.extend(t.variables().map(str::to_string))
+                }
+            }
+            for (_, h) in &r.headers {
+                used.extend(h.variables().map(str::to_string));
+            }
+            if let Some(b) = &r.body {
+                b.variables(&mut used);
+            }
+        }
+        let checks = self.rules.iter().map(|r| &r.check).chain(
+            self.rollbacks
+                .iter()
+                .flat_map(|r| r.verify.iter().flat_map(|v| &v.checks)),
+        );
+        for c in checks {
+            if let Check::Equals { value, .. } = c {
+                value.variables(&mut used);
+            }
+        }
+        used
+    }
+
     /// Names of the histograms that steps fill from values their responses report.
     pub fn recorded_metrics(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self

@@ -27,6 +27,20 @@ pub enum MetricKind {
     Bool,
 }
 
+impl MetricKind {
+    /// The name used in results: `duration`, `ratio`, `count`, `rate`, `number`, `bool`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Duration => "duration",
+            MetricKind::Ratio => "ratio",
+            MetricKind::Count => "count",
+            MetricKind::Rate => "rate",
+            MetricKind::Number => "number",
+            MetricKind::Bool => "bool",
+        }
+    }
+}
+
 impl fmt::Display for MetricKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

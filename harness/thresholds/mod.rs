@@ -2,6 +2,7 @@
 //! conditions against the kind of metric they name and says whether a measured value meets them;
 //! it does not measure anything.
 
+pub mod evaluate;
 pub mod metrics;
 
 use std::fmt;

@@ -1,0 +1,254 @@
+//! What the harness costs over a bare client: a closed load at 50 concurrency against a minimal HTTP
+//! server on loopback, run through the harness engine and through a bare reqwest loop doing the same
+//! work (same client settings, every response read to the end). Prints requests per second and
+//! requests per CPU-second of this process for both, and the harness's share of the bare loop.
+//!
+//! The server runs in a child process (this binary, started again with `BENCH_ROLE=server`), so its
+//! CPU is not counted against the client. Rounds alternate between the two, and the median of each is
+//! reported. Run with `cargo bench --bench http_overhead`; `BENCH_ONLY=bare` or `BENCH_ONLY=harness`
+//! runs one side alone, for a profiler.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use harness::engine::{self, Quiet, RunPlan, Signals};
+use harness::scenario::Library;
+
+const CONCURRENCY: usize = 50;
+const PER_WORKER: usize = 1000;
+const ROUNDS: usize = 9;
+
+fn main() {
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("server") {
+        return serve();
+    }
+    let mut server = Command::new(std::env::current_exe().expect("own path"))
+        .env("BENCH_ROLE", "server")
+        .stdout(Stdio::piped())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("the server child starts");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("the server prints its address");
+    let url = line.trim().to_string();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let plan = plan(&url);
+    // Warm up connections and code paths.
+    rt.block_on(bare(&url));
+    rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
+
+    // Rounds come in pairs, run back to back with the order alternating, so that a machine whose
+    // speed drifts (a shared host) affects both sides of a pair alike; the ratio of each pair is the
+    // measurement, and the median ratio the result.
+    let run_bare = || measure(|| rt.block_on(bare(&url)));
+    let run_harness = || {
+        measure(|| {
+            let r = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
+            assert_eq!(
+                r.totals.succeeded,
+                (CONCURRENCY * PER_WORKER) as u64,
+                "{:?}",
+                r.reason
+            );
+        })
+    };
+    // For profiling one side alone: BENCH_ONLY=bare or BENCH_ONLY=harness.
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        for _ in 0..ROUNDS {
+            let (wall, cpu) = if only == "bare" {
+                run_bare()
+            } else {
+                run_harness()
+            };
+            println!(
+                "{only}: {:.0} req/s, {:.0} req/CPU-s",
+                (CONCURRENCY * PER_WORKER) as f64 / wall,
+                (CONCURRENCY * PER_WORKER) as f64 / cpu
+            );
+        }
+        drop(server.stdin.take());
+        let _ = server.wait();
+        return;
+    }
+    let mut pairs = Vec::new();
+    for round in 0..ROUNDS {
+        let (b, h) = if round % 2 == 0 {
+            let b = run_bare();
+            (b, run_harness())
+        } else {
+            let h = run_harness();
+            (run_bare(), h)
+        };
+        pairs.push((b, h));
+    }
+    // Memory must not grow with the number of iterations: resident memory after ten times more.
+    let rss_small = {
+        rt.block_on(engine::run(
+            &plan_with(&url, 20_000),
+            &Quiet,
+            Signals::default(),
+        ));
+        resident_mib()
+    };
+    let rss_large = {
+        rt.block_on(engine::run(
+            &plan_with(&url, 200_000),
+            &Quiet,
+            Signals::default(),
+        ));
+        resident_mib()
+    };
+    drop(server.stdin.take());
+    let _ = server.wait();
+
+    let requests = (CONCURRENCY * PER_WORKER) as f64;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let (bare_rps, _, _) = median(pairs.iter().map(|(b, _)| requests / b.0).collect());
+    let (bare_eff, _, _) = median(pairs.iter().map(|(b, _)| requests / b.1).collect());
+    let (h_rps, _, _) = median(pairs.iter().map(|(_, h)| requests / h.0).collect());
+    let (h_eff, _, _) = median(pairs.iter().map(|(_, h)| requests / h.1).collect());
+    println!(
+        "closed load, {CONCURRENCY} concurrent, {requests} requests per round, loopback, server in another process"
+    );
+    println!(
+        "bare reqwest     {bare_rps:>10.0} req/s  {bare_eff:>10.0} req/CPU-s   (medians of {ROUNDS} rounds)"
+    );
+    println!("harness engine   {h_rps:>10.0} req/s  {h_eff:>10.0} req/CPU-s");
+    let (rps, rps_lo, rps_hi) = median(pairs.iter().map(|(b, h)| b.0 / h.0).collect());
+    let (eff, eff_lo, eff_hi) = median(pairs.iter().map(|(b, h)| b.1 / h.1).collect());
+    println!(
+        "resident memory after a 20,000-iteration run: {rss_small:.1} MiB; after a 200,000-iteration run: {rss_large:.1} MiB"
+    );
+    println!(
+        "harness / bare, median of paired rounds: {:.1}% of the throughput (range {:.1}–{:.1}%), \
+         {:.1}% of the requests per CPU-second (range {:.1}–{:.1}%)",
+        100.0 * rps,
+        100.0 * rps_lo,
+        100.0 * rps_hi,
+        100.0 * eff,
+        100.0 * eff_lo,
+        100.0 * eff_hi
+    );
+}
+
+/// `(wall seconds, CPU seconds of this process)` spent in `f`.
+fn measure(f: impl FnOnce()) -> (f64, f64) {
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    f();
+    (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0)
+}
+
+/// User plus system CPU time of every thread of this process, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("Linux /proc");
+    let after = &stat[stat.rfind(')').expect("comm field") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The bare loop: the same client settings, each response read to the end and its status checked.
+async fn bare(url: &str) {
+    let client = Arc::new(harness::drivers::http::build_client(CONCURRENCY).unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, url) = (Arc::clone(&client), url.to_string());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..PER_WORKER {
+                let resp = client.get(&url).send().await.unwrap();
+                assert!(resp.status().is_success());
+                let _ = resp.bytes().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Resident memory of this process, in MiB.
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn plan(url: &str) -> RunPlan {
+    plan_with(url, CONCURRENCY * PER_WORKER)
+}
+
+fn plan_with(url: &str, iterations: usize) -> RunPlan {
+    let dir = std::env::temp_dir().join(format!("harness-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bench.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"bench\"\nsuite = \"performance\"\ntimeout = \"10m\"\n[target]\nkind = \"http\"\nurl = \"{url}\"\n\
+             [load]\nmodel = \"closed\"\niterations = {iterations}\nconcurrency = {CONCURRENCY}\n"
+        )
+        .replace("suite = \"performance\"", "suite = \"reliability\""),
+    )
+    .unwrap();
+    let scenario = Library::open(Some(&dir))
+        .unwrap()
+        .load(path.to_str().unwrap())
+        .unwrap();
+    RunPlan {
+        scenario,
+        url: url::Url::parse(url).unwrap(),
+        embedded: None,
+        seed: 1,
+        run_id: "bench".into(),
+        allow_remote: false,
+    }
+}
+
+/// The minimal server: `GET /` answers `ok`; stops when stdin closes.
+fn serve() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("bench-server")
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("http://{}", listener.local_addr().unwrap());
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let stdin_closed = async {
+            let _ = tokio::task::spawn_blocking(|| {
+                let mut sink = String::new();
+                let _ = std::io::stdin().read_line(&mut sink);
+            })
+            .await;
+        };
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stdin_closed)
+            .await
+            .unwrap();
+    });
+}

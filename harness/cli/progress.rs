@@ -1,0 +1,120 @@
+//! Live progress of a run on stderr: a progress bar on a terminal, plain periodic lines when stderr is
+//! not a terminal or `CI` is set (so CI logs stay readable), nothing under `--quiet`. Also writes the
+//! checkpoints the engine hands over, so an interrupted or killed run leaves its measurements behind.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::engine::{Observer, Progress};
+use crate::result::RunResult;
+use crate::result::write::write_json;
+
+/// How often plain progress lines are printed.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+enum Display {
+    Bar(ProgressBar),
+    Plain { last: Mutex<Option<Duration>> },
+    Quiet,
+}
+
+pub struct CliObserver {
+    display: Display,
+    result_path: PathBuf,
+}
+
+impl CliObserver {
+    pub fn new(quiet: bool, planned: u64, result_path: PathBuf) -> Self {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        let display = if quiet {
+            Display::Quiet
+        } else if std::io::stderr().is_terminal() && !ci {
+            let bar = ProgressBar::new(planned);
+            let style = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Display::Bar(bar)
+        } else {
+            Display::Plain {
+                last: Mutex::new(None),
+            }
+        };
+        Self {
+            display,
+            result_path,
+        }
+    }
+
+    /// Removes the bar before the summary is printed.
+    pub fn finish(&self) {
+        if let Display::Bar(bar) = &self.display {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn describe(p: &Progress) -> String {
+    let p95 = p.p95_ms.map_or("-".to_string(), |v| format!("{v:.1}ms"));
+    let mut s = format!(
+        "{}/s, {} errors, p95 {p95}, {} in flight",
+        p.last_second, p.failed, p.in_flight
+    );
+    if p.late > 0 {
+        s.push_str(&format!(", {} late", p.late));
+    }
+    s
+}
+
+impl Observer for CliObserver {
+    fn progress(&self, p: &Progress) {
+        match &self.display {
+            Display::Bar(bar) => {
+                bar.set_position(p.done);
+                bar.set_message(describe(p));
+            }
+            Display::Plain { last } => {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.is_some_and(|l| p.elapsed < l + PLAIN_EVERY) {
+                    return;
+                }
+                *last = Some(p.elapsed);
+                let of = match p.scheduled {
+                    Some(d) => format!(" of {}s", d.as_secs()),
+                    None => String::new(),
+                };
+                eprintln!(
+                    "[{:>4}s{of}] {}/{} done, {}",
+                    p.elapsed.as_secs(),
+                    p.done,
+                    p.planned,
+                    describe(p)
+                );
+            }
+            Display::Quiet => {}
+        }
+    }
+
+    fn checkpoint(&self, partial: &RunResult) {
+        if let Err(e) = write_json(partial, &self.result_path) {
+            self.stopping(&format!(
+                "could not write the checkpoint {}: {e}",
+                self.result_path.display()
+            ));
+        }
+    }
+
+    fn stopping(&self, why: &str) {
+        match &self.display {
+            Display::Bar(bar) => bar.println(why),
+            Display::Plain { .. } => eprintln!("{why}"),
+            Display::Quiet => {}
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The short summary `harness run` prints when a run ends: status and why, counts, latency, rollbacks,
+//! the stress suite's breaking point, drift, and every threshold's verdict with its actual value.
+
+use std::fmt::Write;
+
+use crate::result::{RunResult, Status};
+
+pub fn render(r: &RunResult) -> String {
+    let mut out = String::new();
+    let status = match r.status {
+        Status::Passed => "PASSED",
+        Status::Failed => "FAILED",
+        Status::Aborted => "ABORTED",
+    };
+    let _ = writeln!(
+        out,
+        "{} {status} — {} suite, seed {}, {:.1}s",
+        r.scenario, r.suite, r.seed, r.duration_s
+    );
+    if let Some(reason) = &r.reason {
+        let _ = writeln!(out, "  reason      {reason}");
+    }
+    let t = &r.totals;
+    let mut counts = format!(
+        "{} done: {} succeeded, {} failed",
+        t.iterations, t.succeeded, t.failed
+    );
+    if t.timed_out > 0 {
+        let _ = write!(counts, " ({} timed out)", t.timed_out);
+    }
+    if t.not_started + t.abandoned > 0 {
+        let _ = write!(
+            counts,
+            "; {} not started, {} cut off",
+            t.not_started, t.abandoned
+        );
+    }
+    let _ = writeln!(out, "  iterations  {counts}");
+    let m = &r.metrics;
+    if let Some(sr) = m.success_rate {
+        let rate = m
+            .throughput_per_s
+            .map(|t| format!(", {t:.1} iterations/s"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  success     {:.2}%{rate}", sr * 100.0);
+    }
+    if let Some(l) = &m.latency_ms {
+        let _ = writeln!(
+            out,
+            "  latency     p50 {:.2}ms  p95 {:.2}ms  p99 {:.2}ms  max {:.2}ms",
+            l.p50, l.p95, l.p99, l.max
+        );
+    }
+    if let Some(s) = &m.service_time_ms {
+        let _ = writeln!(
+            out,
+            "  service     p50 {:.2}ms  p99 {:.2}ms (uncorrected)",
+            s.p50, s.p99
+        );
+    }
+    if let Some(s) = &m.schedule {
+        let _ = writeln!(
+            out,
+            "  schedule    {:.1}/s intended, {:.1}/s achieved, {} late{}",
+            s.intended_rate_per_s,
+            s.achieved_rate_per_s,
+            s.late,
+            if s.fell_behind {
+                " — the generator fell behind"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(rb) = &m.rollback {
+        let rate = rb
+            .success_rate
+            .map(|s| format!(" ({:.1}%)", s * 100.0))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  rollback    {} attempted, {} verified{rate}",
+            rb.attempted, rb.succeeded
+        );
+    }
+    if !m.errors.is_empty() {
+        let list: Vec<String> = m.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "  errors      {}", list.join(", "));
+    }
+    if let Some(s) = &m.stress {
+        let bp = match &s.breaking_point {
+            Some(bp) if s.broke => format!(
+                "stage {} at {:.1}/s (the next stage broke)",
+                bp.stage, bp.rate_per_s
+            ),
+            Some(bp) => format!(
+                "none: every stage up to {:.1}/s met the thresholds",
+                bp.rate_per_s
+            ),
+            None => "even the first stage missed the thresholds".into(),
+        };
+        let _ = writeln!(out, "  breaking    {bp}");
+    }
+    if let Some(d) = &m.drift {
+        let ratio = d.p95_ratio.map_or("-".into(), |v| format!("{v:.2}×"));
+        let change = d
+            .error_rate_change
+            .map_or("-".into(), |v| format!("{:+.2} pp", v * 100.0));
+        let _ = writeln!(
+            out,
+            "  drift       p95 {ratio}, error rate {change} (last {}s against first)",
+            d.window_s
+        );
+    }
+    let passed = r.thresholds.iter().filter(|v| v.passed).count();
+    let _ = writeln!(
+        out,
+        "  thresholds  {passed} of {} passed",
+        r.thresholds.len()
+    );
+    for v in &r.thresholds {
+        let mark = if v.passed { "ok  " } else { "FAIL" };
+        let note = v
+            .note
+            .as_deref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {mark} {} {} — actual {}{note}",
+            v.metric,
+            v.condition,
+            v.actual_text()
+        );
+    }
+    out
+}

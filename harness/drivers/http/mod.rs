@@ -1,0 +1,410 @@
+//! The HTTP driver: runs a procedure (or a scenario's single request, which is a one-step procedure)
+//! against an HTTP target. One iteration renders the variables, runs the setup requests, then the
+//! steps in order — with per-attempt timeouts, retries of transient failures, captured values and
+//! validation rules by severity — and when a step fails, the rollbacks of the steps that took effect,
+//! verified by reading the target's state back.
+
+mod checks;
+mod client;
+mod rollback;
+mod vars;
+
+pub use client::{MAX_BODY_BYTES, build_client, is_loopback};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use self::client::{Effect, Request, Response, send};
+use self::vars::{Builtins, Vars};
+use super::{
+    Driver, Failure, IterationContext, IterationReport, Outcome, RecordedSample, StepSample, Timer,
+};
+use crate::faults::FaultPlan;
+use crate::procedure::{Method, Procedure, RequestTarget, RequestTemplate, Severity, Step};
+use crate::scenario::FaultKind;
+use crate::taxonomy::ErrorKind;
+
+/// Longest pause between two attempts of a step.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// What the driver needs beyond the procedure.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub run_id: String,
+    pub seed: u64,
+    /// Send to hosts outside loopback (the user said so).
+    pub allow_remote: bool,
+    /// Time a rollback gets, counted from when it starts.
+    pub iteration_timeout: Duration,
+    /// Delay the `latency` fault adds.
+    pub fault_latency: Duration,
+    /// Idle connections kept per host (about the number of workers).
+    pub pool_size: usize,
+}
+
+pub struct HttpDriver {
+    client: reqwest::Client,
+    base: String,
+    procedure: Arc<Procedure>,
+    recorded: Vec<String>,
+    builtins: vars::Used,
+    /// Parsed URLs of request targets without variables, by their text (parsed once, not per request).
+    literal_urls: std::collections::HashMap<String, Url>,
+    settings: HttpSettings,
+}
+
+/// What running one step produced.
+struct StepRun {
+    latency: Duration,
+    effect: Effect,
+    result: Result<Response, Failure>,
+}
+
+impl HttpDriver {
+    pub fn new(
+        procedure: Arc<Procedure>,
+        base: &Url,
+        settings: HttpSettings,
+    ) -> Result<Self, reqwest::Error> {
+        let base = base.as_str().trim_end_matches('/').to_string();
+        let mut literal_urls = std::collections::HashMap::new();
+        for r in procedure.requests() {
+            if let Some((key, text)) = match &r.target {
+                RequestTarget::Path(t) => t
+                    .as_literal()
+                    .map(|p| (p.to_string(), format!("{base}{p}"))),
+                RequestTarget::Url(t) => t.as_literal().map(|u| (u.to_string(), u.to_string())),
+            } {
+                if let Ok(url) = Url::parse(&text) {
+                    literal_urls.insert(key, url);
+                }
+            }
+        }
+        Ok(Self {
+            client: build_client(settings.pool_size)?,
+            base,
+            literal_urls,
+            recorded: procedure
+                .recorded_metrics()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            builtins: vars::Used::of(&procedure),
+            procedure,
+            settings,
+        })
+    }
+
+    /// The recorded metrics, in the order of [`RecordedSample::metric`].
+    pub fn recorded_metrics(&self) -> &[String] {
+        &self.recorded
+    }
+
+    fn render(&self, req: &RequestTemplate, vars: &Vars, step: &str) -> Result<Request, Failure> {
+        let fail = |kind, detail: String| Failure::at(step, kind, detail);
+        let missing =
+            |e: crate::config::template::MissingVariable| fail(ErrorKind::Template, e.to_string());
+        let literal = match &req.target {
+            RequestTarget::Path(t) | RequestTarget::Url(t) => t.as_literal(),
+        };
+        let cached = literal.and_then(|l| self.literal_urls.get(l));
+        let url = match cached {
+            Some(url) => url.clone(),
+            None => self.render_url(req, vars, step)?,
+        };
+        if !self.settings.allow_remote && !is_loopback(&url) {
+            return Err(fail(
+                ErrorKind::Blocked,
+                format!(
+                    "refused to send to {url}: the host is outside loopback (allow it with --allow-remote)"
+                ),
+            ));
+        }
+        let mut headers = Vec::with_capacity(req.headers.len());
+        for (name, value) in &req.headers {
+            headers.push((name.clone(), value.render(vars).map_err(missing)?));
+        }
+        let body = match &req.body {
+            Some(b) => {
+                Some(serde_json::to_vec(&b.render(vars).map_err(missing)?).unwrap_or_default())
+            }
+            None => None,
+        };
+        Ok(Request {
+            method: method(req.method),
+            url,
+            headers,
+            body,
+        })
+    }
+
+    fn render_url(&self, req: &RequestTemplate, vars: &Vars, step: &str) -> Result<Url, Failure> {
+        let fail = |kind, detail: String| Failure::at(step, kind, detail);
+        let missing =
+            |e: crate::config::template::MissingVariable| fail(ErrorKind::Template, e.to_string());
+        let text = match &req.target {
+            RequestTarget::Path(t) => format!("{}{}", self.base, t.render(vars).map_err(missing)?),
+            RequestTarget::Url(t) => t.render(vars).map_err(missing)?,
+        };
+        Url::parse(&text).map_err(|e| {
+            fail(
+                ErrorKind::Template,
+                format!("`{text}` is not a valid URL: {e}"),
+            )
+        })
+    }
+
+    /// Runs one step: every attempt, with the fault planned for it (if any).
+    async fn run_step(
+        &self,
+        step: &Step,
+        vars: &Vars,
+        deadline: Instant,
+        fault: Option<FaultKind>,
+        timer: &mut Timer,
+    ) -> StepRun {
+        let started = Instant::now();
+        let done = |effect, result| StepRun {
+            latency: started.elapsed(),
+            effect,
+            result,
+        };
+        let fail = |kind, detail: String| Failure::at(&step.id, kind, detail);
+        if fault == Some(FaultKind::Latency) {
+            tokio::time::sleep_until(
+                (Instant::now() + self.settings.fault_latency)
+                    .min(deadline)
+                    .into(),
+            )
+            .await;
+        }
+        if fault == Some(FaultKind::Error) {
+            return done(
+                Effect::None,
+                Err(fail(
+                    ErrorKind::Injected,
+                    "injected error: the request was not sent".into(),
+                )),
+            );
+        }
+        let req = match self.render(&step.request, vars, &step.id) {
+            Ok(r) => r,
+            Err(f) => return done(Effect::None, Err(f)),
+        };
+        let mut effect = Effect::None;
+        let attempts = step.retries + 1;
+        for attempt in 0..attempts {
+            let attempt_deadline = step
+                .timeout
+                .map_or(deadline, |t| (Instant::now() + t).min(deadline));
+            if fault == Some(FaultKind::Timeout) {
+                let _ = send(&self.client, &req, attempt_deadline, timer).await;
+                tokio::time::sleep_until(attempt_deadline.into()).await;
+                return done(
+                    Effect::Maybe,
+                    Err(fail(
+                        ErrorKind::Injected,
+                        "injected timeout: the response was withheld until the step's time ran out"
+                            .into(),
+                    )),
+                );
+            }
+            let (failure, transient) = match send(&self.client, &req, attempt_deadline, timer).await
+            {
+                Ok(resp) if step.expect.contains(resp.status) => {
+                    return done(Effect::Applied, Ok(resp));
+                }
+                Ok(resp) => {
+                    let kind = match resp.status {
+                        400..=499 => ErrorKind::Http4xx,
+                        500..=599 => ErrorKind::Http5xx,
+                        _ => ErrorKind::HttpOther,
+                    };
+                    if resp.status >= 500 {
+                        effect = effect.max(Effect::Maybe);
+                    }
+                    let transient = resp.status >= 500 || resp.status == 429;
+                    (
+                        fail(
+                            kind,
+                            format!("{} (expected {})", resp.describe(), step.expect),
+                        ),
+                        transient,
+                    )
+                }
+                Err(e) => {
+                    effect = effect.max(e.effect);
+                    let transient = matches!(e.kind, ErrorKind::Connect | ErrorKind::Timeout);
+                    (fail(e.kind, e.detail), transient)
+                }
+            };
+            let backoff =
+                (Duration::from_millis(25) * 2u32.saturating_pow(attempt)).min(MAX_BACKOFF);
+            if !transient || attempt + 1 == attempts || Instant::now() + backoff >= deadline {
+                let failure = if attempt > 0 {
+                    Failure {
+                        detail: format!("{} (after {} attempts)", failure.detail, attempt + 1),
+                        ..failure
+                    }
+                } else {
+                    failure
+                };
+                return done(effect, Err(failure));
+            }
+            tokio::time::sleep(backoff).await;
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    /// Values the target reported for the recorded metrics of `step`.
+    fn recorded_values(&self, step: &Step, resp: &Response, out: &mut Vec<RecordedSample>) {
+        if step.records.is_empty() {
+            return;
+        }
+        let Ok(json) = resp.json() else { return };
+        for r in &step.records {
+            let metric = self.recorded.iter().position(|m| *m == r.metric);
+            if let (Some(metric), Some(millis)) =
+                (metric, json.pointer(&r.pointer).and_then(|v| v.as_f64()))
+            {
+                out.push(RecordedSample { metric, millis });
+            }
+        }
+    }
+}
+
+fn method(m: Method) -> reqwest::Method {
+    match m {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+        Method::Head => reqwest::Method::HEAD,
+        Method::Options => reqwest::Method::OPTIONS,
+    }
+}
+
+/// Applies a step's captures; a value missing from the response fails the step.
+fn capture(step: &Step, resp: &Response, vars: &mut Vars) -> Result<(), Failure> {
+    let fail = |detail: String| Failure::at(&step.id, ErrorKind::Capture, detail);
+    if step.captures.is_empty() {
+        return Ok(());
+    }
+    let json = resp.json().map_err(fail)?;
+    for c in &step.captures {
+        match json.pointer(&c.pointer) {
+            Some(v) => vars.set(&c.variable, v.clone()),
+            None => {
+                return Err(fail(format!(
+                    "{} is not in the response, so `{}` has no value",
+                    c.pointer, c.variable
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Driver for HttpDriver {
+    async fn iterate(&self, ctx: IterationContext, timer: &mut Timer) -> IterationReport {
+        let mut report = IterationReport::succeeded();
+        let mut rng = ctx.rng;
+        let builtins = Builtins {
+            iteration: ctx.index,
+            worker: ctx.worker,
+            run_id: &self.settings.run_id,
+            seed: self.settings.seed,
+            used: &self.builtins,
+        };
+        let mut vars = match Vars::start(&self.procedure, &builtins, &mut rng) {
+            Ok(v) => v,
+            Err(e) => {
+                return IterationReport::failed(Failure {
+                    kind: ErrorKind::Template,
+                    rule: None,
+                    step: None,
+                    detail: e.to_string(),
+                });
+            }
+        };
+        for s in &self.procedure.setup {
+            let run = self.run_step(s, &vars, ctx.deadline, None, timer).await;
+            let outcome = run.result.and_then(|resp| {
+                self.recorded_values(s, &resp, &mut report.recorded);
+                capture(s, &resp, &mut vars)
+            });
+            if let Err(f) = outcome {
+                report.outcome = Outcome::Failed(Failure {
+                    step: Some(format!("setup {}", s.id)),
+                    ..f
+                });
+                return report;
+            }
+        }
+
+        let steps = &self.procedure.steps;
+        let mut effects = vec![Effect::None; steps.len()];
+        let mut high: Option<Failure> = None;
+        let mut failed: Option<(usize, Failure)> = None;
+        'steps: for (i, step) in steps.iter().enumerate() {
+            let fault = ctx
+                .fault
+                .filter(|f: &FaultPlan| f.step == i)
+                .map(|f| f.kind);
+            let run = self.run_step(step, &vars, ctx.deadline, fault, timer).await;
+            report.steps.push(StepSample {
+                step: i,
+                latency: run.latency,
+            });
+            effects[i] = run.effect;
+            let resp = match run.result {
+                Ok(resp) => resp,
+                Err(f) => {
+                    failed = Some((i, f));
+                    break;
+                }
+            };
+            self.recorded_values(step, &resp, &mut report.recorded);
+            if fault == Some(FaultKind::Validation) {
+                let detail = "injected validation failure: the response is treated as failing a critical rule";
+                failed = Some((i, Failure::at(&step.id, ErrorKind::Injected, detail)));
+                break;
+            }
+            if let Err(f) = capture(step, &resp, &mut vars) {
+                failed = Some((i, f));
+                break;
+            }
+            for rule in self.procedure.rules_for(i) {
+                let Err(why) = checks::evaluate(&rule.check, &resp, &vars) else {
+                    continue;
+                };
+                let failure = Failure {
+                    kind: ErrorKind::Validation,
+                    rule: Some(rule.id.clone()),
+                    step: Some(step.id.clone()),
+                    detail: format!("{} ({}) failed: {why}", rule.id, rule.name),
+                };
+                match rule.severity {
+                    Severity::Critical => {
+                        failed = Some((i, failure));
+                        break 'steps;
+                    }
+                    Severity::High => {
+                        high.get_or_insert(failure);
+                    }
+                    Severity::Medium | Severity::Low => report.warnings.push(rule.id.clone()),
+                }
+            }
+        }
+        if let Some((i, failure)) = failed {
+            report.rollback = rollback::run(self, i, &effects, &mut vars, timer).await;
+            report.outcome = Outcome::Failed(failure);
+        } else if let Some(failure) = high {
+            report.outcome = Outcome::Failed(failure);
+        }
+        report
+    }
+}

@@ -1,0 +1,470 @@
+//! Turning what the recorders measured into a [`RunResult`]: metrics that apply to this kind of run
+//! (and only those), the suite's own analysis (the stress suite's breaking point, the endurance
+//! suite's drift), verdicts on the thresholds, the status and the notes a reader needs. Used for the
+//! final result and for the checkpoints written while the run goes on.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use super::RunPlan;
+use crate::config::units::format_duration;
+use crate::metrics::histogram::encode;
+use crate::metrics::timeline::Drift;
+use crate::metrics::{LatencySummary, Recorder, TimelineRow};
+use crate::result::*;
+use crate::scenario::{Load, Suite, TargetKind};
+use crate::thresholds::Threshold;
+use crate::thresholds::evaluate::{Values, judge, judge_one};
+
+/// Share of late starts above which an open load did not apply the load it claims.
+pub const MAX_LATE_SHARE: f64 = 0.01;
+
+/// Why the run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// The schedule ran to its end.
+    Completed,
+    /// The run's `timeout` ran out first.
+    Budget,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// Nothing ran: the target could not be reached, or the run could not be set up.
+    NotStarted(String),
+    /// A checkpoint of a run still going.
+    Running,
+}
+
+/// Everything [`assemble`] needs.
+pub struct Snapshot<'a> {
+    pub plan: &'a RunPlan,
+    pub merged: &'a Recorder,
+    pub recorded_names: &'a [String],
+    pub timeline: Vec<TimelineRow>,
+    pub drift: Option<Drift>,
+    pub started_at: SystemTime,
+    pub elapsed: Duration,
+    pub stop: Stop,
+    pub abandoned: u64,
+    pub crashed_workers: u64,
+    pub injected: u64,
+}
+
+pub fn assemble(s: Snapshot<'_>) -> RunResult {
+    let plan = s.plan;
+    let scenario = &plan.scenario;
+    let load = &scenario.load;
+    let totals = ResultTotals::from(&s.merged.totals, load.planned_iterations(), s.abandoned);
+    let scheduled = !matches!(load, Load::Closed { .. });
+    let mut metrics = base_metrics(&s, scheduled);
+    let stress = if scenario.suite == Suite::Stress {
+        if let Load::Stepped { stages, .. } = load {
+            Some(stress(&s, stages, &scenario.thresholds))
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    metrics.stress = stress.as_ref().map(|(m, _)| m.clone());
+    if scenario.suite == Suite::Endurance {
+        metrics.drift = s.drift;
+    }
+
+    let values = Values::of_run(&totals, &metrics);
+    let mut verdicts = match &stress {
+        Some((_, base_verdicts)) => scenario
+            .thresholds
+            .iter()
+            .map(|t| match base_verdicts.get(&t.metric) {
+                Some(v) => v.clone(),
+                None => judge_one(t, &values),
+            })
+            .collect(),
+        None => judge(&scenario.thresholds, &values),
+    };
+    if scheduled
+        && stress.is_none()
+        && !scenario
+            .thresholds
+            .iter()
+            .any(|t| t.metric == "schedule.on_time_rate")
+    {
+        if let Some(sched) = &metrics.schedule {
+            verdicts.push(Verdict {
+                metric: "schedule.on_time_rate".into(),
+                kind: "ratio".into(),
+                condition: format!(">= {}", 1.0 - MAX_LATE_SHARE),
+                actual: Some(sched.on_time_rate),
+                passed: !sched.fell_behind,
+                note: Some("built in: an open load must keep to its schedule, or its latencies describe a lighter load".into()),
+            });
+        }
+    }
+
+    let (status, reason) = status(&s, &totals, &verdicts);
+    let notes = notes(&s, &totals, scheduled);
+    let finished_at = s.started_at + s.elapsed;
+    RunResult {
+        schema_version: SCHEMA_VERSION,
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        suite: scenario.suite.to_string(),
+        seed: plan.seed,
+        run_id: plan.run_id.clone(),
+        status,
+        reason,
+        started_at: humantime::format_rfc3339_millis(s.started_at).to_string(),
+        finished_at: humantime::format_rfc3339_millis(finished_at).to_string(),
+        duration_s: s.elapsed.as_secs_f64(),
+        shard: Shard { index: 0, count: 1 },
+        target: TargetInfo {
+            kind: scenario.target.kind.as_str().to_string(),
+            url: plan.url.to_string(),
+            embedded: plan.embedded.map(|e| e.as_str().to_string()),
+            procedure: scenario.target.procedure.as_ref().map(|p| p.name.clone()),
+        },
+        load: load_info(plan, s.injected),
+        totals,
+        metrics,
+        timeline: s.timeline,
+        thresholds: verdicts,
+        notes,
+        histograms: HistogramInfo::default(),
+    }
+}
+
+fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
+    let m = s.merged;
+    let scenario = &s.plan.scenario;
+    let mut out = Metrics {
+        success_rate: m.totals.success_rate(),
+        error_rate: m.totals.success_rate().map(|r| 1.0 - r),
+        throughput_per_s: (m.totals.iterations > 0 && !s.elapsed.is_zero())
+            .then(|| m.totals.iterations as f64 / s.elapsed.as_secs_f64()),
+        latency_ms: LatencySummary::of(&m.latency),
+        latency_hdr: (!m.latency.is_empty()).then(|| encode(&m.latency)),
+        errors: m.errors.iter().map(|(k, v)| (k.clone(), v.count)).collect(),
+        error_samples: m
+            .errors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.samples.clone()))
+            .collect(),
+        warnings: m.warnings.clone(),
+        ..Metrics::default()
+    };
+    if scheduled {
+        out.service_time_ms = LatencySummary::of(&m.service);
+        out.service_time_hdr = (!m.service.is_empty()).then(|| encode(&m.service));
+        if m.totals.iterations > 0 {
+            let on_time = 1.0 - m.late as f64 / m.totals.iterations as f64;
+            out.schedule = Some(ScheduleMetrics {
+                intended_rate_per_s: intended_rate(&scenario.load),
+                achieved_rate_per_s: out.throughput_per_s.unwrap_or(0.0),
+                late: m.late,
+                on_time_rate: on_time,
+                fell_behind: m.late as f64 > MAX_LATE_SHARE * m.totals.iterations as f64,
+            });
+        }
+    }
+    let procedure = scenario.target.procedure.as_deref();
+    if let (TargetKind::Handoff, Some(p)) = (scenario.target.kind, procedure) {
+        for (i, step) in p.steps.iter().enumerate() {
+            if let Some(summary) = m.steps.get(i).and_then(LatencySummary::of) {
+                out.steps.insert(
+                    step.id.clone(),
+                    StepMetrics {
+                        name: step.name.clone(),
+                        latency_ms: summary,
+                    },
+                );
+            }
+        }
+        if p.has_rollbacks() {
+            let rb = &m.rollback;
+            out.rollback = Some(RollbackMetrics {
+                attempted: rb.attempted,
+                succeeded: rb.succeeded,
+                success_rate: (rb.attempted > 0).then(|| rb.succeeded as f64 / rb.attempted as f64),
+                by_step: rb
+                    .by_step
+                    .iter()
+                    .zip(&p.steps)
+                    .filter(|((attempted, _), _)| *attempted > 0)
+                    .map(|((attempted, succeeded), step)| {
+                        (
+                            step.id.clone(),
+                            RollbackCount {
+                                attempted: *attempted,
+                                succeeded: *succeeded,
+                            },
+                        )
+                    })
+                    .collect(),
+                failures: rb.failure_samples.clone(),
+            });
+        }
+    }
+    for (i, name) in s.recorded_names.iter().enumerate() {
+        if let Some(summary) = m.recorded.get(i).and_then(LatencySummary::of) {
+            out.recorded.insert(name.clone(), summary);
+        }
+    }
+    out
+}
+
+fn intended_rate(load: &Load) -> f64 {
+    match load {
+        Load::Closed { .. } => 0.0,
+        Load::Open(stage) => stage.rate.per_second,
+        Load::Stepped { stages, .. } => {
+            let secs: f64 = stages.iter().map(|s| s.duration.as_secs_f64()).sum();
+            let n: u64 = stages.iter().map(|s| s.iterations).sum();
+            if secs > 0.0 { n as f64 / secs } else { 0.0 }
+        }
+    }
+}
+
+/// Metrics each stage can be judged on by itself.
+fn judged_per_stage(metric: &str) -> bool {
+    [
+        "iterations",
+        "succeeded",
+        "failed",
+        "timed_out",
+        "success_rate",
+        "error_rate",
+        "throughput",
+    ]
+    .contains(&metric)
+        || ["latency.", "service_time.", "errors.", "schedule."]
+            .iter()
+            .any(|p| metric.starts_with(p))
+}
+
+/// The stress suite: every stage judged on the thresholds (and on keeping to its schedule); the
+/// breaking point is the last stage of the unbroken run of stages that met them, from the first.
+/// Also returns the first stage's verdicts, which stand for the run's own.
+fn stress(
+    s: &Snapshot<'_>,
+    stages: &[crate::scenario::OpenStage],
+    thresholds: &[Threshold],
+) -> (StressMetrics, BTreeMap<String, Verdict>) {
+    let per_stage: Vec<Threshold> = thresholds
+        .iter()
+        .filter(|t| judged_per_stage(&t.metric))
+        .cloned()
+        .collect();
+    let mut results = Vec::new();
+    for (i, (plan, stats)) in stages.iter().zip(&s.merged.stages).enumerate() {
+        let totals = ResultTotals::from(&stats.totals, plan.iterations, 0);
+        let mut stage = StageResult {
+            stage: i + 1,
+            rate_per_s: plan.rate.per_second,
+            achieved_rate_per_s: stats.totals.iterations as f64
+                / plan.duration.as_secs_f64().max(1e-9),
+            success_rate: stats.totals.success_rate(),
+            latency_ms: LatencySummary::of(&stats.latency),
+            service_time_ms: LatencySummary::of(&stats.service),
+            late: stats.late,
+            errors: stats.errors.clone(),
+            totals,
+            met_thresholds: false,
+            thresholds: Vec::new(),
+        };
+        let values = Values::of_stage(&stage);
+        let mut verdicts = judge(&per_stage, &values);
+        let on_time = values.get("schedule.on_time_rate");
+        verdicts.push(Verdict {
+            metric: "schedule.on_time_rate".into(),
+            kind: "ratio".into(),
+            condition: format!(">= {}", 1.0 - MAX_LATE_SHARE),
+            actual: on_time,
+            passed: on_time.is_some_and(|r| r >= 1.0 - MAX_LATE_SHARE),
+            note: Some("built in: a stage the target cannot keep up with is broken".into()),
+        });
+        stage.met_thresholds = stats.totals.iterations > 0 && verdicts.iter().all(|v| v.passed);
+        stage.thresholds = verdicts;
+        results.push(stage);
+    }
+    let unbroken = results.iter().take_while(|r| r.met_thresholds).count();
+    let breaking_point = (unbroken > 0).then(|| BreakingPoint {
+        stage: unbroken,
+        rate_per_s: results[unbroken - 1].rate_per_s,
+    });
+    let base: BTreeMap<String, Verdict> = results
+        .first()
+        .map(|r| {
+            r.thresholds
+                .iter()
+                .filter(|v| per_stage.iter().any(|t| t.metric == v.metric))
+                .map(|v| {
+                    let note = format!(
+                        "judged on stage 1, the base load of {}/s",
+                        trim(r.rate_per_s)
+                    );
+                    (
+                        v.metric.clone(),
+                        Verdict {
+                            note: Some(note),
+                            ..v.clone()
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let broke = results.iter().any(|r| !r.met_thresholds);
+    (
+        StressMetrics {
+            stages: results,
+            breaking_point,
+            broke,
+        },
+        base,
+    )
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn status(
+    s: &Snapshot<'_>,
+    totals: &ResultTotals,
+    verdicts: &[Verdict],
+) -> (Status, Option<String>) {
+    let budget = format_duration(s.plan.scenario.timeout);
+    match &s.stop {
+        Stop::Budget => {
+            return (
+                Status::Aborted,
+                Some(format!("the run exceeded its {budget} budget")),
+            );
+        }
+        Stop::Interrupted => {
+            return (
+                Status::Aborted,
+                Some("interrupted before the run finished".into()),
+            );
+        }
+        Stop::NotStarted(why) => return (Status::Aborted, Some(why.clone())),
+        Stop::Running => {
+            return (
+                Status::Aborted,
+                Some("the run had not finished when this checkpoint was written".into()),
+            );
+        }
+        Stop::Completed => {}
+    }
+    if totals.iterations == 0 {
+        return (Status::Failed, Some("no iteration completed".into()));
+    }
+    let failed: Vec<String> = verdicts
+        .iter()
+        .filter(|v| !v.passed)
+        .map(|v| format!("{} {} (was {})", v.metric, v.condition, v.actual_text()))
+        .collect();
+    if failed.is_empty() {
+        (Status::Passed, None)
+    } else {
+        (
+            Status::Failed,
+            Some(format!(
+                "{} of {} thresholds failed: {}",
+                failed.len(),
+                verdicts.len(),
+                failed.join("; ")
+            )),
+        )
+    }
+}
+
+fn notes(s: &Snapshot<'_>, totals: &ResultTotals, scheduled: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if scheduled {
+        notes.push(
+            "Open load: latency is measured from each iteration's intended start, so a stalled target shows \
+             in the percentiles; service_time_ms is the uncorrected time from the actual start."
+                .into(),
+        );
+    } else {
+        notes.push(
+            "Closed load: each worker starts its next iteration only when the last one ends, so a stalled \
+             target slows the load instead of showing in the latency (coordinated omission may hide stalls). \
+             Use an open load to see them."
+                .into(),
+        );
+    }
+    if s.injected > 0 {
+        notes.push(format!(
+            "Faults were injected into {} iterations (drawn from seed {}); they count as failures under errors.injected.",
+            s.injected, s.plan.seed
+        ));
+    }
+    if totals.not_started > 0 || totals.abandoned > 0 {
+        notes.push(format!(
+            "Stopped early: {} planned iterations never started and {} were cut off in flight; neither counts as a failure.",
+            totals.not_started, totals.abandoned
+        ));
+    }
+    if s.crashed_workers > 0 {
+        notes.push(format!(
+            "{} worker(s) stopped on an internal error; the run went on with the others. Please report it.",
+            s.crashed_workers
+        ));
+    }
+    notes
+}
+
+fn load_info(plan: &RunPlan, injected: u64) -> LoadInfo {
+    let sc = &plan.scenario;
+    let (concurrency, rate, stages) = match &sc.load {
+        Load::Closed { concurrency, .. } => (u64::from(*concurrency), None, Vec::new()),
+        Load::Open(s) => (
+            u64::from(s.max_in_flight),
+            Some(s.rate.per_second),
+            Vec::new(),
+        ),
+        Load::Stepped { stages, .. } => (
+            stages
+                .iter()
+                .map(|s| u64::from(s.max_in_flight))
+                .max()
+                .unwrap_or(1),
+            None,
+            stages
+                .iter()
+                .map(|s| StagePlan {
+                    rate_per_s: s.rate.per_second,
+                    duration_s: s.duration.as_secs_f64(),
+                    iterations: s.iterations,
+                })
+                .collect(),
+        ),
+    };
+    LoadInfo {
+        model: sc.load.model_name().into(),
+        planned_iterations: sc.load.planned_iterations(),
+        concurrency,
+        iteration_timeout_ms: sc.iteration_timeout.as_secs_f64() * 1e3,
+        timeout_ms: sc.timeout.as_secs_f64() * 1e3,
+        rate_per_s: rate,
+        stages,
+        faults: sc.faults.is_active().then(|| FaultInfo {
+            failure_rate: sc.faults.failure_rate,
+            kinds: sc
+                .faults
+                .kinds
+                .iter()
+                .map(|k| {
+                    serde_json::to_value(k)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                })
+                .collect(),
+            injected,
+        }),
+    }
+}

@@ -1,0 +1,34 @@
+//! What the executors have in common: a schedule hands out tickets, and the worker pool
+//! ([`super::pool`]) runs one iteration per ticket. A schedule only decides *which* iteration comes
+//! next and *when* it should start; it never does the work.
+
+use std::time::{Duration, Instant};
+
+/// Permission to run one iteration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ticket {
+    /// Global iteration number, from 0.
+    pub index: u64,
+    /// When the schedule wants it to start; `None` means as soon as a worker is free (closed load).
+    pub intended: Option<Instant>,
+    /// Stage of a stepped load, 0 otherwise.
+    pub stage: usize,
+    /// How late it may start before it counts as late (the generator falling behind).
+    pub late_after: Duration,
+}
+
+/// A source of tickets, shared by all workers.
+pub trait Schedule: Send + Sync {
+    /// Claims the next iteration, or `None` when the schedule holds no more.
+    fn next(&self) -> Option<Ticket>;
+    /// How many workers run it (the concurrency, or the bound on iterations in flight).
+    fn workers(&self) -> usize;
+    /// Iterations it holds.
+    fn planned(&self) -> u64;
+}
+
+/// An iteration of an open load is late when it starts more than one arrival interval (and at least
+/// 10 ms, to stay above timer jitter) after its intended time.
+pub fn late_tolerance(interval: Duration) -> Duration {
+    interval.max(Duration::from_millis(10))
+}

@@ -1,0 +1,140 @@
+//! In-process fault injection: which iterations get a fault, at which step, of which kind.
+//!
+//! The schedule is drawn once from the run's seed, so the same seed replays the same faults whatever
+//! the timing of the run. Exactly `round(failure_rate × iterations)` iterations are hit, and the hits
+//! cycle through the step positions (and, shifted each round, through the kinds), so that a run
+//! exercises rollback from every point of the procedure rather than wherever chance lands.
+
+use std::collections::HashMap;
+
+use rand::SeedableRng;
+use rand::seq::index;
+use rand_chacha::ChaCha8Rng;
+
+use crate::scenario::{FaultKind, Faults};
+
+/// The fault one iteration gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// Index into the procedure's steps.
+    pub step: usize,
+    pub kind: FaultKind,
+}
+
+/// Faults for every planned iteration, keyed by iteration index. Holds one entry per injected fault.
+#[derive(Debug, Clone, Default)]
+pub struct FaultSchedule {
+    plans: HashMap<u64, FaultPlan>,
+}
+
+/// Salt that keeps the fault stream apart from the iterations' own streams.
+const FAULT_STREAM: u64 = 0xFA17_5EED;
+
+impl FaultSchedule {
+    /// Draws the schedule for `iterations` iterations of a procedure of `steps` steps.
+    pub fn draw(seed: u64, faults: &Faults, iterations: u64, steps: usize) -> Self {
+        if !faults.is_active() || iterations == 0 || steps == 0 {
+            return Self::default();
+        }
+        let hits = ((faults.failure_rate * iterations as f64).round() as u64).min(iterations);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ FAULT_STREAM);
+        let mut chosen: Vec<u64> = if iterations <= usize::MAX as u64 {
+            index::sample(&mut rng, iterations as usize, hits as usize)
+                .into_iter()
+                .map(|i| i as u64)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        chosen.sort_unstable();
+        let kinds = &faults.kinds;
+        let plans = chosen
+            .into_iter()
+            .enumerate()
+            .map(|(k, iteration)| {
+                let step = k % steps;
+                let kind = kinds[(k + k / steps) % kinds.len()];
+                (iteration, FaultPlan { step, kind })
+            })
+            .collect();
+        Self { plans }
+    }
+
+    pub fn for_iteration(&self, index: u64) -> Option<FaultPlan> {
+        self.plans.get(&index).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.plans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faults(rate: f64) -> Faults {
+        Faults {
+            failure_rate: rate,
+            kinds: vec![
+                FaultKind::Error,
+                FaultKind::Timeout,
+                FaultKind::Validation,
+                FaultKind::Latency,
+            ],
+            latency: Some(std::time::Duration::from_millis(10)),
+        }
+    }
+
+    #[test]
+    fn hits_the_rate_exactly_and_covers_every_step_and_kind() {
+        let s = FaultSchedule::draw(7, &faults(0.1), 80, 4);
+        assert_eq!(s.len(), 8);
+        let plans: Vec<FaultPlan> = (0..80).filter_map(|i| s.for_iteration(i)).collect();
+        for step in 0..4 {
+            assert!(
+                plans.iter().any(|p| p.step == step),
+                "step {step} never hit"
+            );
+        }
+        for kind in faults(0.1).kinds {
+            assert!(
+                plans.iter().any(|p| p.kind == kind),
+                "{kind:?} never injected"
+            );
+        }
+        // Each step sees more than one kind over the run.
+        for step in 0..4 {
+            let kinds: std::collections::BTreeSet<_> = plans
+                .iter()
+                .filter(|p| p.step == step)
+                .map(|p| p.kind as u8)
+                .collect();
+            assert!(kinds.len() > 1, "step {step} only ever got {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule() {
+        let a = FaultSchedule::draw(42, &faults(0.25), 100, 3);
+        let b = FaultSchedule::draw(42, &faults(0.25), 100, 3);
+        let c = FaultSchedule::draw(43, &faults(0.25), 100, 3);
+        let hits = |s: &FaultSchedule| {
+            (0..100)
+                .filter(|i| s.for_iteration(*i).is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hits(&a), hits(&b));
+        assert_ne!(hits(&a), hits(&c));
+    }
+
+    #[test]
+    fn nothing_is_injected_without_faults() {
+        assert!(FaultSchedule::draw(1, &Faults::default(), 100, 4).is_empty());
+        assert!(FaultSchedule::draw(1, &faults(0.0), 100, 4).is_empty());
+    }
+}

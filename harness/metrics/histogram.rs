@@ -1,0 +1,177 @@
+//! Latency histograms: HdrHistograms of microseconds with 3 significant digits, auto-resizing so they
+//! track 1 µs to beyond an hour while holding memory only for the range actually recorded. Also the
+//! summary every latency in `result.json` is reported as, and the V2+DEFLATE encoding that lets
+//! other tools rebuild the exact histogram.
+
+use std::time::Duration;
+
+use base64::Engine;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+
+/// Significant decimal digits every latency histogram keeps.
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+pub type Hist = Histogram<u64>;
+
+/// An empty latency histogram (microseconds).
+pub fn new_histogram() -> Hist {
+    // Only fails for sigfig > 5.
+    Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is a valid precision")
+}
+
+/// Records a duration, in microseconds.
+pub fn record(h: &mut Hist, d: Duration) {
+    record_micros(h, u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+}
+
+/// Records a value in microseconds, growing the histogram's range as needed (`saturating_record`
+/// alone would clamp to the current range instead of growing it).
+pub fn record_micros(h: &mut Hist, micros: u64) {
+    if h.record(micros).is_err() {
+        h.saturating_record(micros);
+    }
+}
+
+/// Records a value the target reported in milliseconds (e.g. a lock wait); negatives and non-numbers
+/// are not recorded.
+pub fn record_millis(h: &mut Hist, ms: f64) -> bool {
+    if !(ms.is_finite() && ms >= 0.0) {
+        return false;
+    }
+    record_micros(h, (ms * 1000.0).round() as u64);
+    true
+}
+
+/// Adds `src` into `dst`; auto-resizing histograms always accept each other.
+pub fn merge(dst: &mut Hist, src: &Hist) {
+    // Both are auto-resizing with the same precision, which `add` never refuses.
+    let _ = dst.add(src);
+}
+
+/// A latency distribution in milliseconds, the shape of every `*_ms` object in `result.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl LatencySummary {
+    /// `None` for an empty histogram: a distribution of nothing is absent, not zero.
+    pub fn of(h: &Hist) -> Option<Self> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        let q = |p: f64| ms(h.value_at_quantile(p));
+        Some(Self {
+            count: h.len(),
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: ms(h.max()),
+        })
+    }
+
+    /// One statistic by its threshold name (`p95`, `count`, …); durations in milliseconds.
+    pub fn stat(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "count" => self.count as f64,
+            "min" => self.min,
+            "mean" => self.mean,
+            "p50" => self.p50,
+            "p90" => self.p90,
+            "p95" => self.p95,
+            "p99" => self.p99,
+            "p999" => self.p999,
+            "max" => self.max,
+            _ => return None,
+        })
+    }
+}
+
+/// Base64 of the histogram's V2+DEFLATE serialisation (the HdrHistogram interchange format).
+pub fn encode(h: &Hist) -> String {
+    let mut bytes = Vec::new();
+    // Serialising into a Vec cannot fail for a valid histogram.
+    if V2DeflateSerializer::new().serialize(h, &mut bytes).is_err() {
+        return String::new();
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Rebuilds a histogram from [`encode`]'s output.
+pub fn decode(text: &str) -> Result<Hist, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    let mut h: Hist = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("not an HdrHistogram V2 serialisation: {e:?}"))?;
+    h.auto(true);
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_are_in_milliseconds_and_absent_when_empty() {
+        let mut h = new_histogram();
+        assert!(LatencySummary::of(&h).is_none());
+        for ms in 1..=100 {
+            record(&mut h, Duration::from_millis(ms));
+        }
+        let s = LatencySummary::of(&h).unwrap();
+        assert_eq!(s.count, 100);
+        assert!((s.p50 - 50.0).abs() < 0.1, "{s:?}");
+        assert!((s.p99 - 99.0).abs() < 0.1, "{s:?}");
+        assert!((s.max - 100.0).abs() < 0.1, "{s:?}");
+        assert_eq!(s.stat("count"), Some(100.0));
+        assert_eq!(s.stat("p42"), None);
+    }
+
+    #[test]
+    fn tracks_an_hour_and_a_microsecond_at_three_digits() {
+        let mut h = new_histogram();
+        record(&mut h, Duration::from_micros(1));
+        record(&mut h, Duration::from_secs(3600));
+        assert_eq!(h.min(), 1);
+        let max = h.max() as f64;
+        assert!((max - 3.6e9).abs() / 3.6e9 < 1e-3, "{max}");
+    }
+
+    #[test]
+    fn encoding_round_trips_exactly() {
+        let mut a = new_histogram();
+        for v in [1u64, 17, 250, 12_000, 3_000_000] {
+            record_micros(&mut a, v);
+        }
+        let b = decode(&encode(&a)).unwrap();
+        assert_eq!(a, b);
+        assert!(decode("not base64!").is_err());
+    }
+
+    #[test]
+    fn merging_adds_counts() {
+        let (mut a, mut b) = (new_histogram(), new_histogram());
+        record(&mut a, Duration::from_millis(1));
+        record(&mut b, Duration::from_secs(10));
+        merge(&mut a, &b);
+        assert_eq!(a.len(), 2);
+        assert!(a.max() >= 9_990_000);
+    }
+}

@@ -1,0 +1,272 @@
+//! The one-second timeline. Once a second the engine takes each worker's current-second data, merges
+//! it, and appends one row; the rows are what reports plot and what `compare` uses as samples. It also
+//! keeps, for the endurance suite, the first and the latest window of the run so that drift (p95 and
+//! error rate of the last window against the first) can be computed exactly at the end.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::histogram::{Hist, merge, new_histogram};
+use super::recorder::{Interval, Recorder};
+
+/// One second of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// Start of the second, from the start of the run.
+    pub t_s: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub p95_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_ms: Option<f64>,
+}
+
+/// Latency and errors of one window of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub iterations: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub p95_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error_rate: Option<f64>,
+}
+
+/// How the run changed between its first and last windows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    pub window_s: u64,
+    pub first: WindowStats,
+    pub last: WindowStats,
+    /// p95 of the last window ÷ p95 of the first.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub p95_ratio: Option<f64>,
+    /// Error rate of the last window − error rate of the first.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error_rate_change: Option<f64>,
+}
+
+struct DriftWindows {
+    window_s: u64,
+    first: Interval,
+    /// The most recent `window_s` seconds, oldest first.
+    recent: VecDeque<Interval>,
+}
+
+pub struct Timeline {
+    rows: Vec<TimelineRow>,
+    scratch: Interval,
+    cumulative: Hist,
+    /// Completed, failed and late iterations so far.
+    counts: (u64, u64, u64),
+    drift: Option<DriftWindows>,
+}
+
+fn empty_interval() -> Interval {
+    Interval {
+        latency: new_histogram(),
+        succeeded: 0,
+        failed: 0,
+        late: 0,
+    }
+}
+
+impl Timeline {
+    /// `drift_window_s`: keep first and last windows of this many seconds (endurance runs).
+    pub fn new(drift_window_s: Option<u64>) -> Self {
+        Self {
+            rows: Vec::new(),
+            scratch: empty_interval(),
+            cumulative: new_histogram(),
+            counts: (0, 0, 0),
+            drift: drift_window_s.map(|w| DriftWindows {
+                window_s: w.max(1),
+                first: empty_interval(),
+                recent: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// Takes every worker's current-second data and appends the row for second `t_s`.
+    pub fn tick(&mut self, recorders: &[Arc<Mutex<Recorder>>], t_s: u64) -> &TimelineRow {
+        for r in recorders {
+            // A worker that panicked mid-record leaves consistent counters; keep its data.
+            let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
+            r.take_interval(&mut self.scratch);
+        }
+        let h = &self.scratch.latency;
+        let q = |p: f64| (!h.is_empty()).then(|| h.value_at_quantile(p) as f64 / 1000.0);
+        self.rows.push(TimelineRow {
+            t_s,
+            succeeded: self.scratch.succeeded,
+            failed: self.scratch.failed,
+            p50_ms: q(0.50),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            max_ms: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
+        });
+        merge(&mut self.cumulative, &self.scratch.latency);
+        self.counts.0 += self.scratch.succeeded + self.scratch.failed;
+        self.counts.1 += self.scratch.failed;
+        self.counts.2 += self.scratch.late;
+        if let Some(d) = &mut self.drift {
+            if t_s < d.window_s {
+                add_interval(&mut d.first, &self.scratch);
+            }
+            d.recent.push_back(self.scratch.clone());
+            while d.recent.len() as u64 > d.window_s {
+                d.recent.pop_front();
+            }
+        }
+        self.scratch.latency.reset();
+        self.scratch.succeeded = 0;
+        self.scratch.failed = 0;
+        self.scratch.late = 0;
+        self.rows.last().expect("a row was just pushed")
+    }
+
+    pub fn rows(&self) -> &[TimelineRow] {
+        &self.rows
+    }
+
+    pub fn into_rows(self) -> Vec<TimelineRow> {
+        self.rows
+    }
+
+    /// Completed, failed and late iterations up to the last row.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        self.counts
+    }
+
+    /// p95 of everything completed so far, in milliseconds.
+    pub fn running_p95(&self) -> Option<f64> {
+        (!self.cumulative.is_empty())
+            .then(|| self.cumulative.value_at_quantile(0.95) as f64 / 1000.0)
+    }
+
+    /// Drift between the first and last windows; `None` unless windows were kept, or when the run was
+    /// too short to have two distinct windows.
+    pub fn drift(&self) -> Option<Drift> {
+        let d = self.drift.as_ref()?;
+        if (self.rows.len() as u64) < 2 * d.window_s {
+            return None;
+        }
+        let mut last = empty_interval();
+        for i in &d.recent {
+            add_interval(&mut last, i);
+        }
+        let first = window_stats(&d.first);
+        let last = window_stats(&last);
+        Some(Drift {
+            window_s: d.window_s,
+            p95_ratio: match (first.p95_ms, last.p95_ms) {
+                (Some(a), Some(b)) if a > 0.0 => Some(b / a),
+                _ => None,
+            },
+            error_rate_change: match (first.error_rate, last.error_rate) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            },
+            first,
+            last,
+        })
+    }
+}
+
+fn add_interval(into: &mut Interval, from: &Interval) {
+    merge(&mut into.latency, &from.latency);
+    into.succeeded += from.succeeded;
+    into.failed += from.failed;
+}
+
+fn window_stats(i: &Interval) -> WindowStats {
+    let n = i.succeeded + i.failed;
+    WindowStats {
+        iterations: n,
+        p95_ms: (!i.latency.is_empty()).then(|| i.latency.value_at_quantile(0.95) as f64 / 1000.0),
+        error_rate: (n > 0).then(|| i.failed as f64 / n as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drivers::{Failure, IterationReport};
+    use crate::metrics::recorder::Timing;
+    use crate::taxonomy::ErrorKind;
+    use std::time::{Duration, Instant};
+
+    fn run_second(rec: &Arc<Mutex<Recorder>>, latency_ms: u64, ok: u64, failed: u64) {
+        let t0 = Instant::now();
+        let timing = Timing {
+            intended: t0,
+            started: t0,
+            finished: t0 + Duration::from_millis(latency_ms),
+            late: false,
+            stage: 0,
+        };
+        let mut r = rec.lock().unwrap();
+        for _ in 0..ok {
+            r.record(&timing, &IterationReport::succeeded());
+        }
+        for _ in 0..failed {
+            r.record(
+                &timing,
+                &IterationReport::failed(Failure {
+                    kind: ErrorKind::Http5xx,
+                    rule: None,
+                    step: None,
+                    detail: "500".into(),
+                }),
+            );
+        }
+    }
+
+    #[test]
+    fn one_row_per_second_with_percentiles_only_when_something_completed() {
+        let rec = Arc::new(Mutex::new(Recorder::new(0, 0, 0)));
+        let mut tl = Timeline::new(None);
+        run_second(&rec, 10, 5, 1);
+        let row = tl.tick(std::slice::from_ref(&rec), 0).clone();
+        assert_eq!((row.t_s, row.succeeded, row.failed), (0, 5, 1));
+        assert!((row.p50_ms.unwrap() - 10.0).abs() < 0.1);
+        let quiet = tl.tick(std::slice::from_ref(&rec), 1).clone();
+        assert_eq!((quiet.succeeded, quiet.failed, quiet.p50_ms), (0, 0, None));
+        assert_eq!(tl.rows().len(), 2);
+    }
+
+    #[test]
+    fn drift_compares_the_last_window_with_the_first() {
+        let rec = Arc::new(Mutex::new(Recorder::new(0, 0, 0)));
+        let mut tl = Timeline::new(Some(2));
+        for (t, (ms, ok, failed)) in [
+            (10, 10, 0),
+            (10, 10, 0),
+            (15, 10, 0),
+            (20, 9, 1),
+            (20, 8, 2),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            run_second(&rec, ms, ok, failed);
+            tl.tick(std::slice::from_ref(&rec), t as u64);
+        }
+        let d = tl.drift().unwrap();
+        assert_eq!(d.window_s, 2);
+        assert_eq!(d.first.iterations, 20);
+        assert_eq!(d.last.iterations, 20);
+        assert!((d.p95_ratio.unwrap() - 2.0).abs() < 0.01, "{d:?}");
+        assert!((d.error_rate_change.unwrap() - 0.15).abs() < 1e-9, "{d:?}");
+        assert!(
+            Timeline::new(Some(10)).drift().is_none(),
+            "too short for two windows"
+        );
+    }
+}

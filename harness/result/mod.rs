@@ -1,0 +1,320 @@
+//! `RunResult`: everything a run measured, as written to `result.json`. This is where drivers and
+//! reports meet: the engine fills it, reporters and `compare` read it, and nothing else passes
+//! between them.
+//!
+//! The contract (DESIGN.md) fixes the names and meanings of the fields other tools read; extend it,
+//! never rename. A metric that does not apply to a run is absent, never a made-up zero.
+//! `schemas/result.schema.json` describes the file and the tests hold the two together.
+
+pub mod write;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::timeline::Drift;
+use crate::metrics::{LatencySummary, TimelineRow, Totals};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every threshold held.
+    Passed,
+    /// A threshold failed (or the load generator fell behind).
+    Failed,
+    /// The run could not complete: interrupted, over its budget, or the target unreachable. What was
+    /// measured until then is kept.
+    Aborted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub scenario: String,
+    #[serde(default)]
+    pub description: String,
+    pub suite: String,
+    pub seed: u64,
+    /// Identifies the run in ids it creates on the target; not derived from the seed, so two runs
+    /// with one seed never collide on a long-lived target.
+    pub run_id: String,
+    pub status: Status,
+    /// Why the run was aborted or failed, in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    pub shard: Shard,
+    pub target: TargetInfo,
+    pub load: LoadInfo,
+    pub totals: ResultTotals,
+    pub metrics: Metrics,
+    pub timeline: Vec<TimelineRow>,
+    pub thresholds: Vec<Verdict>,
+    /// Things a reader should know to interpret the numbers.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    pub histograms: HistogramInfo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub kind: String,
+    pub url: String,
+    /// The reference target the harness started itself, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<String>,
+    /// What one iteration does: the procedure's name, or the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procedure: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadInfo {
+    pub model: String,
+    pub planned_iterations: u64,
+    /// Closed load: workers; open and stepped: the bound on iterations in flight.
+    pub concurrency: u64,
+    pub iteration_timeout_ms: f64,
+    pub timeout_ms: f64,
+    /// Open load: the arrival rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_s: Option<f64>,
+    /// Stepped load: each stage's rate and duration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StagePlan>,
+    /// Injected faults: share of iterations and kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagePlan {
+    pub rate_per_s: f64,
+    pub duration_s: f64,
+    pub iterations: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultInfo {
+    pub failure_rate: f64,
+    pub kinds: Vec<String>,
+    pub injected: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultTotals {
+    pub iterations: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    /// Planned iterations never started (the run stopped first).
+    #[serde(default)]
+    pub not_started: u64,
+    /// Iterations cut off in flight when the run stopped.
+    #[serde(default)]
+    pub abandoned: u64,
+}
+
+impl ResultTotals {
+    pub fn from(t: &Totals, planned: u64, abandoned: u64) -> Self {
+        Self {
+            iterations: t.iterations,
+            succeeded: t.succeeded,
+            failed: t.failed,
+            timed_out: t.timed_out,
+            not_started: planned.saturating_sub(t.iterations + abandoned),
+            abandoned,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Iterations completed per second of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_per_s: Option<f64>,
+    /// Open and stepped loads: from each iteration's intended start. Closed: from its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_hdr: Option<String>,
+    /// Open and stepped loads only: from the actual start (uncorrected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time_ms: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time_hdr: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub steps: BTreeMap<String, StepMetrics>,
+    /// Timings the target reported, by recorded metric name (e.g. `lock.acquire`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recorded: BTreeMap<String, LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackMetrics>,
+    /// Failed iterations by error kind (`validation.<rule>` for rules).
+    pub errors: BTreeMap<String, u64>,
+    /// A few messages of each error kind, as the target or the harness gave them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_samples: BTreeMap<String, Vec<String>>,
+    /// Medium and low rule failures, by rule id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub warnings: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleMetrics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<StressMetrics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub name: String,
+    pub latency_ms: LatencySummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackMetrics {
+    pub attempted: u64,
+    pub succeeded: u64,
+    /// Verified rollbacks ÷ rollbacks attempted; absent when none was attempted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
+    /// By the step whose failure triggered them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_step: BTreeMap<String, RollbackCount>,
+    /// Why some rollbacks failed verification.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackCount {
+    pub attempted: u64,
+    pub succeeded: u64,
+}
+
+/// How well the load generator kept to an open or stepped schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleMetrics {
+    pub intended_rate_per_s: f64,
+    pub achieved_rate_per_s: f64,
+    /// Iterations that started later than the schedule allows.
+    pub late: u64,
+    pub on_time_rate: f64,
+    /// More than 1% of iterations started late: the run did not apply the load it claims.
+    pub fell_behind: bool,
+}
+
+/// The stress suite's stages and its breaking point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StressMetrics {
+    pub stages: Vec<StageResult>,
+    /// The highest stage (counting up from the first) that met the thresholds; absent when even the
+    /// first did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaking_point: Option<BreakingPoint>,
+    /// Whether some stage failed the thresholds (false: the load never broke the target).
+    pub broke: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakingPoint {
+    /// 1-based stage number.
+    pub stage: usize,
+    pub rate_per_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageResult {
+    pub stage: usize,
+    pub rate_per_s: f64,
+    pub achieved_rate_per_s: f64,
+    pub totals: ResultTotals,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time_ms: Option<LatencySummary>,
+    pub late: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub met_thresholds: bool,
+    pub thresholds: Vec<Verdict>,
+}
+
+/// One threshold's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub metric: String,
+    /// What the metric measures: `duration` (actual in ms), `ratio`, `count`, `rate` (per second),
+    /// `number` or `bool` (1 or 0).
+    pub kind: String,
+    /// As written, e.g. `< 50ms`.
+    pub condition: String,
+    /// The measured value (milliseconds for durations, per second for rates); absent when the run
+    /// produced no data for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<f64>,
+    pub passed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Verdict {
+    /// The actual value as a person would read it: `7.9ms`, `98.2%`, `20/s`.
+    pub fn actual_text(&self) -> String {
+        match self.actual {
+            Some(v) => format_value(&self.kind, v),
+            None => "no data".into(),
+        }
+    }
+}
+
+/// A metric value in its kind's unit: durations from milliseconds, ratios as percentages.
+pub fn format_value(kind: &str, v: f64) -> String {
+    match kind {
+        "duration" if v >= 1000.0 => format!("{:.2}s", v / 1000.0),
+        "duration" if v >= 10.0 => format!("{v:.1}ms"),
+        "duration" => format!("{v:.2}ms"),
+        "ratio" => format!("{:.2}%", v * 100.0),
+        "count" => format!("{v:.0}"),
+        "rate" => format!("{v:.1}/s"),
+        "bool" => (if v != 0.0 { "true" } else { "false" }).to_string(),
+        _ => {
+            let s = format!("{v:.3}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    }
+}
+
+/// The precision of every histogram in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramInfo {
+    pub unit: String,
+    pub significant_digits: u8,
+    pub encoding: String,
+}
+
+impl Default for HistogramInfo {
+    fn default() -> Self {
+        Self {
+            unit: "microseconds".into(),
+            significant_digits: crate::metrics::histogram::SIGNIFICANT_DIGITS,
+            encoding: "HdrHistogram V2 + DEFLATE, base64".into(),
+        }
+    }
+}

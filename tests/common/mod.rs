@@ -1,0 +1,123 @@
+//! Helpers shared by the integration tests: test servers bound to 127.0.0.1:0 (each on a thread and
+//! runtime of its own, so tests that run the harness binary can use them too), scenario files in
+//! temporary folders, and running the binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+
+/// A server that stops when dropped.
+pub struct TestServer {
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves `router` on 127.0.0.1 at a port the system picks.
+pub fn serve(router: Router) -> TestServer {
+    let (tx_url, rx_url) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx_url
+                .send(format!("http://{}", listener.local_addr().unwrap()))
+                .unwrap();
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    TestServer {
+        url: rx_url.recv().unwrap(),
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+/// A fresh temporary folder for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "harness-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes a scenario file and returns its path.
+pub fn write_scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The harness command, ready for arguments.
+pub fn harness() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+    cmd.env_remove("RUST_BACKTRACE").env("CI", "1");
+    cmd
+}
+
+pub fn run_harness(args: &[&str]) -> Output {
+    harness()
+        .args(args)
+        .output()
+        .expect("the harness binary runs")
+}
+
+/// Reads a result.json as JSON.
+pub fn read_result(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("result.json")).expect("result.json was written");
+    serde_json::from_str(&text).expect("result.json is JSON")
+}
+
+/// Validates a result against the schema kept in the repository.
+pub fn assert_matches_schema(result: &serde_json::Value) {
+    let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/result.schema.json");
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    let index = compiler
+        .compile(schema_path.to_str().unwrap(), &mut schemas)
+        .unwrap_or_else(|e| panic!("the schema compiles: {e:#}"));
+    if let Err(e) = schemas.validate(result, index) {
+        panic!(
+            "result.json does not match the schema:\n{e:#}\n{}",
+            serde_json::to_string_pretty(result).unwrap()
+        );
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,744 @@
+//! Running scenarios against test servers started on 127.0.0.1:0: what the engine measures (latency,
+//! the coordinated-omission correction, procedures with captures, rules and verified rollbacks,
+//! stress stages, drift), and what a user of `harness run` gets (exit codes, result.json that matches
+//! the schema, interrupts, budgets, refusals).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common::*;
+use harness::engine::{self, Quiet, RunPlan, Signals};
+use harness::result::{RunResult, Status};
+use harness::scenario::Library;
+use serde_json::{Value, json};
+
+fn plan(text: &str, url: &str) -> RunPlan {
+    let dir = temp_dir("plan");
+    let path = write_scenario(&dir, "scenario", text);
+    let library = Library::open(Some(&dir)).unwrap();
+    let scenario = match library.load(path.to_str().unwrap()) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    RunPlan {
+        scenario,
+        url: url::Url::parse(url).unwrap(),
+        embedded: None,
+        seed: 42,
+        run_id: "test".into(),
+        allow_remote: false,
+    }
+}
+
+fn run(text: &str, url: &str) -> RunResult {
+    let plan = plan(text, url);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
+    assert_matches_schema(&serde_json::to_value(&result).unwrap());
+    result
+}
+
+fn delayed(ms: u64) -> Router {
+    Router::new().route(
+        "/",
+        get(move || async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            "ok"
+        }),
+    )
+}
+
+#[test]
+fn closed_load_measures_a_fixed_delay() {
+    let server = serve(delayed(20));
+    let r = run(
+        r#"name = "fixed"
+           suite = "reliability"
+           timeout = "30s"
+           [target]
+           kind = "http"
+           url = "http://127.0.0.1:1"
+           [load]
+           iterations = 80
+           concurrency = 4
+           [thresholds]
+           success_rate = ">= 1.0""#,
+        &server.url,
+    );
+    assert_eq!(r.status, Status::Passed, "{:?}", r.reason);
+    assert_eq!(r.totals.iterations, 80);
+    let l = r.metrics.latency_ms.unwrap();
+    assert!(
+        l.p50 >= 20.0 && l.p50 <= 35.0,
+        "p50 {} should be the 20ms delay plus a little",
+        l.p50
+    );
+    assert!(
+        r.metrics.service_time_ms.is_none(),
+        "a closed load has no separate service time"
+    );
+    assert!(
+        r.notes.iter().any(|n| n.contains("coordinated omission")),
+        "{:?}",
+        r.notes
+    );
+    assert!(
+        r.timeline.iter().map(|row| row.succeeded).sum::<u64>() == 80,
+        "the timeline accounts for every iteration"
+    );
+}
+
+/// A server that stops answering for one second every three seconds, starting one second in.
+fn freezing() -> Router {
+    let start = Instant::now();
+    Router::new().route(
+        "/",
+        get(move || async move {
+            let t = start.elapsed().as_secs_f64();
+            if t >= 1.0 && (t - 1.0) % 3.0 < 1.0 {
+                let left = 1.0 - (t - 1.0) % 3.0;
+                tokio::time::sleep(Duration::from_secs_f64(left)).await;
+            }
+            "ok"
+        }),
+    )
+}
+
+#[test]
+fn an_open_load_shows_the_stall_that_service_time_hides() {
+    let server = serve(freezing());
+    let r = run(
+        r#"name = "freeze"
+           suite = "performance"
+           timeout = "30s"
+           [target]
+           kind = "http"
+           url = "http://127.0.0.1:1"
+           [load]
+           model = "open"
+           rate = "100/s"
+           duration = "6s"
+           max_in_flight = 1"#,
+        &server.url,
+    );
+    let corrected = r.metrics.latency_ms.unwrap();
+    let uncorrected = r.metrics.service_time_ms.unwrap();
+    assert!(
+        corrected.p99 >= 500.0,
+        "corrected p99 {}ms must show the 1s freezes",
+        corrected.p99
+    );
+    assert!(
+        uncorrected.p99 < 100.0,
+        "uncorrected p99 {}ms hides them",
+        uncorrected.p99
+    );
+    let schedule = r.metrics.schedule.unwrap();
+    assert!(schedule.late > 0 && schedule.fell_behind, "{schedule:?}");
+    assert_eq!(
+        r.status,
+        Status::Failed,
+        "a run whose generator fell behind is not green"
+    );
+    let implicit = r
+        .thresholds
+        .iter()
+        .find(|v| v.metric == "schedule.on_time_rate")
+        .unwrap();
+    assert!(!implicit.passed);
+}
+
+/// A small stateful service: items with an owner, moves between owners, and a defect mode in which
+/// moving an item back answers 200 but changes nothing.
+#[derive(Clone, Default)]
+struct Items {
+    owners: Arc<Mutex<HashMap<String, String>>>,
+    broken_undo: bool,
+    flaky: Arc<AtomicU64>,
+    tried: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+fn items(broken_undo: bool) -> Router {
+    let state = Items {
+        broken_undo,
+        ..Items::default()
+    };
+    Router::new()
+        .route(
+            "/items",
+            post(|State(s): State<Items>, Json(body): Json<Value>| async move {
+                let id = body["id"].as_str().unwrap_or_default().to_string();
+                let owner = body["owner"].as_str().unwrap_or_default().to_string();
+                s.owners.lock().unwrap().insert(id.clone(), owner.clone());
+                (StatusCode::CREATED, Json(json!({"id": id, "owner": owner, "version": 1})))
+            }),
+        )
+        .route(
+            "/items/{id}",
+            get(|State(s): State<Items>, UrlPath(id): UrlPath<String>| async move {
+                match s.owners.lock().unwrap().get(&id) {
+                    Some(o) => (StatusCode::OK, Json(json!({"id": id, "owner": o}))),
+                    None => (StatusCode::NOT_FOUND, Json(json!({"error": format!("no item {id}")}))),
+                }
+            }),
+        )
+        .route(
+            "/items/{id}/move",
+            post(|State(s): State<Items>, UrlPath(id): UrlPath<String>, Json(body): Json<Value>| async move {
+                let to = body["to"].as_str().unwrap_or_default().to_string();
+                if !(s.broken_undo && to == "a") {
+                    s.owners.lock().unwrap().insert(id.clone(), to.clone());
+                }
+                Json(json!({"id": id, "owner": to, "lock_wait_ms": 1.5}))
+            }),
+        )
+        .route(
+            "/flaky/{id}",
+            get(|State(s): State<Items>, UrlPath(id): UrlPath<String>| async move {
+                // The first attempt for each item fails; the retry succeeds.
+                let first = s.tried.lock().unwrap().insert(id);
+                s.flaky.fetch_add(1, Ordering::Relaxed);
+                if first {
+                    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "try again"})))
+                } else {
+                    (StatusCode::OK, Json(json!({"ok": true})))
+                }
+            }),
+        )
+        .with_state(state)
+}
+
+const ITEMS_PROCEDURE: &str = r#"
+name = "MOVE_ITEM"
+
+[variables]
+item = "{{run_id}}-item-{{iteration}}"
+
+[[setup]]
+method = "POST"
+path = "/items"
+body = { id = "{{item}}", owner = "a" }
+expect_status = 201
+
+[[steps]]
+id = "move"
+method = "POST"
+path = "/items/{{item}}/move"
+body = { to = "b" }
+capture = { moved_to = "/owner" }
+record = { "lock.acquire" = "/lock_wait_ms" }
+
+[[steps]]
+id = "flaky"
+path = "/flaky/{{item}}"
+retries = 2
+
+[[steps]]
+id = "confirm"
+path = "/items/{{item}}"
+
+[[rules]]
+id = "T1"
+severity = "critical"
+step = "confirm"
+check = { pointer = "/owner", equals = "{{want}}" }
+
+[[rules]]
+id = "T2"
+severity = "medium"
+step = "confirm"
+check = { pointer = "/owner", equals = "nobody" }
+
+[[rollbacks]]
+id = "undo_move"
+undoes = ["move"]
+
+[[rollbacks.steps]]
+method = "POST"
+path = "/items/{{item}}/move"
+body = { to = "a" }
+
+[[rollbacks.verify]]
+path = "/items/{{item}}"
+checks = [{ pointer = "/owner", equals = "a" }]
+"#;
+
+fn items_scenario(dir: &std::path::Path, want: &str) -> String {
+    std::fs::create_dir_all(dir.join("procedures")).unwrap();
+    std::fs::write(
+        dir.join("procedures/MOVE_ITEM.toml"),
+        ITEMS_PROCEDURE.replace(
+            "[variables]\n",
+            &format!("[variables]\nwant = \"{want}\"\n"),
+        ),
+    )
+    .unwrap();
+    format!(
+        r#"name = "items"
+           suite = "failure_injection"
+           timeout = "30s"
+           [target]
+           kind = "handoff"
+           url = "http://127.0.0.1:1"
+           procedure = "{}/procedures/MOVE_ITEM.toml"
+           [load]
+           iterations = 12
+           concurrency = 3
+           [faults]
+           failure_rate = 0.0001
+           kinds = ["latency"]
+           latency = "1ms"
+           [thresholds]
+           "rollback.success_rate" = ">= 0.9"
+           "lock.acquire.p95" = "< 100ms"
+           "steps.move.latency.p95" = "< 1s""#,
+        dir.display()
+    )
+}
+
+fn run_in(dir: &std::path::Path, text: &str, url: &str) -> RunResult {
+    let path = write_scenario(dir, "scenario", text);
+    let scenario = Library::open(Some(dir))
+        .unwrap()
+        .load(path.to_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan = RunPlan {
+        scenario,
+        url: url::Url::parse(url).unwrap(),
+        embedded: None,
+        seed: 7,
+        run_id: "t".into(),
+        allow_remote: false,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
+    assert_matches_schema(&serde_json::to_value(&r).unwrap());
+    r
+}
+
+#[test]
+fn a_procedure_captures_retries_validates_and_succeeds() {
+    let server = serve(items(false));
+    let dir = temp_dir("proc-ok");
+    let r = run_in(&dir, &items_scenario(&dir, "b"), &server.url);
+    assert_eq!(
+        r.totals.succeeded, 12,
+        "{:?} {:?}",
+        r.reason, r.metrics.error_samples
+    );
+    assert_eq!(r.status, Status::Passed, "{:?}", r.reason);
+    for step in ["move", "flaky", "confirm"] {
+        assert_eq!(
+            r.metrics.steps[step].latency_ms.count, 12,
+            "{step} has a latency per iteration"
+        );
+    }
+    assert_eq!(r.metrics.recorded["lock.acquire"].count, 12);
+    assert!((r.metrics.recorded["lock.acquire"].p50 - 1.5).abs() < 0.01);
+    assert_eq!(
+        r.metrics.warnings.get("T2"),
+        Some(&12),
+        "a medium rule is a warning, not a failure"
+    );
+    let rb = r.metrics.rollback.unwrap();
+    assert_eq!((rb.attempted, rb.success_rate), (0, None));
+    let v = r
+        .thresholds
+        .iter()
+        .find(|v| v.metric == "rollback.success_rate")
+        .unwrap();
+    assert!(
+        v.passed && v.note.is_some(),
+        "no rollback was needed: {v:?}"
+    );
+}
+
+#[test]
+fn a_failed_critical_rule_rolls_back_and_verification_decides() {
+    let server = serve(items(false));
+    let dir = temp_dir("proc-rollback");
+    let r = run_in(&dir, &items_scenario(&dir, "c"), &server.url);
+    assert_eq!(r.totals.failed, 12);
+    assert_eq!(r.metrics.errors.get("validation.T1"), Some(&12));
+    let sample = &r.metrics.error_samples["validation.T1"][0];
+    assert!(
+        sample.contains("/owner is \"b\", expected \"c\""),
+        "{sample}"
+    );
+    let rb = r.metrics.rollback.unwrap();
+    assert_eq!((rb.attempted, rb.succeeded), (12, 12));
+    assert_eq!(rb.by_step["confirm"].attempted, 12);
+
+    // The same run against a service whose undo answers 200 but restores nothing.
+    let broken = serve(items(true));
+    let dir = temp_dir("proc-broken");
+    let r = run_in(&dir, &items_scenario(&dir, "c"), &broken.url);
+    let rb = r.metrics.rollback.unwrap();
+    assert_eq!(
+        (rb.attempted, rb.succeeded, rb.success_rate),
+        (12, 0, Some(0.0))
+    );
+    assert!(
+        rb.failures[0].contains("/owner is \"b\", expected \"a\""),
+        "{:?}",
+        rb.failures
+    );
+    let v = r
+        .thresholds
+        .iter()
+        .find(|v| v.metric == "rollback.success_rate")
+        .unwrap();
+    assert!(!v.passed);
+    assert_eq!(r.status, Status::Failed);
+}
+
+#[test]
+fn the_stress_suite_finds_a_breaking_point() {
+    // About 100 requests a second at most: four at a time, 40ms each.
+    let gate = Arc::new(tokio::sync::Semaphore::new(4));
+    let router = Router::new().route(
+        "/",
+        get(move || {
+            let gate = Arc::clone(&gate);
+            async move {
+                let _permit = gate.acquire().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                "ok"
+            }
+        }),
+    );
+    let server = serve(router);
+    let r = run(
+        r#"name = "stress"
+           suite = "stress"
+           timeout = "30s"
+           iteration_timeout = "5s"
+           [target]
+           kind = "http"
+           url = "http://127.0.0.1:1"
+           [load]
+           model = "stepped"
+           base_rate = "20/s"
+           stress_factor = 4.0
+           stage_duration = "2s"
+           max_stages = 3
+           max_in_flight = 64
+           [thresholds]
+           "latency.p95" = "< 200ms"
+           "breaking_point.rate" = ">= 10/s""#,
+        &server.url,
+    );
+    let stress = r.metrics.stress.unwrap();
+    assert_eq!(stress.stages.len(), 3);
+    assert!(
+        stress.stages[0].met_thresholds,
+        "20/s is well within capacity: {:?}",
+        stress.stages[0].thresholds
+    );
+    assert!(!stress.stages[2].met_thresholds, "320/s is far beyond it");
+    assert!(stress.broke);
+    let bp = stress.breaking_point.unwrap();
+    assert!(bp.rate_per_s < 320.0 && bp.stage >= 1, "{bp:?}");
+    assert_eq!(
+        r.status,
+        Status::Passed,
+        "the base stage held and the breaking point is above 10/s: {:?}",
+        r.reason
+    );
+    let base = r
+        .thresholds
+        .iter()
+        .find(|v| v.metric == "latency.p95")
+        .unwrap();
+    assert!(base.note.as_deref().unwrap_or_default().contains("stage 1"));
+}
+
+#[test]
+fn the_endurance_suite_reports_drift() {
+    // Latency grows with time: 5ms at the start, about 45ms after eight seconds.
+    let start = Instant::now();
+    let router = Router::new().route(
+        "/",
+        get(move || async move {
+            let ms = 5.0 + 5.0 * start.elapsed().as_secs_f64();
+            tokio::time::sleep(Duration::from_secs_f64(ms / 1000.0)).await;
+            "ok"
+        }),
+    );
+    let server = serve(router);
+    let r = run(
+        r#"name = "soak"
+           suite = "endurance"
+           timeout = "20s"
+           [target]
+           kind = "http"
+           url = "http://127.0.0.1:1"
+           [load]
+           model = "open"
+           rate = "20/s"
+           duration = "8s"
+           max_in_flight = 10
+           [thresholds]
+           "drift.p95_ratio" = "< 1.5""#,
+        &server.url,
+    );
+    let drift = r.metrics.drift.unwrap();
+    assert!(drift.p95_ratio.unwrap() > 2.0, "{drift:?}");
+    let v = r
+        .thresholds
+        .iter()
+        .find(|v| v.metric == "drift.p95_ratio")
+        .unwrap();
+    assert!(!v.passed);
+}
+
+#[test]
+fn the_same_seed_replays_the_same_faults() {
+    let server = serve(items(false));
+    let dir = temp_dir("seed");
+    let text = items_scenario(&dir, "b")
+        .replace("failure_rate = 0.0001", "failure_rate = 0.5")
+        .replace(
+            "kinds = [\"latency\"]",
+            "kinds = [\"error\", \"validation\"]",
+        );
+    let a = run_in(&dir, &text, &server.url);
+    let b = run_in(&dir, &text, &server.url);
+    assert_eq!(a.load.faults.as_ref().unwrap().injected, 6);
+    assert_eq!(a.metrics.errors, b.metrics.errors);
+    assert_eq!(a.metrics.errors.get("injected"), Some(&6));
+    let rb = a.metrics.rollback.unwrap();
+    assert!(rb.attempted > 0, "faults after the move step roll it back");
+    assert_eq!(rb.success_rate, Some(1.0));
+}
+
+// ---- the command line ---------------------------------------------------------------------------
+
+fn scenario_file(dir: &std::path::Path, body: &str) -> String {
+    write_scenario(
+        dir,
+        "cli",
+        &format!("name = \"cli\"\nsuite = \"reliability\"\n{body}"),
+    )
+    .to_str()
+    .unwrap()
+    .to_string()
+}
+
+#[test]
+fn a_breached_threshold_exits_1_with_its_verdict_recorded() {
+    let server = serve(delayed(10));
+    let dir = temp_dir("breach");
+    let file = scenario_file(
+        &dir,
+        "timeout = \"20s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 20\n\
+         concurrency = 2\n[thresholds]\n\"latency.p95\" = \"< 1ms\"\nsuccess_rate = \">= 0.9\"\n",
+    );
+    let out_dir = dir.join("out");
+    let o = run_harness(&[
+        "run",
+        &file,
+        "--target",
+        &server.url,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--seed",
+        "5",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r = read_result(&out_dir);
+    assert_matches_schema(&r);
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["seed"], 5);
+    let p95 = r["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["metric"] == "latency.p95")
+        .unwrap();
+    assert_eq!(p95["passed"], false);
+    assert!(p95["actual"].as_f64().unwrap() >= 10.0);
+    let out = stdout(&o);
+    assert!(out.contains("FAIL latency.p95 < 1ms"), "{out}");
+    assert_eq!(
+        out.lines().last().unwrap(),
+        out_dir.to_str().unwrap(),
+        "the folder is the last line"
+    );
+}
+
+#[test]
+fn sigint_writes_an_aborted_result_with_partial_counts_and_exits_3() {
+    let server = serve(delayed(50));
+    let dir = temp_dir("sigint");
+    let file = scenario_file(
+        &dir,
+        "timeout = \"60s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 100000\nconcurrency = 2\n",
+    );
+    let out_dir = dir.join("out");
+    let child = harness()
+        .args([
+            "run",
+            &file,
+            "--target",
+            &server.url,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let r = read_result(&out_dir);
+    assert_matches_schema(&r);
+    assert_eq!(r["status"], "aborted");
+    assert!(r["reason"].as_str().unwrap().contains("interrupted"));
+    let done = r["totals"]["iterations"].as_u64().unwrap();
+    assert!((10..100000).contains(&done), "partial counts kept: {done}");
+    assert!(r["totals"]["not_started"].as_u64().unwrap() > 0);
+    assert!(r["metrics"]["latency_ms"]["p50"].as_f64().unwrap() >= 50.0);
+}
+
+#[test]
+fn a_run_over_its_budget_is_aborted_and_keeps_what_it_measured() {
+    let server = serve(delayed(300));
+    let dir = temp_dir("budget");
+    let file = scenario_file(
+        &dir,
+        "timeout = \"2s\"\niteration_timeout = \"1s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n\
+         [load]\niterations = 100\nconcurrency = 1\n",
+    );
+    let out_dir = dir.join("out");
+    let started = Instant::now();
+    let o = run_harness(&[
+        "run",
+        &file,
+        "--target",
+        &server.url,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let r = read_result(&out_dir);
+    assert_matches_schema(&r);
+    assert_eq!(r["status"], "aborted");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded its 2s budget"),
+        "{}",
+        r["reason"]
+    );
+    assert!(r["totals"]["iterations"].as_u64().unwrap() >= 3);
+}
+
+#[test]
+fn an_unreachable_target_exits_3_with_a_result_saying_why() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = temp_dir("unreachable");
+    let file = scenario_file(
+        &dir,
+        "timeout = \"5s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 5\n",
+    );
+    let out_dir = dir.join("out");
+    let target = format!("http://127.0.0.1:{port}");
+    let o = run_harness(&[
+        "run",
+        &file,
+        "--target",
+        &target,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let r = read_result(&out_dir);
+    assert_matches_schema(&r);
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("target unreachable"),
+        "{}",
+        r["reason"]
+    );
+}
+
+#[test]
+fn targets_outside_loopback_are_refused_unless_allowed() {
+    let dir = temp_dir("remote");
+    let file = scenario_file(
+        &dir,
+        "timeout = \"5s\"\n[target]\nkind = \"http\"\nurl = \"http://192.0.2.10:80\"\n[load]\niterations = 1\n",
+    );
+    let o = run_harness(&["run", &file, "--out", dir.join("out").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("refusing to send load to http://192.0.2.10/"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.join("out/result.json").exists(), "nothing was run");
+}
+
+#[test]
+fn progress_lines_go_to_stderr_when_not_on_a_terminal() {
+    let server = serve(delayed(5));
+    let dir = temp_dir("progress");
+    let file = scenario_file(
+        &dir,
+        "timeout = \"20s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\nmodel = \"open\"\nrate = \"20/s\"\nduration = \"2s\"\n",
+    );
+    let o = run_harness(&[
+        "run",
+        &file,
+        "--target",
+        &server.url,
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("running cli (reliability)"), "{err}");
+    assert!(
+        err.lines().any(|l| l.contains("done,") && l.contains("/s")),
+        "{err}"
+    );
+    let quiet = run_harness(&[
+        "run",
+        &file,
+        "--target",
+        &server.url,
+        "--out",
+        dir.join("q").to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+}
