@@ -13,8 +13,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod common;
+
 use harness::engine::{self, Quiet, RunPlan, Signals};
-use harness::scenario::Library;
 
 const CONCURRENCY: usize = 50;
 const PER_WORKER: usize = 1000;
@@ -144,28 +145,9 @@ fn main() {
 
 /// `(wall seconds, CPU seconds of this process)` spent in `f`.
 fn measure(f: impl FnOnce()) -> (f64, f64) {
-    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let (cpu0, t0) = (common::cpu_seconds(), Instant::now());
     f();
-    (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0)
-}
-
-/// User plus system CPU time of every thread of this process, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("Linux /proc");
-    let after = &stat[stat.rfind(')').expect("comm field") + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    (t0.elapsed().as_secs_f64(), common::cpu_seconds() - cpu0)
 }
 
 /// The bare loop: the same client settings, each response read to the end and its status checked.
@@ -202,30 +184,15 @@ fn plan(url: &str) -> RunPlan {
 }
 
 fn plan_with(url: &str, iterations: usize) -> RunPlan {
-    let dir = std::env::temp_dir().join(format!("harness-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("bench.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"bench\"\nsuite = \"performance\"\ntimeout = \"10m\"\n[target]\nkind = \"http\"\nurl = \"{url}\"\n\
-             [load]\nmodel = \"closed\"\niterations = {iterations}\nconcurrency = {CONCURRENCY}\n"
-        )
-        .replace("suite = \"performance\"", "suite = \"reliability\""),
+    let text = format!(
+        "name = \"bench\"\nsuite = \"reliability\"\ntimeout = \"10m\"\n[target]\nkind = \"http\"\n\
+         url = \"{url}\"\n[load]\nmodel = \"closed\"\niterations = {iterations}\nconcurrency = {CONCURRENCY}\n"
+    );
+    common::plan(
+        &text,
+        &url::Url::parse(url).expect("the server's URL"),
+        None,
     )
-    .unwrap();
-    let scenario = Library::open(Some(&dir))
-        .unwrap()
-        .load(path.to_str().unwrap())
-        .unwrap();
-    RunPlan {
-        scenario,
-        url: url::Url::parse(url).unwrap(),
-        embedded: None,
-        seed: 1,
-        run_id: "bench".into(),
-        allow_remote: false,
-    }
 }
 
 /// The minimal server: `GET /` answers `ok`; stops when stdin closes.

@@ -7,6 +7,7 @@
 mod list;
 mod progress;
 mod run;
+mod serve;
 mod summary;
 mod validate;
 
@@ -64,6 +65,8 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Run a reference target on its own (until Ctrl-C), e.g. `harness serve handoff --bind 127.0.0.1:8080`.
+    Serve(serve::ServeArgs),
     /// Check scenarios (and the procedures they name); prints `ok` or every problem, exit 2.
     Validate {
         /// Scenario names (RELIABILITY_STANDARD) or paths to scenario files.
@@ -83,6 +86,7 @@ pub fn run(cli: Cli) -> u8 {
     let outcome = match cli.command {
         Command::List => list::run(cli.scenarios.as_deref()),
         Command::Validate { names } => validate::run(cli.scenarios.as_deref(), &names),
+        Command::Serve(args) => serve::run(args),
         Command::Run {
             scenario,
             target,

@@ -14,9 +14,10 @@ use super::summary;
 use crate::config::ConfigError;
 use crate::drivers::http::is_loopback;
 use crate::engine::{self, RunPlan, Signals};
+use crate::reference::{self, handoff::HandoffConfig};
 use crate::result::Status;
 use crate::result::write::write_json;
-use crate::scenario::{Endpoint, Library, Scenario, TargetKind};
+use crate::scenario::{Embedded, Endpoint, Library, Scenario, TargetKind};
 
 /// What the user asked for.
 pub struct RunArgs {
@@ -40,41 +41,51 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
         Err(e) => return Err(e.into()),
     };
     let allow_remote = args.allow_remote || scenario.allow_remote;
-    let url = resolve_target(&scenario, args.target.as_deref(), allow_remote)?;
+    let target = resolve_target(&scenario, args.target.as_deref(), allow_remote)?;
     let seed = args.seed.or(scenario.seed).unwrap_or_else(rand::random);
     let out = output_folder(args.out.as_deref(), &scenario.name)?;
     let result_path = out.join("result.json");
-    let plan = RunPlan {
-        url: url.clone(),
-        embedded: None,
-        seed,
-        run_id: run_id(),
-        allow_remote,
-        scenario,
-    };
-    if !args.quiet {
-        eprintln!(
-            "running {} ({}) against {url} — seed {seed}, run id {}",
-            plan.scenario.name, plan.scenario.suite, plan.run_id
-        );
-    }
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
+        let (url, embedded, reference) = start_target(target, seed).await?;
+        let plan = RunPlan {
+            url,
+            embedded,
+            seed,
+            run_id: run_id(),
+            allow_remote,
+            scenario,
+        };
+        if !args.quiet {
+            let on = match embedded {
+                Some(e) => format!(
+                    "the embedded {} reference target at {}",
+                    e.as_str(),
+                    plan.url
+                ),
+                None => plan.url.to_string(),
+            };
+            eprintln!(
+                "running {} ({}) against {on} — seed {seed}, run id {}",
+                plan.scenario.name, plan.scenario.suite, plan.run_id
+            );
+        }
         let signals = Signals::default();
         listen_for_interrupts(signals.clone());
-        let observer = CliObserver::new(
-            args.quiet,
-            plan.scenario.load.planned_iterations(),
-            result_path.clone(),
-        );
+        let planned = plan.scenario.load.planned_iterations();
+        let observer = CliObserver::new(args.quiet, planned, result_path.clone());
         let result = engine::run(&plan, &observer, signals).await;
         observer.finish();
-        result
-    });
+        if let Some(running) = reference {
+            if let Err(e) = running.stop().await {
+                eprintln!("warning: the embedded reference target did not stop cleanly: {e}");
+            }
+        }
+        Ok::<_, anyhow::Error>(result)
+    })?;
     write_json(&result, &result_path)
         .with_context(|| format!("cannot write {}", result_path.display()))?;
     print!("{}", summary::render(&result));
@@ -86,13 +97,45 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// The target's base URL: `--target`, else the scenario's url. Refuses hosts outside loopback unless
-/// remote targets are allowed.
+/// Where the run goes.
+enum Target {
+    Url(Url),
+    /// A reference target this process starts on 127.0.0.1.
+    Embedded(Embedded),
+}
+
+/// The target's URL, starting the embedded reference target when that is the target.
+async fn start_target(
+    target: Target,
+    seed: u64,
+) -> anyhow::Result<(Url, Option<Embedded>, Option<reference::Running>)> {
+    match target {
+        Target::Url(url) => Ok((url, None, None)),
+        Target::Embedded(Embedded::Handoff) => {
+            let config = HandoffConfig {
+                seed,
+                ..HandoffConfig::default()
+            };
+            let running = reference::start_handoff(config)
+                .await
+                .context("cannot start the embedded reference handoff service")?;
+            Ok((running.url.clone(), Some(Embedded::Handoff), Some(running)))
+        }
+        Target::Embedded(Embedded::Websocket) => {
+            bail!(
+                "the embedded WebSocket server is not in this build yet; give --target ws://127.0.0.1:PORT"
+            )
+        }
+    }
+}
+
+/// The target: `--target`, else the scenario's url, else its embedded reference target. Refuses hosts
+/// outside loopback unless remote targets are allowed.
 fn resolve_target(
     scenario: &Scenario,
     flag: Option<&str>,
     allow_remote: bool,
-) -> anyhow::Result<Url> {
+) -> anyhow::Result<Target> {
     let url = match (flag, &scenario.target.endpoint) {
         (Some(text), _) => {
             let url = Url::parse(text).with_context(|| {
@@ -112,12 +155,7 @@ fn resolve_target(
             url
         }
         (None, Endpoint::Url(url)) => url.clone(),
-        (None, Endpoint::Embedded(e)) => bail!(
-            "{} runs against the embedded {} reference target, which this build cannot start yet; \
-             give --target http://127.0.0.1:PORT",
-            scenario.name,
-            e.as_str()
-        ),
+        (None, Endpoint::Embedded(e)) => return Ok(Target::Embedded(*e)),
     };
     if url.scheme() == "https" || url.scheme() == "wss" {
         bail!(
@@ -131,7 +169,7 @@ fn resolve_target(
              pass --allow-remote (or set allow_remote = true in the scenario)"
         );
     }
-    Ok(url)
+    Ok(Target::Url(url))
 }
 
 /// `--out DIR`, or `reports/<name>-<UTC timestamp>/`, created.
@@ -175,7 +213,7 @@ fn listen_for_interrupts(signals: Signals) {
     });
 }
 
-async fn interrupted() {
+pub(super) async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -102,7 +102,10 @@ pub fn render(r: &RunResult) -> String {
         let _ = writeln!(out, "  breaking    {bp}");
     }
     if let Some(d) = &m.drift {
-        let ratio = d.p95_ratio.map_or("-".into(), |v| format!("{v:.2}×"));
+        let ratio = match (d.p95_ratio, d.p95_change_ms) {
+            (Some(r), Some(c)) => format!("{r:.2}× ({c:+.2}ms)"),
+            _ => "-".into(),
+        };
         let change = d
             .error_rate_change
             .map_or("-".into(), |v| format!("{:+.2} pp", v * 100.0));

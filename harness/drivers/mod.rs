@@ -146,6 +146,8 @@ pub struct IterationReport {
     /// Ids of medium and low rules that failed.
     pub warnings: Vec<String>,
     pub rollback: Option<RollbackOutcome>,
+    /// Operations the target acknowledged, for invariant checks.
+    pub acks: Vec<crate::invariants::Ack>,
 }
 
 impl IterationReport {
@@ -156,6 +158,7 @@ impl IterationReport {
             recorded: Vec::new(),
             warnings: Vec::new(),
             rollback: None,
+            acks: Vec::new(),
         }
     }
 

@@ -47,6 +47,8 @@ pub struct Snapshot<'a> {
     pub abandoned: u64,
     pub crashed_workers: u64,
     pub injected: u64,
+    /// The invariant check, when the run made one (or why it could not).
+    pub invariants: Option<Result<crate::invariants::InvariantReport, String>>,
 }
 
 pub fn assemble(s: Snapshot<'_>) -> RunResult {
@@ -68,6 +70,9 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
     metrics.stress = stress.as_ref().map(|(m, _)| m.clone());
     if scenario.suite == Suite::Endurance {
         metrics.drift = s.drift;
+    }
+    if let Some(Ok(report)) = &s.invariants {
+        metrics.invariants = Some(report.clone());
     }
 
     let values = Values::of_run(&totals, &metrics);
@@ -407,6 +412,9 @@ fn notes(s: &Snapshot<'_>, totals: &ResultTotals, scheduled: bool) -> Vec<String
             "Stopped early: {} planned iterations never started and {} were cut off in flight; neither counts as a failure.",
             totals.not_started, totals.abandoned
         ));
+    }
+    if let Some(Err(why)) = &s.invariants {
+        notes.push(format!("Invariants were not checked: {why}"));
     }
     if s.crashed_workers > 0 {
         notes.push(format!(

@@ -13,6 +13,7 @@ pub mod pool;
 pub mod preflight;
 pub mod schedule;
 pub mod stepped;
+pub mod target_admin;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -122,7 +123,11 @@ impl Running<'_> {
             .saturating_sub(done)
     }
 
-    fn snapshot(&self, stop: Stop) -> RunResult {
+    fn snapshot(
+        &self,
+        stop: Stop,
+        invariants: Option<Result<crate::invariants::InvariantReport, String>>,
+    ) -> RunResult {
         let mut merged = Recorder::new(self.steps, self.recorded_names.len(), self.stages);
         for r in &self.recorders {
             merged.absorb(&r.lock().unwrap_or_else(|p| p.into_inner()));
@@ -149,6 +154,7 @@ impl Running<'_> {
             abandoned,
             crashed_workers: self.live.crashed_workers.load(Ordering::Relaxed),
             injected: self.injected,
+            invariants,
         })
     }
 }
@@ -168,6 +174,7 @@ pub fn not_started(plan: &RunPlan, why: String) -> RunResult {
         abandoned: 0,
         crashed_workers: 0,
         injected: 0,
+        invariants: None,
     })
 }
 
@@ -186,6 +193,38 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
     if let Err(why) = preflight::check_reachable(&plan.url).await {
         return not_started(plan, format!("target unreachable: {why}"));
     }
+    let chaos = scenario.faults.server.as_ref().map(|c| c.to_json());
+    if let Some(settings) = &chaos {
+        if let Err(why) = target_admin::set_chaos(&plan.url, settings).await {
+            return not_started(
+                plan,
+                format!("cannot set the target's chaos controls: {why}"),
+            );
+        }
+    }
+    let mut result = run_load(plan, observer, signals, procedure).await;
+    if chaos.is_some() {
+        if let Err(why) = target_admin::clear_chaos(&plan.url).await {
+            result.notes.push(format!(
+                "The target's chaos controls could not be cleared after the run: {why}"
+            ));
+        }
+    }
+    result
+}
+
+/// Whether a run checks invariants afterwards: concurrency runs on handoff targets.
+fn checks_invariants(scenario: &Scenario) -> bool {
+    scenario.suite == Suite::Concurrency && scenario.target.kind == TargetKind::Handoff
+}
+
+async fn run_load(
+    plan: &RunPlan,
+    observer: &dyn Observer,
+    signals: Signals,
+    procedure: Arc<crate::procedure::Procedure>,
+) -> RunResult {
+    let scenario = &plan.scenario;
 
     let t0 = Instant::now();
     let started_at = SystemTime::now();
@@ -238,6 +277,11 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
                 );
                 let r = if matches!(scenario.load, Load::Closed { .. }) {
                     r.without_service_time()
+                } else {
+                    r
+                };
+                let r = if checks_invariants(scenario) {
+                    r.with_history()
                 } else {
                     r
                 };
@@ -326,7 +370,21 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
             timeline.tick(&running.recorders, t_s);
         }
     }
-    running.snapshot(stop)
+    let invariants = if checks_invariants(scenario) {
+        let history: Vec<crate::invariants::Ack> = running
+            .recorders
+            .iter()
+            .flat_map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).history.clone())
+            .collect();
+        Some(
+            target_admin::state(&plan.url)
+                .await
+                .and_then(|state| crate::invariants::check(&history, &state)),
+        )
+    } else {
+        None
+    };
+    running.snapshot(stop, invariants)
 }
 
 /// Once a second: a timeline row and a progress report; every [`CHECKPOINT_EVERY`], a checkpoint.
@@ -361,7 +419,7 @@ async fn tick(running: &Running<'_>, observer: &dyn Observer, planned: u64) {
         });
         if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             last_checkpoint = Instant::now();
-            observer.checkpoint(&running.snapshot(Stop::Running));
+            observer.checkpoint(&running.snapshot(Stop::Running, None));
         }
     }
 }

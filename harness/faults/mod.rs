@@ -87,6 +87,7 @@ mod tests {
                 FaultKind::Latency,
             ],
             latency: Some(std::time::Duration::from_millis(10)),
+            server: None,
         }
     }
 

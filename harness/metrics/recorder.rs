@@ -141,7 +141,14 @@ pub struct Recorder {
     /// Whether service time differs from latency (open and stepped loads); in a closed load they
     /// are the same, and recording both would be work for nothing.
     track_service: bool,
+    /// Acknowledged operations, kept only when the run checks invariants, and at most
+    /// [`MAX_HISTORY`] per worker.
+    pub history: Vec<crate::invariants::Ack>,
+    keep_history: bool,
 }
+
+/// Most acknowledged operations one worker keeps for the invariant check.
+pub const MAX_HISTORY: usize = 250_000;
 
 impl Recorder {
     /// A recorder for a procedure of `steps` steps, `recorded` recorded metrics and `stages` stages.
@@ -167,7 +174,15 @@ impl Recorder {
                 late: 0,
             },
             track_service: true,
+            history: Vec::new(),
+            keep_history: false,
         }
+    }
+
+    /// A recorder that keeps the history of acknowledged operations (concurrency runs).
+    pub fn with_history(mut self) -> Self {
+        self.keep_history = true;
+        self
     }
 
     /// A recorder that does not keep service time apart from latency (closed loads).
@@ -223,6 +238,10 @@ impl Recorder {
                 record_millis(h, r.millis);
             }
         }
+        if self.keep_history {
+            let room = MAX_HISTORY.saturating_sub(self.history.len());
+            self.history.extend(report.acks.iter().take(room).cloned());
+        }
         for w in &report.warnings {
             *self.warnings.entry(w.clone()).or_default() += 1;
         }
@@ -258,6 +277,7 @@ impl Recorder {
     /// Adds another recorder's measurements into this one (the current-second data excepted).
     pub fn absorb(&mut self, o: &Recorder) {
         self.totals.add(&o.totals);
+        self.history.extend(o.history.iter().cloned());
         merge(&mut self.latency, &o.latency);
         merge(&mut self.service, &o.service);
         self.late += o.late;

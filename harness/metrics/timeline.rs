@@ -47,6 +47,10 @@ pub struct Drift {
     /// p95 of the last window ÷ p95 of the first.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub p95_ratio: Option<f64>,
+    /// p95 of the last window − p95 of the first, in milliseconds: how much it grew, which stays
+    /// meaningful when latencies are small and their ratio is noise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub p95_change_ms: Option<f64>,
     /// Error rate of the last window − error rate of the first.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error_rate_change: Option<f64>,
@@ -167,6 +171,10 @@ impl Timeline {
             window_s: d.window_s,
             p95_ratio: match (first.p95_ms, last.p95_ms) {
                 (Some(a), Some(b)) if a > 0.0 => Some(b / a),
+                _ => None,
+            },
+            p95_change_ms: match (first.p95_ms, last.p95_ms) {
+                (Some(a), Some(b)) => Some(b - a),
                 _ => None,
             },
             error_rate_change: match (first.error_rate, last.error_rate) {

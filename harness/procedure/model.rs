@@ -129,6 +129,17 @@ pub struct Step {
     pub retries: u32,
     pub captures: Vec<Capture>,
     pub records: Vec<Record>,
+    /// What a successful response acknowledges, for the history invariant checks read.
+    pub ack: Option<AckKind>,
+}
+
+/// Operations whose acknowledgements the harness records (Jepsen style) and checks afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckKind {
+    /// A resource changed hands; the response carries `resource_id`, `previous_owner`, `owner` and
+    /// `version` (the coordination API's transfer).
+    Transfer,
 }
 
 /// A duration the target reports in its response (in milliseconds, at a JSON pointer), recorded into a

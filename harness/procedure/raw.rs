@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::Severity;
+use super::model::{AckKind, Severity};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +38,7 @@ pub struct RawStep {
     pub retries: Option<Spanned<i64>>,
     pub capture: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub record: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub ack: Option<Spanned<AckKind>>,
 }
 
 #[derive(Debug, Deserialize)]

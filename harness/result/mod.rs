@@ -178,6 +178,9 @@ pub struct Metrics {
     pub stress: Option<StressMetrics>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    /// Concurrency runs on handoff targets: the invariant checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invariants: Option<crate::invariants::InvariantReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

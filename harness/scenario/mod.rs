@@ -41,6 +41,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/RELIABILITY_STANDARD.toml"),
     ),
     (
+        "scenarios/REPORT_SIGNOFF_STANDARD.toml",
+        include_str!("../../scenarios/REPORT_SIGNOFF_STANDARD.toml"),
+    ),
+    (
         "scenarios/STRESS_STANDARD.toml",
         include_str!("../../scenarios/STRESS_STANDARD.toml"),
     ),

@@ -221,18 +221,56 @@ pub enum FaultKind {
     Latency,
 }
 
-/// In-process faults injected into iterations.
+/// Faults injected into a run: in-process into iterations, and on the target's side.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Faults {
-    /// Share of steps that get a fault, 0..=1.
+    /// Share of iterations that get a fault, 0..=1.
     pub failure_rate: f64,
     pub kinds: Vec<FaultKind>,
     /// Delay added by the `latency` kind.
     pub latency: Option<Duration>,
+    /// Chaos the target applies itself, set through its `/admin/chaos` route for the run.
+    pub server: Option<ServerChaos>,
 }
 
 impl Faults {
+    /// Whether iterations get in-process faults.
     pub fn is_active(&self) -> bool {
         self.failure_rate > 0.0 && !self.kinds.is_empty()
+    }
+
+    /// Whether the run injects anything at all.
+    pub fn injects_anything(&self) -> bool {
+        self.is_active() || self.server.is_some()
+    }
+}
+
+/// The chaos controls of a target (the reference targets' `/admin/chaos`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServerChaos {
+    pub error_rate: f64,
+    /// Error rates by route pattern.
+    pub routes: Vec<(String, f64)>,
+    pub latency: Duration,
+    pub jitter: Duration,
+    /// A down window: after this long, for that long.
+    pub down: Option<(Duration, Duration)>,
+}
+
+impl ServerChaos {
+    /// The body `PUT /admin/chaos` takes.
+    pub fn to_json(&self) -> serde_json::Value {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut v = serde_json::json!({
+            "error_rate": self.error_rate,
+            "route_error_rates": self.routes.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "latency_ms": ms(self.latency),
+            "jitter_ms": ms(self.jitter),
+        });
+        if let Some((after, length)) = self.down {
+            v["down_after_ms"] = ms(after).into();
+            v["down_for_ms"] = ms(length).into();
+        }
+        v
     }
 }

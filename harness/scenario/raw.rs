@@ -76,4 +76,17 @@ pub struct RawFaults {
     pub failure_rate: Option<Spanned<f64>>,
     pub kinds: Option<Spanned<Vec<Spanned<FaultKind>>>>,
     pub latency: Option<Spanned<String>>,
+    pub server: Option<Spanned<RawServerChaos>>,
+}
+
+/// Chaos the target itself applies, set through its `/admin/chaos` route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerChaos {
+    pub error_rate: Option<Spanned<f64>>,
+    pub routes: Option<BTreeMap<Spanned<String>, Spanned<f64>>>,
+    pub latency: Option<Spanned<String>>,
+    pub jitter: Option<Spanned<String>>,
+    pub down_after: Option<Spanned<String>>,
+    pub down_for: Option<Spanned<String>>,
 }

@@ -100,9 +100,15 @@ impl Values {
         if let Some(bp) = m.stress.as_ref().and_then(|s| s.breaking_point.as_ref()) {
             v.set("breaking_point.rate", bp.rate_per_s);
         }
+        if let Some(inv) = &m.invariants {
+            v.set("invariants.violations", inv.violations as f64);
+        }
         if let Some(d) = &m.drift {
             if let Some(r) = d.p95_ratio {
                 v.set("drift.p95_ratio", r);
+            }
+            if let Some(c) = d.p95_change_ms {
+                v.set("drift.p95_change", c);
             }
             if let Some(c) = d.error_rate_change {
                 v.set("drift.error_rate_change", c);

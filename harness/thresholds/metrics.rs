@@ -253,6 +253,12 @@ const FAMILIES: &[Family] = &[
         needs: "the endurance suite",
     },
     Family {
+        pattern: "drift.p95_change",
+        kind: MetricKind::Duration,
+        applies: |s| s.is_suite(Suite::Endurance),
+        needs: "the endurance suite",
+    },
+    Family {
         pattern: "drift.error_rate_change",
         kind: MetricKind::Number,
         applies: |s| s.is_suite(Suite::Endurance),

@@ -258,6 +258,19 @@ impl HttpDriver {
         unreachable!("the last attempt always returns")
     }
 
+    /// Notes what a successful response of an `ack` step acknowledged.
+    fn acknowledged(step: &Step, resp: &Response, out: &mut Vec<crate::invariants::Ack>) {
+        if step.ack.is_some() {
+            if let Some(ack) = resp
+                .json()
+                .ok()
+                .and_then(crate::invariants::Ack::from_response)
+            {
+                out.push(ack);
+            }
+        }
+    }
+
     /// Values the target reported for the recorded metrics of `step`.
     fn recorded_values(&self, step: &Step, resp: &Response, out: &mut Vec<RecordedSample>) {
         if step.records.is_empty() {
@@ -368,6 +381,7 @@ impl Driver for HttpDriver {
                 }
             };
             self.recorded_values(step, &resp, &mut report.recorded);
+            Self::acknowledged(step, &resp, &mut report.acks);
             if fault == Some(FaultKind::Validation) {
                 let detail = "injected validation failure: the response is treated as failing a critical rule";
                 failed = Some((i, Failure::at(&step.id, ErrorKind::Injected, detail)));
@@ -400,7 +414,8 @@ impl Driver for HttpDriver {
             }
         }
         if let Some((i, failure)) = failed {
-            report.rollback = rollback::run(self, i, &effects, &mut vars, timer).await;
+            report.rollback =
+                rollback::run(self, i, &effects, &mut vars, &mut report.acks, timer).await;
             report.outcome = Outcome::Failed(failure);
         } else if let Some(failure) = high {
             report.outcome = Outcome::Failed(failure);

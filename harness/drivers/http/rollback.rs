@@ -19,6 +19,7 @@ pub(super) async fn run(
     failed_step: usize,
     effects: &[Effect],
     vars: &mut Vars,
+    acks: &mut Vec<crate::invariants::Ack>,
     timer: &mut Timer,
 ) -> Option<RollbackOutcome> {
     let took_effect = |s: &usize| effects.get(*s).is_some_and(|e| *e != Effect::None);
@@ -47,6 +48,7 @@ pub(super) async fn run(
             let run = driver.run_step(step, vars, deadline, None, timer).await;
             match run.result {
                 Ok(resp) => {
+                    HttpDriver::acknowledged(step, &resp, acks);
                     // Later rollback requests may use what earlier ones captured.
                     for c in &step.captures {
                         if let Some(v) = resp.json().ok().and_then(|j| j.pointer(&c.pointer)) {

@@ -131,6 +131,7 @@ pub fn step(
         retries: retries?,
         captures,
         records,
+        ack: r.ack.as_ref().map(|a| *a.get_ref()),
     })
 }
 

@@ -131,7 +131,7 @@ pub fn scenario(
         );
     }
     if let (Some(Suite::FailureInjection), Some(f)) = (suite, &faults) {
-        if !f.is_active() {
+        if !f.injects_anything() {
             let span = raw.faults.as_ref().map_or(
                 raw.suite.as_ref().map_or(0..0, Spanned::span),
                 Spanned::span,
@@ -268,10 +268,95 @@ fn faults(diag: &mut Diagnostics<'_>, raw: &Spanned<RawFaults>) -> Option<Faults
         }
         None => Some(None),
     };
+    let server = match &f.server {
+        Some(s) => server_chaos(diag, s).map(Some),
+        None => Some(None),
+    };
     Some(Faults {
         failure_rate: failure_rate?,
         kinds,
         latency: latency?,
+        server: server?,
+    })
+}
+
+fn server_chaos(diag: &mut Diagnostics<'_>, raw: &Spanned<RawServerChaos>) -> Option<ServerChaos> {
+    let s = raw.get_ref();
+    let ratio = |diag: &mut Diagnostics<'_>, key: &str, v: &Spanned<f64>| {
+        if (0.0..=1.0).contains(v.get_ref()) {
+            Some(*v.get_ref())
+        } else {
+            diag.error(
+                v.span(),
+                key,
+                format!("{} is outside 0..1", v.get_ref()),
+                Some("a share of requests, e.g. 0.05 for 5%".into()),
+            );
+            None
+        }
+    };
+    let mut ok = true;
+    let error_rate = match &s.error_rate {
+        Some(v) => ratio(diag, "faults.server.error_rate", v),
+        None => Some(0.0),
+    };
+    ok &= error_rate.is_some();
+    let mut routes = Vec::new();
+    for (route, rate) in s.routes.iter().flatten() {
+        let key = format!(
+            "faults.server.routes.{}",
+            crate::config::structured::display_key(route.get_ref())
+        );
+        if !route.get_ref().starts_with('/') {
+            diag.error(
+                route.span(),
+                &key,
+                "a route pattern starts with `/`",
+                Some("e.g. \"/api/v1/coordination/resources/{id}/transfer\"".into()),
+            );
+            ok = false;
+        }
+        match ratio(diag, &key, rate) {
+            Some(r) => routes.push((route.get_ref().clone(), r)),
+            None => ok = false,
+        }
+    }
+    let duration = |diag: &mut Diagnostics<'_>, key: &str, v: &Option<Spanned<String>>| match v {
+        None => Some(None),
+        Some(v) => match crate::config::units::parse_duration(v.get_ref()) {
+            Ok(d) => Some(Some(d)),
+            Err(e) => {
+                diag.error(v.span(), key, e.message, Some(e.hint));
+                None
+            }
+        },
+    };
+    let latency = duration(diag, "faults.server.latency", &s.latency);
+    let jitter = duration(diag, "faults.server.jitter", &s.jitter);
+    let down_after = duration(diag, "faults.server.down_after", &s.down_after);
+    let down_for = duration(diag, "faults.server.down_for", &s.down_for);
+    let down = match (down_after?, down_for?) {
+        (Some(a), Some(f)) => Some((a, f)),
+        (None, None) => None,
+        _ => {
+            diag.error(
+                raw.span(),
+                "faults.server",
+                "down_after and down_for go together",
+                Some("give both, e.g. down_after = \"10s\" and down_for = \"5s\"".into()),
+            );
+            return None;
+        }
+    };
+    if !ok {
+        return None;
+    }
+    Some(ServerChaos {
+        error_rate: error_rate?,
+        routes,
+        latency: latency?.unwrap_or_default(),
+        jitter: jitter?.unwrap_or_default(),
+        down,
     })
 }
 

@@ -353,6 +353,7 @@ fn single_request(
             retries: 0,
             captures: Vec::new(),
             records: Vec::new(),
+            ack: None,
         },
     };
     Some(Arc::new(Procedure {

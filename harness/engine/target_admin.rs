@@ -1,0 +1,67 @@
+//! Talking to a target outside the iterations: setting and clearing its chaos controls around a run
+//! (`/admin/chaos`), and reading its state back for invariant checks (`/api/v1/coordination/state`).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+
+use crate::drivers::http::build_client;
+
+/// Route of the chaos controls on the reference targets (and any target that offers the same).
+pub const CHAOS_ROUTE: &str = "/admin/chaos";
+/// Route of the coordination state dump.
+pub const STATE_ROUTE: &str = "/api/v1/coordination/state";
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn join(base: &Url, route: &str) -> String {
+    format!("{}{route}", base.as_str().trim_end_matches('/'))
+}
+
+async fn call(method: reqwest::Method, url: String, body: Option<&Value>) -> Result<Value, String> {
+    let client = build_client(1).map_err(|e| e.to_string())?;
+    let mut req = client.request(method.clone(), &url).timeout(ADMIN_TIMEOUT);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    let status = resp.status();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    if !status.is_success() {
+        let clipped: String = text.chars().take(200).collect();
+        return Err(format!("{method} {url} answered {status}: {clipped}"));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{method} {url} did not answer JSON: {e}"))
+}
+
+/// Sets the target's chaos controls.
+pub async fn set_chaos(base: &Url, settings: &Value) -> Result<(), String> {
+    call(
+        reqwest::Method::PUT,
+        join(base, CHAOS_ROUTE),
+        Some(settings),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Turns the target's chaos off.
+pub async fn clear_chaos(base: &Url) -> Result<(), String> {
+    call(reqwest::Method::DELETE, join(base, CHAOS_ROUTE), None)
+        .await
+        .map(|_| ())
+}
+
+/// Reads the coordination state.
+pub async fn state(base: &Url) -> Result<Value, String> {
+    call(reqwest::Method::GET, join(base, STATE_ROUTE), None).await
+}

@@ -1,0 +1,47 @@
+//! The reference targets the harness embeds: a handoff service (HTTP) and, later, a WebSocket
+//! server. Each takes a bound listener and a shutdown future, so tests bind 127.0.0.1:0 and a run can
+//! start one on an ephemeral port, use it, and stop it. Nothing here knows about scenarios or runs.
+
+pub mod api;
+pub mod chaos;
+pub mod handoff;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use url::Url;
+
+/// A reference target running in this process.
+pub struct Running {
+    pub url: Url,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections, lets requests in progress finish, and waits for the server.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Starts the reference handoff service on 127.0.0.1 at a port the system picks.
+pub async fn start_handoff(config: handoff::HandoffConfig) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url =
+        Url::parse(&format!("http://{}", listener.local_addr()?)).map_err(std::io::Error::other)?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(handoff::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        url,
+        stop: Some(stop),
+        task,
+    })
+}
