@@ -138,13 +138,13 @@ pub fn check(history: &[Ack], state: &Value) -> Result<InvariantReport, String> 
                 holders.len(),
                 named.join(", ")
             ));
-        } else if let Some((owner, _)) = current.get(resource) {
-            if holders[0] != *owner {
-                violations.push(format!(
-                    "two owners: {resource} is owned by {owner} but held by {}",
-                    holders[0]
-                ));
-            }
+        } else if let Some((owner, _)) = current.get(resource)
+            && holders[0] != *owner
+        {
+            violations.push(format!(
+                "two owners: {resource} is owned by {owner} but held by {}",
+                holders[0]
+            ));
         }
     }
 
@@ -156,13 +156,12 @@ pub fn check(history: &[Ack], state: &Value) -> Result<InvariantReport, String> 
             .and_then(Value::as_i64);
         if let (Some(now), Some(expires), Some(id)) =
             (now, expires, r.get("resource_id").and_then(Value::as_str))
+            && expires <= now
         {
-            if expires <= now {
-                violations.push(format!(
-                    "lock held past its expiry: {id}'s lock expired {}ms ago",
-                    now - expires
-                ));
-            }
+            violations.push(format!(
+                "lock held past its expiry: {id}'s lock expired {}ms ago",
+                now - expires
+            ));
         }
     }
 

@@ -11,6 +11,7 @@
 //! - [`cli`]: the command line, the only module that knows about arguments and exit codes.
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod drivers;
 pub mod engine;
@@ -19,6 +20,7 @@ pub mod invariants;
 pub mod metrics;
 pub mod procedure;
 pub mod reference;
+pub mod report;
 pub mod result;
 pub mod scenario;
 pub mod taxonomy;

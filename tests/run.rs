@@ -49,16 +49,6 @@ fn run(text: &str, url: &str) -> RunResult {
     result
 }
 
-fn delayed(ms: u64) -> Router {
-    Router::new().route(
-        "/",
-        get(move || async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            "ok"
-        }),
-    )
-}
-
 #[test]
 fn closed_load_measures_a_fixed_delay() {
     let server = serve(delayed(20));

@@ -4,8 +4,10 @@
 //! Exit codes: `0` every threshold held (or the command succeeded) · `1` a threshold failed ·
 //! `2` the command or a scenario is invalid, nothing was run · `3` the run could not complete.
 
+mod compare;
 mod list;
 mod progress;
+mod report;
 mod run;
 mod serve;
 mod summary;
@@ -65,6 +67,23 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Render report.html, junit.xml and summary.md again from a saved result.
+    Report {
+        /// A result.json written by `harness run`.
+        #[arg(value_name = "RESULT.json")]
+        result: PathBuf,
+        /// Write only the HTML report, to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Write only the JUnit XML, to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write only the Markdown summary, to this file.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
+    /// Compare two results metric by metric; exit 1 when one regressed beyond the noise.
+    Compare(compare::CompareArgs),
     /// Run a reference target on its own (until Ctrl-C), e.g. `harness serve handoff --bind 127.0.0.1:8080`.
     Serve(serve::ServeArgs),
     /// Check scenarios (and the procedures they name); prints `ok` or every problem, exit 2.
@@ -87,6 +106,13 @@ pub fn run(cli: Cli) -> u8 {
         Command::List => list::run(cli.scenarios.as_deref()),
         Command::Validate { names } => validate::run(cli.scenarios.as_deref(), &names),
         Command::Serve(args) => serve::run(args),
+        Command::Report {
+            result,
+            html,
+            junit,
+            markdown,
+        } => report::run(&result, html, junit, markdown),
+        Command::Compare(args) => compare::run(args),
         Command::Run {
             scenario,
             target,

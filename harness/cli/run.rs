@@ -79,15 +79,20 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
         let observer = CliObserver::new(args.quiet, planned, result_path.clone());
         let result = engine::run(&plan, &observer, signals).await;
         observer.finish();
-        if let Some(running) = reference {
-            if let Err(e) = running.stop().await {
-                eprintln!("warning: the embedded reference target did not stop cleanly: {e}");
-            }
+        if let Some(running) = reference
+            && let Err(e) = running.stop().await
+        {
+            eprintln!("warning: the embedded reference target did not stop cleanly: {e}");
         }
         Ok::<_, anyhow::Error>(result)
     })?;
     write_json(&result, &result_path)
         .with_context(|| format!("cannot write {}", result_path.display()))?;
+    if let Err(e) = crate::report::write_all(&result, &out) {
+        eprintln!(
+            "warning: {e:#}; result.json is complete, and `harness report` can render it again"
+        );
+    }
     print!("{}", summary::render(&result));
     println!("{}", out.display());
     Ok(match result.status {

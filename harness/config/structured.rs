@@ -213,15 +213,15 @@ fn reword(message: &str, key: &str) -> (String, Option<String>) {
         return (format!("`{name}` is not an accepted value"), Some(hint));
     }
     for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some(rest) = message.strip_prefix(prefix) {
-            if let Some((found, expected)) = rest.split_once(", expected ") {
-                let expected = friendly_type(expected);
-                let found = found
-                    .replace("floating point", "number")
-                    .replace("integer", "whole number");
-                let hint = type_hint(&expected, key);
-                return (format!("expected {expected}, found {found}"), hint);
-            }
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((found, expected)) = rest.split_once(", expected ")
+        {
+            let expected = friendly_type(expected);
+            let found = found
+                .replace("floating point", "number")
+                .replace("integer", "whole number");
+            let hint = type_hint(&expected, key);
+            return (format!("expected {expected}, found {found}"), hint);
         }
     }
     (message.to_string(), None)

@@ -107,7 +107,7 @@ pub fn format_duration(d: Duration) -> String {
     if nanos == 0 {
         return "0s".into();
     }
-    if nanos % 1_000_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000_000) {
         let secs = d.as_secs();
         let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
         let mut out = String::new();
@@ -125,7 +125,7 @@ pub fn format_duration(d: Duration) -> String {
     if d >= Duration::from_secs(1) {
         return format!("{}s", trim_float(d.as_secs_f64()));
     }
-    if nanos % 1_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000) {
         return format!("{}ms", nanos / 1_000_000);
     }
     if d >= Duration::from_millis(1) {

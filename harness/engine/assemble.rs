@@ -93,9 +93,9 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
             .thresholds
             .iter()
             .any(|t| t.metric == "schedule.on_time_rate")
+        && let Some(sched) = &metrics.schedule
     {
-        if let Some(sched) = &metrics.schedule {
-            verdicts.push(Verdict {
+        verdicts.push(Verdict {
                 metric: "schedule.on_time_rate".into(),
                 kind: "ratio".into(),
                 condition: format!(">= {}", 1.0 - MAX_LATE_SHARE),
@@ -103,7 +103,6 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
                 passed: !sched.fell_behind,
                 note: Some("built in: an open load must keep to its schedule, or its latencies describe a lighter load".into()),
             });
-        }
     }
 
     let (status, reason) = status(&s, &totals, &verdicts);
@@ -178,6 +177,7 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
                 out.steps.insert(
                     step.id.clone(),
                     StepMetrics {
+                        index: i,
                         name: step.name.clone(),
                         latency_ms: summary,
                     },

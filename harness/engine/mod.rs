@@ -194,21 +194,21 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
         return not_started(plan, format!("target unreachable: {why}"));
     }
     let chaos = scenario.faults.server.as_ref().map(|c| c.to_json());
-    if let Some(settings) = &chaos {
-        if let Err(why) = target_admin::set_chaos(&plan.url, settings).await {
-            return not_started(
-                plan,
-                format!("cannot set the target's chaos controls: {why}"),
-            );
-        }
+    if let Some(settings) = &chaos
+        && let Err(why) = target_admin::set_chaos(&plan.url, settings).await
+    {
+        return not_started(
+            plan,
+            format!("cannot set the target's chaos controls: {why}"),
+        );
     }
     let mut result = run_load(plan, observer, signals, procedure).await;
-    if chaos.is_some() {
-        if let Err(why) = target_admin::clear_chaos(&plan.url).await {
-            result.notes.push(format!(
-                "The target's chaos controls could not be cleared after the run: {why}"
-            ));
-        }
+    if chaos.is_some()
+        && let Err(why) = target_admin::clear_chaos(&plan.url).await
+    {
+        result.notes.push(format!(
+            "The target's chaos controls could not be cleared after the run: {why}"
+        ));
     }
     result
 }

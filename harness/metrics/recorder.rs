@@ -252,12 +252,12 @@ impl Recorder {
                 by.0 += 1;
                 by.1 += u64::from(rb.verified);
             }
-            if let Some(d) = rb.detail.as_deref().filter(|_| !rb.verified) {
-                if self.rollback.failure_samples.len() < ERROR_SAMPLES {
-                    self.rollback
-                        .failure_samples
-                        .push(d.chars().take(SAMPLE_CHARS).collect());
-                }
+            if let Some(d) = rb.detail.as_deref().filter(|_| !rb.verified)
+                && self.rollback.failure_samples.len() < ERROR_SAMPLES
+            {
+                self.rollback
+                    .failure_samples
+                    .push(d.chars().take(SAMPLE_CHARS).collect());
             }
         }
     }

@@ -65,13 +65,13 @@ impl ChaosSettings {
             ("down_after_ms", self.down_after_ms),
             ("down_for_ms", self.down_for_ms),
         ] {
-            if let Some(v) = v {
-                if !(v.is_finite() && v >= 0.0) {
-                    return Err(ApiError::invalid(
-                        name,
-                        format!("{v} is not a duration in milliseconds"),
-                    ));
-                }
+            if let Some(v) = v
+                && !(v.is_finite() && v >= 0.0)
+            {
+                return Err(ApiError::invalid(
+                    name,
+                    format!("{v} is not a duration in milliseconds"),
+                ));
             }
         }
         if self.down_after_ms.is_some() != self.down_for_ms.is_some() {

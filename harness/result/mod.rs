@@ -185,6 +185,9 @@ pub struct Metrics {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
+    /// Position of the step in its procedure, from 0.
+    #[serde(default)]
+    pub index: usize,
     pub name: String,
     pub latency_ms: LatencySummary,
 }

@@ -28,6 +28,17 @@ impl Drop for TestServer {
     }
 }
 
+/// A server answering `GET /` with `ok` after `ms` milliseconds.
+pub fn delayed(ms: u64) -> Router {
+    Router::new().route(
+        "/",
+        axum::routing::get(move || async move {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            "ok"
+        }),
+    )
+}
+
 /// Serves `router` on 127.0.0.1 at a port the system picks.
 pub fn serve(router: Router) -> TestServer {
     let (tx_url, rx_url) = std::sync::mpsc::channel();

@@ -76,10 +76,9 @@ impl HttpDriver {
                     .as_literal()
                     .map(|p| (p.to_string(), format!("{base}{p}"))),
                 RequestTarget::Url(t) => t.as_literal().map(|u| (u.to_string(), u.to_string())),
-            } {
-                if let Ok(url) = Url::parse(&text) {
-                    literal_urls.insert(key, url);
-                }
+            } && let Ok(url) = Url::parse(&text)
+            {
+                literal_urls.insert(key, url);
             }
         }
         Ok(Self {
@@ -260,14 +259,13 @@ impl HttpDriver {
 
     /// Notes what a successful response of an `ack` step acknowledged.
     fn acknowledged(step: &Step, resp: &Response, out: &mut Vec<crate::invariants::Ack>) {
-        if step.ack.is_some() {
-            if let Some(ack) = resp
+        if step.ack.is_some()
+            && let Some(ack) = resp
                 .json()
                 .ok()
                 .and_then(crate::invariants::Ack::from_response)
-            {
-                out.push(ack);
-            }
+        {
+            out.push(ack);
         }
     }
 

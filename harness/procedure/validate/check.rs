@@ -118,16 +118,16 @@ pub(super) fn check(
         c.min.as_ref().map(|v| *v.get_ref()),
         c.max.as_ref().map(|v| *v.get_ref()),
     );
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            diag.error(
-                c.min.as_ref().map_or(raw.span(), Spanned::span),
-                format!("{key}.min"),
-                format!("min {lo} is above max {hi}"),
-                Some("swap them".into()),
-            );
-            return None;
-        }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        diag.error(
+            c.min.as_ref().map_or(raw.span(), Spanned::span),
+            format!("{key}.min"),
+            format!("min {lo} is above max {hi}"),
+            Some("swap them".into()),
+        );
+        return None;
     }
     Some(Check::InRange {
         pointer: p,

@@ -98,19 +98,22 @@ pub(super) fn load(
         RawLoadModel::Open => Load::Open(open_stage(diag, l, span.clone(), max_in_flight?)?),
         RawLoadModel::Stepped => stepped(diag, l, span.clone(), max_in_flight?)?,
     };
-    if let (Some(budget), Some(planned)) = (budget, load.scheduled_duration()) {
-        if planned > budget {
-            diag.error(
-                span,
-                "load",
-                format!(
-                    "the load's schedule lasts {} but the run's timeout is {}",
-                    crate::config::units::format_duration(planned),
-                    crate::config::units::format_duration(budget)
-                ),
-                Some("shorten the load or raise timeout (leave room for the last iterations to finish)".into()),
-            );
-        }
+    if let (Some(budget), Some(planned)) = (budget, load.scheduled_duration())
+        && planned > budget
+    {
+        diag.error(
+            span,
+            "load",
+            format!(
+                "the load's schedule lasts {} but the run's timeout is {}",
+                crate::config::units::format_duration(planned),
+                crate::config::units::format_duration(budget)
+            ),
+            Some(
+                "shorten the load or raise timeout (leave room for the last iterations to finish)"
+                    .into(),
+            ),
+        );
     }
     Some(load)
 }

@@ -84,15 +84,14 @@ pub fn scenario(
         None => Some(DEFAULT_ITERATION_TIMEOUT.min(timeout.unwrap_or(DEFAULT_ITERATION_TIMEOUT))),
     };
     if let (Some(t), Some(it), Some(raw_it)) = (timeout, iteration_timeout, &raw.iteration_timeout)
+        && it > t
     {
-        if it > t {
-            diag.error(
-                raw_it.span(),
-                "iteration_timeout",
-                "iteration_timeout is longer than the whole run's timeout",
-                Some("make it shorter than timeout".into()),
-            );
-        }
+        diag.error(
+            raw_it.span(),
+            "iteration_timeout",
+            "iteration_timeout is longer than the whole run's timeout",
+            Some("make it shorter than timeout".into()),
+        );
     }
 
     let target = match &raw.target {
@@ -130,19 +129,19 @@ pub fn scenario(
             raw.load.as_ref().map_or(0..0, Spanned::span),
         );
     }
-    if let (Some(Suite::FailureInjection), Some(f)) = (suite, &faults) {
-        if !f.injects_anything() {
-            let span = raw.faults.as_ref().map_or(
-                raw.suite.as_ref().map_or(0..0, Spanned::span),
-                Spanned::span,
-            );
-            diag.error(
+    if let (Some(Suite::FailureInjection), Some(f)) = (suite, &faults)
+        && !f.injects_anything()
+    {
+        let span = raw.faults.as_ref().map_or(
+            raw.suite.as_ref().map_or(0..0, Spanned::span),
+            Spanned::span,
+        );
+        diag.error(
                 span,
                 "faults",
                 "the failure_injection suite injects nothing",
                 Some("add [faults] with failure_rate = 0.1 and kinds = [\"error\", \"timeout\", \"validation\"]".into()),
             );
-        }
     }
 
     // Checked whatever else is broken, against what is known of the run.

@@ -135,12 +135,12 @@ pub async fn transfer(
         let r = s.resource(&id)?;
         (r.owner.clone(), r.version)
     };
-    if let Some(from) = &b.from {
-        if *from != owner {
-            return Err(ApiError::conflict(format!(
-                "resource {id} is owned by {owner}, not {from}"
-            )));
-        }
+    if let Some(from) = &b.from
+        && *from != owner
+    {
+        return Err(ApiError::conflict(format!(
+            "resource {id} is owned by {owner}, not {from}"
+        )));
     }
     // The durable write; without the lock this is where concurrent transfers overtake each other.
     if !app.config.persist_delay.is_zero() {

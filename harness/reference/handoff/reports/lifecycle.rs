@@ -40,13 +40,13 @@ const MIN_SUMMARY: usize = 10;
 impl ReportBody {
     /// Writes the body's fields into `r`, checking each.
     fn apply(self, r: &mut Report) -> ApiResult<()> {
-        if let Some(s) = &self.work_summary {
-            if s.trim().chars().count() < MIN_SUMMARY {
-                return Err(ApiError::invalid(
-                    "work_summary",
-                    format!("must be at least {MIN_SUMMARY} characters"),
-                ));
-            }
+        if let Some(s) = &self.work_summary
+            && s.trim().chars().count() < MIN_SUMMARY
+        {
+            return Err(ApiError::invalid(
+                "work_summary",
+                format!("must be at least {MIN_SUMMARY} characters"),
+            ));
         }
         if let Some(q) = self.quality_score {
             r.quality_score = ratio("quality_score", q, 1.0)?;

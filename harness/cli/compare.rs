@@ -1,0 +1,83 @@
+//! `harness compare BASE.json NEW.json`: metric by metric, improved / regressed / within noise; prints
+//! the table (Markdown) and exits 1 when a metric regressed beyond its noise band.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use super::exit;
+use crate::compare::{self, METRICS, Options, Verdict};
+use crate::config::suggest;
+use crate::config::units::parse_ratio;
+use crate::result::write::read_json;
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    #[arg(value_name = "BASE.json")]
+    pub base: PathBuf,
+    #[arg(value_name = "NEW.json")]
+    pub new: PathBuf,
+    /// Also write the comparison as HTML (both spectra and timelines overlaid).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write the comparison as Markdown.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Noise band: a change within it is noise (percent, or points for success rates).
+    #[arg(long, default_value = "5%", value_name = "BAND")]
+    pub noise: String,
+    /// A band for one metric, METRIC=BAND (repeatable), e.g. latency.p99=10%.
+    #[arg(long, value_name = "METRIC=BAND")]
+    pub noise_for: Vec<String>,
+}
+
+fn band(flag: &str, text: &str) -> anyhow::Result<f64> {
+    parse_ratio(text).map_err(|e| anyhow::anyhow!("{flag} {text}: {e}"))
+}
+
+fn options(args: &CompareArgs) -> anyhow::Result<Options> {
+    let mut opts = Options {
+        noise: band("--noise", &args.noise)?,
+        ..Options::default()
+    };
+    for item in &args.noise_for {
+        let (metric, value) = item.split_once('=').with_context(|| {
+            format!("--noise-for {item}: write METRIC=BAND, e.g. latency.p99=10%")
+        })?;
+        if !METRICS.contains(&metric) {
+            bail!(
+                "--noise-for {item}: `{metric}` is not a compared metric — {}",
+                suggest::did_you_mean(metric, METRICS.iter().copied())
+            );
+        }
+        opts.noise_for
+            .insert(metric.to_string(), band("--noise-for", value)?);
+    }
+    Ok(opts)
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
+    let opts = options(&args)?;
+    let base = read_json(&args.base).map_err(anyhow::Error::msg)?;
+    let new = read_json(&args.new).map_err(anyhow::Error::msg)?;
+    let c = compare::compare(&base, &new, &opts);
+    let md = compare::markdown(&c)?;
+    print!("{md}");
+    if let Some(p) = &args.markdown {
+        write(p, &md)?;
+    }
+    if let Some(p) = &args.html {
+        write(p, &compare::html(&c, &base, &new)?)?;
+    }
+    Ok(
+        if c.metrics.iter().any(|m| m.verdict == Verdict::Regressed) {
+            exit::THRESHOLD_FAILED
+        } else {
+            exit::OK
+        },
+    )
+}

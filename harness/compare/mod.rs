@@ -1,0 +1,423 @@
+//! Comparing two results: for p50, p95, p99, success rate, rollback success rate and throughput, the
+//! change and a verdict that accounts for noise. A bootstrap interval (see [`bootstrap`]) is computed
+//! for each change; a metric has *regressed* only when the whole interval lies beyond its noise band
+//! in the bad direction, *improved* when it lies beyond the band in the good one, and is *within
+//! noise* otherwise.
+//!
+//! Latencies and throughput change relatively (band in percent of the base); success rates change in
+//! percentage points (band in points), since near 100% a relative change hides a doubled failure rate.
+
+pub mod bootstrap;
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use self::bootstrap::{Counts, Interval, Window};
+use crate::metrics::histogram::decode;
+use crate::report::charts::{self, Line};
+use minijinja::value::Serde;
+
+use crate::report::{ReportError, render};
+use crate::result::{RunResult, format_value};
+
+/// Default noise band: 5% for relative changes, 5 percentage points for rates.
+pub const DEFAULT_NOISE: f64 = 0.05;
+/// Fewest per-second windows (with data) in each run for the per-second method.
+pub const MIN_WINDOWS: usize = 10;
+
+/// How to judge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub noise: f64,
+    /// Bands for particular metrics, by name (`latency.p99` → 0.1).
+    pub noise_for: BTreeMap<String, f64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            noise: DEFAULT_NOISE,
+            noise_for: BTreeMap::new(),
+        }
+    }
+}
+
+/// The metrics compared, in order.
+pub const METRICS: [&str; 6] = [
+    "latency.p50",
+    "latency.p95",
+    "latency.p99",
+    "success_rate",
+    "rollback.success_rate",
+    "throughput",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Improved,
+    WithinNoise,
+    Regressed,
+    /// Not in both runs, or too little data to estimate the noise.
+    NotCompared,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricComparison {
+    pub metric: String,
+    pub base: String,
+    pub new: String,
+    /// The change, as shown: `+12.3%` or `-1.20 pp`.
+    pub change: String,
+    /// The 95% interval of the change, as shown.
+    pub interval: String,
+    pub band: String,
+    pub verdict: Verdict,
+    /// How the noise was estimated, or why the metric was not compared.
+    pub method: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub base: RunLabel,
+    pub new: RunLabel,
+    pub metrics: Vec<MetricComparison>,
+    pub regressed: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunLabel {
+    pub scenario: String,
+    pub status: String,
+    pub started_at: String,
+    pub seed: u64,
+    pub run_id: String,
+}
+
+fn label(r: &RunResult) -> RunLabel {
+    RunLabel {
+        scenario: r.scenario.clone(),
+        status: format!("{:?}", r.status).to_lowercase(),
+        started_at: r.started_at.clone(),
+        seed: r.seed,
+        run_id: r.run_id.clone(),
+    }
+}
+
+/// Whether a rise of the metric is bad (latencies) or good (rates, throughput).
+fn rise_is_bad(metric: &str) -> bool {
+    metric.starts_with("latency.")
+}
+
+/// Whether the metric changes in percentage points rather than relatively.
+fn in_points(metric: &str) -> bool {
+    metric.ends_with("success_rate")
+}
+
+fn judge(i: &Interval, band: f64, rise_is_bad: bool) -> Verdict {
+    let (worse_low, worse_high) = if rise_is_bad {
+        (i.low, i.high)
+    } else {
+        (-i.high, -i.low)
+    };
+    if worse_low > band {
+        Verdict::Regressed
+    } else if worse_high < -band {
+        Verdict::Improved
+    } else {
+        Verdict::WithinNoise
+    }
+}
+
+fn windows(r: &RunResult, f: fn(&crate::metrics::TimelineRow) -> Option<f64>) -> Vec<Window> {
+    r.timeline
+        .iter()
+        .filter_map(|row| {
+            f(row).map(|v| Window {
+                value: v,
+                weight: (row.succeeded + row.failed) as f64,
+            })
+        })
+        .filter(|w| w.weight > 0.0)
+        .collect()
+}
+
+fn show_change(v: f64, points: bool) -> String {
+    if points {
+        format!("{:+.2} pp", v * 100.0)
+    } else {
+        format!("{:+.1}%", v * 100.0)
+    }
+}
+
+/// Compares `new` against `base`.
+pub fn compare(base: &RunResult, new: &RunResult, opts: &Options) -> Comparison {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x0C0_FFEE);
+    let mut warnings = Vec::new();
+    if base.scenario != new.scenario {
+        warnings.push(format!(
+            "the runs are of different scenarios ({} and {})",
+            base.scenario, new.scenario
+        ));
+    }
+    for (which, r) in [("base", base), ("new", new)] {
+        if r.status == crate::result::Status::Aborted {
+            warnings.push(format!(
+                "the {which} run was aborted: {}",
+                r.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
+    }
+    let mut metrics = Vec::new();
+    for metric in METRICS {
+        let band = opts.noise_for.get(metric).copied().unwrap_or(opts.noise);
+        let points = in_points(metric);
+        let (base_v, new_v, interval, method) = estimate(&mut rng, metric, base, new);
+        let kind = match metric {
+            m if m.starts_with("latency.") => "duration",
+            "throughput" => "rate",
+            _ => "ratio",
+        };
+        let show = |v: Option<f64>| v.map_or("—".to_string(), |v| format_value(kind, v));
+        let (verdict, method) = match (&interval, method) {
+            (Some(i), Ok(how)) => (judge(i, band, rise_is_bad(metric)), how),
+            (_, Err(why)) => (Verdict::NotCompared, why),
+            (None, Ok(how)) => (
+                Verdict::NotCompared,
+                format!("{how}: too little data for an interval"),
+            ),
+        };
+        metrics.push(MetricComparison {
+            metric: metric.to_string(),
+            base: show(base_v),
+            new: show(new_v),
+            change: interval.map_or_else(
+                || match (base_v, new_v) {
+                    (Some(b), Some(n)) if points => show_change(n - b, true),
+                    (Some(b), Some(n)) if b > 0.0 => show_change(n / b - 1.0, false),
+                    _ => "—".into(),
+                },
+                |i| show_change(i.estimate, points),
+            ),
+            interval: interval.map_or("—".into(), |i| {
+                format!(
+                    "{} … {}",
+                    show_change(i.low, points),
+                    show_change(i.high, points)
+                )
+            }),
+            band: if points {
+                format!("±{:.1} pp", band * 100.0)
+            } else {
+                format!("±{:.1}%", band * 100.0)
+            },
+            verdict,
+            method,
+        });
+    }
+    Comparison {
+        base: label(base),
+        new: label(new),
+        regressed: metrics
+            .iter()
+            .filter(|m| m.verdict == Verdict::Regressed)
+            .map(|m| m.metric.clone())
+            .collect(),
+        metrics,
+        warnings,
+    }
+}
+
+type Estimate = (
+    Option<f64>,
+    Option<f64>,
+    Option<Interval>,
+    Result<String, String>,
+);
+
+fn estimate(rng: &mut ChaCha8Rng, metric: &str, base: &RunResult, new: &RunResult) -> Estimate {
+    let (mb, mn) = (&base.metrics, &new.metrics);
+    match metric {
+        "latency.p50" | "latency.p95" | "latency.p99" => {
+            let (q, pick): (f64, fn(&crate::metrics::TimelineRow) -> Option<f64>) = match metric {
+                "latency.p50" => (0.50, |r| r.p50_ms),
+                "latency.p95" => (0.95, |r| r.p95_ms),
+                _ => (0.99, |r| r.p99_ms),
+            };
+            let stat = |r: &RunResult| r.metrics.latency_ms.and_then(|l| l.stat(&metric[8..]));
+            let (wb, wn) = (windows(base, pick), windows(new, pick));
+            if wb.len() >= MIN_WINDOWS && wn.len() >= MIN_WINDOWS {
+                let method = format!("per-second windows ({} and {})", wb.len(), wn.len());
+                return (
+                    stat(base),
+                    stat(new),
+                    bootstrap::windows_relative(rng, &wb, &wn),
+                    Ok(method),
+                );
+            }
+            let hists = (
+                mb.latency_hdr.as_deref().map(decode),
+                mn.latency_hdr.as_deref().map(decode),
+            );
+            match hists {
+                (Some(Ok(hb)), Some(Ok(hn))) => {
+                    let method = format!(
+                        "iterations ({} and {}; too few seconds for windows)",
+                        hb.len(),
+                        hn.len()
+                    );
+                    (
+                        stat(base),
+                        stat(new),
+                        bootstrap::quantile_relative(rng, &hb, &hn, q),
+                        Ok(method),
+                    )
+                }
+                _ => (
+                    stat(base),
+                    stat(new),
+                    None,
+                    Err("no latency histogram in both runs".into()),
+                ),
+            }
+        }
+        "success_rate" => {
+            let counts = |r: &RunResult| -> Vec<Counts> {
+                r.timeline
+                    .iter()
+                    .map(|row| (row.succeeded as f64, (row.succeeded + row.failed) as f64))
+                    .filter(|c| c.1 > 0.0)
+                    .collect()
+            };
+            let (cb, cn) = (counts(base), counts(new));
+            if cb.len() >= MIN_WINDOWS && cn.len() >= MIN_WINDOWS {
+                let method = format!("per-second windows ({} and {})", cb.len(), cn.len());
+                return (
+                    mb.success_rate,
+                    mn.success_rate,
+                    bootstrap::windows_ratio_difference(rng, &cb, &cn),
+                    Ok(method),
+                );
+            }
+            let t = |r: &RunResult| (r.totals.succeeded as f64, r.totals.iterations as f64);
+            let method = format!(
+                "iterations ({} and {})",
+                base.totals.iterations, new.totals.iterations
+            );
+            (
+                mb.success_rate,
+                mn.success_rate,
+                bootstrap::counts_difference(rng, t(base), t(new)),
+                Ok(method),
+            )
+        }
+        "rollback.success_rate" => {
+            let rb = |r: &RunResult| {
+                r.metrics
+                    .rollback
+                    .as_ref()
+                    .map(|x| (x.succeeded as f64, x.attempted as f64))
+            };
+            match (rb(base), rb(new)) {
+                (Some(b), Some(n)) if b.1 > 0.0 && n.1 > 0.0 => {
+                    let method = format!("rollbacks ({} and {})", b.1, n.1);
+                    (
+                        Some(b.0 / b.1),
+                        Some(n.0 / n.1),
+                        bootstrap::counts_difference(rng, b, n),
+                        Ok(method),
+                    )
+                }
+                _ => (
+                    None,
+                    None,
+                    None,
+                    Err("no rollback was attempted in both runs".into()),
+                ),
+            }
+        }
+        _ => {
+            let per_second = |r: &RunResult| -> Vec<Window> {
+                // Whole seconds only: the last row of a run is usually a fraction of one.
+                let n = r.timeline.len().saturating_sub(1);
+                r.timeline[..n]
+                    .iter()
+                    .map(|row| Window {
+                        value: (row.succeeded + row.failed) as f64,
+                        weight: 1.0,
+                    })
+                    .collect()
+            };
+            let (wb, wn) = (per_second(base), per_second(new));
+            if wb.len() >= MIN_WINDOWS && wn.len() >= MIN_WINDOWS {
+                let method = format!("per-second windows ({} and {})", wb.len(), wn.len());
+                (
+                    mb.throughput_per_s,
+                    mn.throughput_per_s,
+                    bootstrap::windows_relative(rng, &wb, &wn),
+                    Ok(method),
+                )
+            } else {
+                let why = format!(
+                    "fewer than {MIN_WINDOWS} whole seconds in a run, too few to estimate the noise"
+                );
+                (mb.throughput_per_s, mn.throughput_per_s, None, Err(why))
+            }
+        }
+    }
+}
+
+/// The comparison as Markdown.
+pub fn markdown(c: &Comparison) -> Result<String, ReportError> {
+    render("compare.md", minijinja::context! { c => Serde(c) })
+}
+
+/// The comparison as a self-contained HTML page, with both percentile spectra and both timelines.
+pub fn html(c: &Comparison, base: &RunResult, new: &RunResult) -> Result<String, ReportError> {
+    let spectrum_line = |r: &RunResult, label: &str, color, dashed| {
+        r.metrics
+            .latency_hdr
+            .as_deref()
+            .and_then(|t| decode(t).ok())
+            .map(|h| Line {
+                label: label.to_string(),
+                color,
+                points: charts::spectrum_points(&h),
+                dashed,
+            })
+    };
+    let spectra: Vec<Line> = [
+        spectrum_line(base, "base", charts::BLUE_, false),
+        spectrum_line(new, "new", charts::RED_, true),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let timeline = |r: &RunResult, which: &str, dashed| {
+        let mut lines = charts::timeline_lines(&r.timeline, &format!("{which} "), dashed);
+        lines.remove(1);
+        lines
+    };
+    let mut overlay = timeline(base, "base", false);
+    overlay.extend(timeline(new, "new", true));
+    for l in overlay.iter_mut().skip(2) {
+        l.color = if l.label.ends_with("p50") {
+            charts::PURPLE_
+        } else {
+            charts::GREY_
+        };
+    }
+    render(
+        "compare.html",
+        minijinja::context! {
+            c => Serde(c),
+            spectrum => charts::spectrum("Latency by percentile: base and new", &spectra),
+            timeline => charts::over_time("p50 and p99 over time: base and new", "latency (ms)", &overlay, &[]),
+            version => env!("CARGO_PKG_VERSION"),
+        },
+    )
+}

@@ -1,0 +1,136 @@
+//! The HTML report: one self-contained file (inline CSS and SVG, no scripts, no external resources),
+//! readable on a laptop and printable. Charts that do not apply to a run are left out.
+
+use minijinja::value::Serde;
+use serde::Serialize;
+
+use super::charts::{self, Bars, Line};
+use super::view::ReportView;
+use super::{Exporter, ReportError};
+use crate::metrics::histogram::decode;
+use crate::result::RunResult;
+
+pub struct Html;
+
+/// Each chart as SVG markup, or absent.
+#[derive(Debug, Default, Serialize)]
+pub struct Charts {
+    pub spectrum: Option<String>,
+    pub latency: Option<String>,
+    pub throughput: Option<String>,
+    pub steps: Option<String>,
+    pub rollback: Option<String>,
+}
+
+/// Time windows to shade on the time charts: the run's fault windows, `(from_s, until_s)`.
+pub fn shaded_windows(_r: &RunResult) -> Vec<(f64, f64)> {
+    Vec::new()
+}
+
+impl Charts {
+    pub fn of(r: &RunResult) -> Self {
+        let m = &r.metrics;
+        let mut spectrum_lines = Vec::new();
+        if let Some(h) = m.latency_hdr.as_deref().and_then(|t| decode(t).ok()) {
+            let label = if m.service_time_hdr.is_some() {
+                "latency (from intended start)"
+            } else {
+                "latency"
+            };
+            spectrum_lines.push(Line {
+                label: label.into(),
+                color: charts::BLUE_,
+                points: charts::spectrum_points(&h),
+                dashed: false,
+            });
+        }
+        if let Some(h) = m.service_time_hdr.as_deref().and_then(|t| decode(t).ok()) {
+            spectrum_lines.push(Line {
+                label: "service time (uncorrected)".into(),
+                color: charts::ORANGE_,
+                points: charts::spectrum_points(&h),
+                dashed: true,
+            });
+        }
+        let windows = shaded_windows(r);
+        let ordered: Vec<_> = super::view::steps_in_order(r).collect();
+        let steps: Vec<String> = ordered.iter().map(|(id, _)| (*id).clone()).collect();
+        let step_bars = [
+            ("p50", charts::BLUE_, 0),
+            ("p95", charts::ORANGE_, 1),
+            ("p99", charts::RED_, 2),
+        ]
+        .into_iter()
+        .map(|(label, color, which)| Bars {
+            label: label.into(),
+            color,
+            values: ordered
+                .iter()
+                .map(|(_, s)| [s.latency_ms.p50, s.latency_ms.p95, s.latency_ms.p99][which])
+                .collect(),
+        })
+        .collect::<Vec<_>>();
+        let rollback = m
+            .rollback
+            .as_ref()
+            .filter(|rb| rb.attempted > 0)
+            .and_then(|_| {
+                let by = super::view::rollbacks_in_order(r);
+                let steps: Vec<String> = by.iter().map(|(s, _)| (*s).clone()).collect();
+                charts::bars(
+                    "Rollbacks by the step that failed",
+                    "rollbacks",
+                    &steps,
+                    &[
+                        Bars {
+                            label: "verified".into(),
+                            color: charts::GREEN_,
+                            values: by.iter().map(|(_, c)| c.succeeded as f64).collect(),
+                        },
+                        Bars {
+                            label: "failed verification".into(),
+                            color: charts::RED_,
+                            values: by
+                                .iter()
+                                .map(|(_, c)| (c.attempted - c.succeeded) as f64)
+                                .collect(),
+                        },
+                    ],
+                )
+            });
+        Self {
+            spectrum: charts::spectrum("Latency by percentile", &spectrum_lines),
+            latency: charts::over_time(
+                "Latency over time (per second)",
+                "latency (ms)",
+                &charts::timeline_lines(&r.timeline, "", false),
+                &windows,
+            ),
+            throughput: charts::over_time(
+                "Iterations per second",
+                "iterations",
+                &charts::throughput_lines(&r.timeline),
+                &windows,
+            ),
+            steps: charts::bars("Latency by step", "latency (ms)", &steps, &step_bars),
+            rollback,
+        }
+    }
+}
+
+impl Exporter for Html {
+    fn file_name(&self) -> &'static str {
+        "report.html"
+    }
+
+    fn render(&self, result: &RunResult) -> Result<String, ReportError> {
+        super::render(
+            "report.html",
+            minijinja::context! {
+                r => Serde(ReportView::of(result)),
+                charts => Serde(Charts::of(result)),
+                version => env!("CARGO_PKG_VERSION"),
+            },
+        )
+    }
+}

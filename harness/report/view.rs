@@ -1,0 +1,403 @@
+//! The view model every report is rendered from: the result's facts, formatted for people and
+//! arranged by section. Sections that do not apply to a run are `None` or empty, and templates leave
+//! them out. Strings that came from a target or a scenario stay as they are here; the templates
+//! escape them.
+
+use serde::Serialize;
+
+use crate::metrics::LatencySummary;
+use crate::result::{RunResult, Status, format_value};
+
+#[derive(Debug, Serialize)]
+pub struct ReportView {
+    pub scenario: String,
+    pub description: String,
+    pub suite: String,
+    pub status: &'static str,
+    pub passed: bool,
+    pub reason: Option<String>,
+    pub seed: u64,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration: String,
+    pub target: Vec<Pair>,
+    pub load: Vec<Pair>,
+    pub verdicts: Vec<VerdictRow>,
+    pub thresholds_passed: usize,
+    pub totals: Vec<Pair>,
+    pub latency: Vec<LatencyRow>,
+    pub steps: Vec<LatencyRow>,
+    pub recorded: Vec<LatencyRow>,
+    pub rollback: Option<RollbackView>,
+    pub errors: Vec<ErrorRow>,
+    pub warnings: Vec<Pair>,
+    pub schedule: Option<Vec<Pair>>,
+    pub stress: Option<StressView>,
+    pub drift: Option<Vec<Pair>>,
+    pub invariants: Option<InvariantsView>,
+    pub notes: Vec<String>,
+    pub precision: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pair {
+    pub key: String,
+    pub value: String,
+}
+
+fn pair(key: impl Into<String>, value: impl Into<String>) -> Pair {
+    Pair {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerdictRow {
+    pub metric: String,
+    pub condition: String,
+    pub actual: String,
+    pub passed: bool,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LatencyRow {
+    pub name: String,
+    pub count: u64,
+    pub min: String,
+    pub p50: String,
+    pub p90: String,
+    pub p95: String,
+    pub p99: String,
+    pub p999: String,
+    pub max: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RollbackView {
+    pub attempted: u64,
+    pub succeeded: u64,
+    pub rate: String,
+    pub by_step: Vec<RollbackRow>,
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RollbackRow {
+    pub step: String,
+    pub attempted: u64,
+    pub verified: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorRow {
+    pub kind: String,
+    pub count: u64,
+    pub samples: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StressView {
+    pub breaking_point: String,
+    pub stages: Vec<StageRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageRow {
+    pub stage: usize,
+    pub rate: String,
+    pub achieved: String,
+    pub iterations: u64,
+    pub success: String,
+    pub p95: String,
+    pub late: u64,
+    pub met: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InvariantsView {
+    pub acknowledged: u64,
+    pub resources: u64,
+    pub violations: u64,
+    pub details: Vec<String>,
+}
+
+/// Rollbacks by failed step, in the order the steps run.
+pub fn rollbacks_in_order(r: &RunResult) -> Vec<(&String, &crate::result::RollbackCount)> {
+    let mut by: Vec<_> = r
+        .metrics
+        .rollback
+        .iter()
+        .flat_map(|rb| rb.by_step.iter())
+        .collect();
+    by.sort_by_key(|(step, _)| r.metrics.steps.get(*step).map_or(usize::MAX, |s| s.index));
+    by
+}
+
+/// A procedure's steps in the order they run.
+pub fn steps_in_order(
+    r: &RunResult,
+) -> impl Iterator<Item = (&String, &crate::result::StepMetrics)> {
+    let mut steps: Vec<_> = r.metrics.steps.iter().collect();
+    steps.sort_by_key(|(_, s)| s.index);
+    steps.into_iter()
+}
+
+fn ms(v: f64) -> String {
+    format_value("duration", v)
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("—".into(), |v| format_value("ratio", v))
+}
+
+fn latency_row(name: &str, s: &LatencySummary) -> LatencyRow {
+    LatencyRow {
+        name: name.to_string(),
+        count: s.count,
+        min: ms(s.min),
+        p50: ms(s.p50),
+        p90: ms(s.p90),
+        p95: ms(s.p95),
+        p99: ms(s.p99),
+        p999: ms(s.p999),
+        max: ms(s.max),
+    }
+}
+
+impl ReportView {
+    pub fn of(r: &RunResult) -> Self {
+        let m = &r.metrics;
+        let status = match r.status {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Aborted => "aborted",
+        };
+        let mut target = vec![pair("kind", &r.target.kind), pair("url", &r.target.url)];
+        if let Some(e) = &r.target.embedded {
+            target.push(pair(
+                "embedded",
+                format!("the reference {e} target, started by the harness"),
+            ));
+        }
+        if let Some(p) = &r.target.procedure {
+            target.push(pair("procedure", p));
+        }
+        let l = &r.load;
+        let mut load = vec![
+            pair("model", &l.model),
+            pair("planned iterations", l.planned_iterations.to_string()),
+            pair(
+                if l.model == "closed" {
+                    "concurrency"
+                } else {
+                    "max in flight"
+                },
+                l.concurrency.to_string(),
+            ),
+            pair("iteration timeout", ms(l.iteration_timeout_ms)),
+            pair("budget", ms(l.timeout_ms)),
+        ];
+        if let Some(rate) = l.rate_per_s {
+            load.push(pair("rate", format_value("rate", rate)));
+        }
+        if !l.stages.is_empty() {
+            let rates: Vec<String> = l
+                .stages
+                .iter()
+                .map(|s| format_value("rate", s.rate_per_s))
+                .collect();
+            load.push(pair("stages", rates.join(" → ")));
+        }
+        if let Some(f) = &l.faults {
+            load.push(pair(
+                "faults",
+                format!(
+                    "{} of iterations ({} injected): {}",
+                    pct(Some(f.failure_rate)),
+                    f.injected,
+                    f.kinds.join(", ")
+                ),
+            ));
+        }
+        let t = &r.totals;
+        let mut totals = vec![
+            pair("iterations", t.iterations.to_string()),
+            pair("succeeded", t.succeeded.to_string()),
+            pair("failed", t.failed.to_string()),
+            pair("timed out", t.timed_out.to_string()),
+            pair("success rate", pct(m.success_rate)),
+        ];
+        if let Some(tp) = m.throughput_per_s {
+            totals.push(pair("throughput", format_value("rate", tp)));
+        }
+        if t.not_started + t.abandoned > 0 {
+            totals.push(pair("not started", t.not_started.to_string()));
+            totals.push(pair("cut off in flight", t.abandoned.to_string()));
+        }
+        let mut latency = Vec::new();
+        if let Some(s) = &m.latency_ms {
+            let name = if m.service_time_ms.is_some() {
+                "latency (from intended start)"
+            } else {
+                "latency"
+            };
+            latency.push(latency_row(name, s));
+        }
+        if let Some(s) = &m.service_time_ms {
+            latency.push(latency_row("service time (uncorrected)", s));
+        }
+        Self {
+            scenario: r.scenario.clone(),
+            description: r.description.clone(),
+            suite: r.suite.clone(),
+            status,
+            passed: r.status == Status::Passed,
+            reason: r.reason.clone(),
+            seed: r.seed,
+            run_id: r.run_id.clone(),
+            started_at: r.started_at.clone(),
+            finished_at: r.finished_at.clone(),
+            duration: format!("{:.1}s", r.duration_s),
+            target,
+            load,
+            thresholds_passed: r.thresholds.iter().filter(|v| v.passed).count(),
+            verdicts: r
+                .thresholds
+                .iter()
+                .map(|v| VerdictRow {
+                    metric: v.metric.clone(),
+                    condition: v.condition.clone(),
+                    actual: v.actual_text(),
+                    passed: v.passed,
+                    note: v.note.clone(),
+                })
+                .collect(),
+            totals,
+            latency,
+            steps: steps_in_order(r)
+                .map(|(id, s)| latency_row(&format!("{id} — {}", s.name), &s.latency_ms))
+                .collect(),
+            recorded: m
+                .recorded
+                .iter()
+                .map(|(name, s)| latency_row(name, s))
+                .collect(),
+            rollback: m.rollback.as_ref().map(|rb| RollbackView {
+                attempted: rb.attempted,
+                succeeded: rb.succeeded,
+                rate: pct(rb.success_rate),
+                by_step: rollbacks_in_order(r)
+                    .into_iter()
+                    .map(|(step, c)| RollbackRow {
+                        step: step.clone(),
+                        attempted: c.attempted,
+                        verified: c.succeeded,
+                        failed: c.attempted - c.succeeded,
+                    })
+                    .collect(),
+                failures: rb.failures.clone(),
+            }),
+            errors: m
+                .errors
+                .iter()
+                .map(|(k, count)| ErrorRow {
+                    kind: k.clone(),
+                    count: *count,
+                    samples: m.error_samples.get(k).cloned().unwrap_or_default(),
+                })
+                .collect(),
+            warnings: m
+                .warnings
+                .iter()
+                .map(|(k, v)| pair(k, v.to_string()))
+                .collect(),
+            schedule: m.schedule.as_ref().map(|s| {
+                vec![
+                    pair("intended rate", format_value("rate", s.intended_rate_per_s)),
+                    pair("achieved rate", format_value("rate", s.achieved_rate_per_s)),
+                    pair("started late", s.late.to_string()),
+                    pair("on time", pct(Some(s.on_time_rate))),
+                    pair(
+                        "generator fell behind",
+                        if s.fell_behind { "yes" } else { "no" },
+                    ),
+                ]
+            }),
+            stress: m.stress.as_ref().map(|s| StressView {
+                breaking_point: match (&s.breaking_point, s.broke) {
+                    (Some(bp), true) => format!(
+                        "stage {} at {}: the last stage, counting up, that met the thresholds",
+                        bp.stage,
+                        format_value("rate", bp.rate_per_s)
+                    ),
+                    (Some(bp), false) => {
+                        format!(
+                            "none reached: every stage up to {} met the thresholds",
+                            format_value("rate", bp.rate_per_s)
+                        )
+                    }
+                    (None, _) => "even the first stage missed the thresholds".into(),
+                },
+                stages: s
+                    .stages
+                    .iter()
+                    .map(|st| StageRow {
+                        stage: st.stage,
+                        rate: format_value("rate", st.rate_per_s),
+                        achieved: format_value("rate", st.achieved_rate_per_s),
+                        iterations: st.totals.iterations,
+                        success: pct(st.success_rate),
+                        p95: st.latency_ms.as_ref().map_or("—".into(), |l| ms(l.p95)),
+                        late: st.late,
+                        met: st.met_thresholds,
+                    })
+                    .collect(),
+            }),
+            drift: m.drift.as_ref().map(|d| {
+                let w = |x: &crate::metrics::timeline::WindowStats| {
+                    format!(
+                        "p95 {}, error rate {} ({} iterations)",
+                        x.p95_ms.map_or("—".into(), ms),
+                        pct(x.error_rate),
+                        x.iterations
+                    )
+                };
+                vec![
+                    pair("window", format!("{}s", d.window_s)),
+                    pair("first window", w(&d.first)),
+                    pair("last window", w(&d.last)),
+                    pair(
+                        "p95 change",
+                        d.p95_change_ms.map_or("—".into(), |c| {
+                            format!("{}{}", if c >= 0.0 { "+" } else { "−" }, ms(c.abs()))
+                        }),
+                    ),
+                    pair(
+                        "p95 ratio",
+                        d.p95_ratio.map_or("—".into(), |v| format!("{v:.2}×")),
+                    ),
+                    pair(
+                        "error rate change",
+                        d.error_rate_change
+                            .map_or("—".into(), |c| format!("{:+.2} pp", c * 100.0)),
+                    ),
+                ]
+            }),
+            invariants: m.invariants.as_ref().map(|i| InvariantsView {
+                acknowledged: i.acknowledged,
+                resources: i.resources,
+                violations: i.violations,
+                details: i.details.clone(),
+            }),
+            notes: r.notes.clone(),
+            precision: format!(
+                "HdrHistogram, {} significant digits, values in {} (encoded: {})",
+                r.histograms.significant_digits, r.histograms.unit, r.histograms.encoding
+            ),
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Reports and compare: golden Markdown and JUnit, JUnit valid against schemas/junit.xsd, HTML that
+//! needs no network and escapes what targets say, charts present exactly where they apply, `harness
+//! report` rendering again, and `compare` telling noise from a 30% slowdown.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use common::*;
+use harness::report::{self, Exporter};
+use harness::result::RunResult;
+use harness::result::write::read_json;
+
+fn fixture() -> RunResult {
+    read_json(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/results/failure-injection-broken-rollback.json"),
+    )
+    .unwrap()
+}
+
+/// Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it instead.
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing; run with UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(
+        actual, expected,
+        "{name} differs from its golden file (UPDATE_GOLDEN=1 accepts the new output)"
+    );
+}
+
+fn assert_valid_junit(xml: &str) {
+    let xsd = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/junit.xsd"),
+    )
+    .unwrap();
+    let schema = xmlschema::parse_schema(&xsd).expect("the JUnit schema parses");
+    let doc =
+        oxml::parse(xml).unwrap_or_else(|e| panic!("junit.xml is well-formed XML: {e:?}\n{xml}"));
+    let report = xmlschema::validate(&doc, &schema);
+    assert!(
+        report.is_valid(),
+        "junit.xml is not valid against the schema: {report:?}\n{xml}"
+    );
+}
+
+fn assert_self_contained(html: &str) {
+    for forbidden in [
+        "<script", "<link", "<iframe", "<img", "@import", "src=", "url(http",
+    ] {
+        assert!(
+            !html.contains(forbidden),
+            "the page must need no network and run no code: found {forbidden}"
+        );
+    }
+    // Every address in the page is text or an SVG namespace, never something fetched.
+    for (i, _) in html.match_indices("http") {
+        let before = &html[i.saturating_sub(8)..i];
+        assert!(
+            !before.contains("href=") && !before.contains("src="),
+            "a link to fetch at {}",
+            &html[i..(i + 40).min(html.len())]
+        );
+    }
+}
+
+#[test]
+fn markdown_and_junit_match_their_golden_files() {
+    let r = fixture();
+    golden(
+        "summary.md",
+        &report::markdown::Markdown.render(&r).unwrap(),
+    );
+    golden(
+        "junit.xml",
+        &report::junit::render_for_host(&r, "ci-runner").unwrap(),
+    );
+}
+
+#[test]
+fn junit_is_valid_for_passed_failed_and_aborted_runs() {
+    let mut r = fixture();
+    assert_valid_junit(&report::junit::Junit.render(&r).unwrap());
+    let xml = report::junit::render_for_host(&r, "ci-runner").unwrap();
+    assert!(xml.contains(r#"failures="1""#), "{xml}");
+    assert!(
+        xml.contains("rollback.success_rate was 50.00%, expected &gt;= 0.9"),
+        "the failure carries the actual value: {xml}"
+    );
+    r.status = harness::result::Status::Aborted;
+    r.reason = Some("interrupted before the run finished <&>".into());
+    let xml = report::junit::render_for_host(&r, "ci-runner").unwrap();
+    assert_valid_junit(&xml);
+    assert!(
+        xml.contains(
+            r#"<error type="aborted" message="interrupted before the run finished &lt;&amp;&gt;">"#
+        ),
+        "{xml}"
+    );
+    r.thresholds.clear();
+    assert_valid_junit(&report::junit::Junit.render(&r).unwrap());
+}
+
+#[test]
+fn the_html_report_needs_no_network_and_shows_target_text_as_text() {
+    let html = report::html::Html.render(&fixture()).unwrap();
+    assert_self_contained(&html);
+    assert!(
+        html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; | &amp; more"),
+        "escaped"
+    );
+    assert!(!html.contains("<script>alert"));
+    for id in [
+        "chart-spectrum",
+        "chart-latency",
+        "chart-throughput",
+        "chart-steps",
+        "chart-rollback",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "{id} applies to a handoff run with rollbacks"
+        );
+    }
+    for section in [
+        "id=\"verdict\"",
+        "id=\"configuration\"",
+        "id=\"rollback\"",
+        "id=\"errors\"",
+    ] {
+        assert!(html.contains(section), "{section}");
+    }
+    assert!(
+        !html.contains("id=\"stress\"")
+            && !html.contains("id=\"drift\"")
+            && !html.contains("id=\"invariants\""),
+        "absent sections are left out"
+    );
+    assert!(
+        html.contains("3 significant digits"),
+        "the histogram precision is shown"
+    );
+    let verdict = html.find("id=\"verdict\"").unwrap();
+    assert!(
+        verdict < html.find("id=\"configuration\"").unwrap(),
+        "the verdict comes first"
+    );
+}
+
+/// A target whose errors carry markup.
+fn hostile() -> Router {
+    Router::new().route(
+        "/",
+        get(|| async {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(serde_json::json!({"error": "<script>alert(1)</script>"})),
+            )
+        }),
+    )
+}
+
+fn run_cli(scenario: &str, target: &str, out: &Path) -> std::process::Output {
+    let dir = out.parent().unwrap();
+    let file = write_scenario(dir, "s", scenario);
+    run_harness(&[
+        "run",
+        file.to_str().unwrap(),
+        "--target",
+        target,
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "--seed",
+        "1",
+    ])
+}
+
+#[test]
+fn every_run_writes_its_reports_and_a_targets_script_stays_text() {
+    let server = serve(hostile());
+    let dir = temp_dir("hostile");
+    let out = dir.join("out");
+    let o = run_cli(
+        "name = \"s\"\nsuite = \"reliability\"\ntimeout = \"10s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 5\n[thresholds]\nsuccess_rate = \">= 0.9\"\n",
+        &server.url,
+        &out,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    for f in ["result.json", "report.html", "junit.xml", "summary.md"] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_self_contained(&html);
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "the target's message appears as text"
+    );
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("id=\"chart-spectrum\"") && html.contains("id=\"chart-throughput\""));
+    assert!(
+        !html.contains("id=\"chart-steps\"") && !html.contains("id=\"rollback\""),
+        "a single request has no steps or rollbacks"
+    );
+    assert_valid_junit(&std::fs::read_to_string(out.join("junit.xml")).unwrap());
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.starts_with("### ❌ s — failed"), "{md}");
+
+    // `harness report` renders them again, all or one.
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    let o = run_harness(&["report", out.join("result.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.join("report.html").is_file());
+    let one = dir.join("only.md");
+    let o = run_harness(&[
+        "report",
+        out.join("result.json").to_str().unwrap(),
+        "--markdown",
+        one.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(one).unwrap(), md);
+    let o = run_harness(&["report", dir.join("nothing.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+fn compare(base: &Path, new: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["compare", base.to_str().unwrap(), new.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_harness(&args)
+}
+
+fn verdict_of(markdown: &str, metric: &str) -> String {
+    markdown
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{metric}`")))
+        .unwrap_or_else(|| panic!("{metric} in\n{markdown}"))
+        .rsplit('|')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Runs `scenario` against a 20ms server twice and against a 26ms one (30% slower), all at once.
+fn three_runs(tag: &str, scenario: &'static str) -> (PathBuf, PathBuf, PathBuf) {
+    let (normal, slow) = (serve(delayed(20)), serve(delayed(26)));
+    let dir = temp_dir(tag);
+    let runs: Vec<(String, PathBuf)> = ["base", "same", "slow"]
+        .iter()
+        .map(|n| {
+            (
+                if *n == "slow" {
+                    slow.url.clone()
+                } else {
+                    normal.url.clone()
+                },
+                dir.join(n).join("out"),
+            )
+        })
+        .collect();
+    let handles: Vec<_> = runs
+        .iter()
+        .cloned()
+        .map(|(url, out)| {
+            std::thread::spawn(move || {
+                std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+                let o = run_cli(scenario, &url, &out);
+                assert!(o.status.code().is_some_and(|c| c <= 1), "{}", stderr(&o));
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let result = |i: usize| runs[i].1.join("result.json");
+    (result(0), result(1), result(2))
+}
+
+fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
+    let o = compare(base, same, &[]);
+    let md = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "identical configurations are within noise:\n{md}"
+    );
+    for m in ["latency.p50", "latency.p95", "latency.p99", "success_rate"] {
+        assert!(verdict_of(&md, m).contains("within noise"), "{m}:\n{md}");
+    }
+    assert!(md.contains(method), "{md}");
+    let html_path = base.parent().unwrap().join("compare.html");
+    let o = compare(base, slow, &["--html", html_path.to_str().unwrap()]);
+    let md = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a 30% slower target regressed:\n{md}"
+    );
+    for m in ["latency.p50", "latency.p95"] {
+        assert!(verdict_of(&md, m).contains("regressed"), "{m}:\n{md}");
+    }
+    assert!(
+        verdict_of(&md, "success_rate").contains("within noise"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(html_path).unwrap();
+    assert_self_contained(&html);
+    assert!(html.contains("id=\"chart-spectra\"") && html.contains("id=\"chart-timelines\""));
+    // A wide enough band forgives the slowdown.
+    let o = compare(base, slow, &["--noise", "50%"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn compare_tells_noise_from_a_slowdown_with_per_second_windows() {
+    let (base, same, slow) = three_runs(
+        "cmp-windows",
+        "name = \"s\"\nsuite = \"performance\"\ntimeout = \"30s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\nmodel = \"open\"\nrate = \"40/s\"\nduration = \"11s\"\nmax_in_flight = 20\n",
+    );
+    check_compare(&base, &same, &slow, "per-second windows");
+}
+
+#[test]
+fn compare_tells_noise_from_a_slowdown_in_short_runs() {
+    let (base, same, slow) = three_runs(
+        "cmp-iterations",
+        "name = \"s\"\nsuite = \"reliability\"\ntimeout = \"30s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 300\nconcurrency = 10\n",
+    );
+    check_compare(&base, &same, &slow, "iterations (300 and 300");
+}
+
+#[test]
+fn compare_refuses_bad_input_clearly() {
+    let dir = temp_dir("cmp-bad");
+    let r = dir.join("r.json");
+    std::fs::write(&r, serde_json::to_string(&fixture()).unwrap()).unwrap();
+    let o = compare(&r, &dir.join("missing.json"), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    let o = compare(&r, &r, &["--noise-for", "latency.p98=1%"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("did you mean `latency.p95`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = compare(&r, &r, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "a result compared with itself: {}",
+        stdout(&o)
+    );
+}
