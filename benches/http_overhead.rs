@@ -8,13 +8,11 @@
 //! reported. Run with `cargo bench --bench http_overhead`; `BENCH_ONLY=bare` or `BENCH_ONLY=harness`
 //! runs one side alone, for a profiler.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
 
 mod common;
 
+use common::{measure, resident_mib};
 use harness::engine::{self, Quiet, RunPlan, Signals};
 
 const CONCURRENCY: usize = 50;
@@ -25,17 +23,7 @@ fn main() {
     if std::env::var("BENCH_ROLE").as_deref() == Ok("server") {
         return serve();
     }
-    let mut server = Command::new(std::env::current_exe().expect("own path"))
-        .env("BENCH_ROLE", "server")
-        .stdout(Stdio::piped())
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("the server child starts");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("the server prints its address");
-    let url = line.trim().to_string();
+    let (mut server, url) = common::spawn_server();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -111,10 +99,7 @@ fn main() {
     let _ = server.wait();
 
     let requests = (CONCURRENCY * PER_WORKER) as f64;
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        (v[v.len() / 2], v[0], v[v.len() - 1])
-    };
+    let median = common::median;
     let (bare_rps, _, _) = median(pairs.iter().map(|(b, _)| requests / b.0).collect());
     let (bare_eff, _, _) = median(pairs.iter().map(|(b, _)| requests / b.1).collect());
     let (h_rps, _, _) = median(pairs.iter().map(|(_, h)| requests / h.0).collect());
@@ -143,13 +128,6 @@ fn main() {
     );
 }
 
-/// `(wall seconds, CPU seconds of this process)` spent in `f`.
-fn measure(f: impl FnOnce()) -> (f64, f64) {
-    let (cpu0, t0) = (common::cpu_seconds(), Instant::now());
-    f();
-    (t0.elapsed().as_secs_f64(), common::cpu_seconds() - cpu0)
-}
-
 /// The bare loop: the same client settings, each response read to the end and its status checked.
 async fn bare(url: &str) {
     let client = Arc::new(harness::drivers::http::build_client(CONCURRENCY).unwrap());
@@ -167,16 +145,6 @@ async fn bare(url: &str) {
     for t in tasks {
         t.await.unwrap();
     }
-}
-
-/// Resident memory of this process, in MiB.
-fn resident_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn plan(url: &str) -> RunPlan {
@@ -206,15 +174,8 @@ fn serve() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("http://{}", listener.local_addr().unwrap());
         let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        let stdin_closed = async {
-            let _ = tokio::task::spawn_blocking(|| {
-                let mut sink = String::new();
-                let _ = std::io::stdin().read_line(&mut sink);
-            })
-            .await;
-        };
         axum::serve(listener, router)
-            .with_graceful_shutdown(stdin_closed)
+            .with_graceful_shutdown(common::stdin_closed())
             .await
             .unwrap();
     });

@@ -8,6 +8,11 @@
 //! - [`scenario`] and [`procedure`]: the two file formats, read in two stages (raw, then validated);
 //! - [`thresholds`]: conditions on metrics, and the catalogue of metrics each kind of run produces;
 //! - [`taxonomy`]: the kinds of error an iteration can end with;
+//! - [`engine`]: runs a scenario — executors, the worker pool, the run's budget and interrupts;
+//! - [`drivers`]: one iteration against a target (HTTP procedures, WebSocket frames);
+//! - [`probes`]: checks of a target's stated policy (rate limit, input hardening, slow consumers);
+//! - [`metrics`], [`result`], [`report`], [`compare`]: what was measured, and how it is shown;
+//! - [`reference`]: the reference targets the harness embeds;
 //! - [`cli`]: the command line, the only module that knows about arguments and exit codes.
 
 pub mod cli;
@@ -18,6 +23,7 @@ pub mod engine;
 pub mod faults;
 pub mod invariants;
 pub mod metrics;
+pub mod probes;
 pub mod procedure;
 pub mod reference;
 pub mod report;

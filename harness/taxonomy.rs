@@ -32,11 +32,15 @@ pub enum ErrorKind {
     /// The harness refused to send a request: its host is outside loopback and remote targets were
     /// not allowed.
     Blocked,
+    /// A WebSocket endpoint refused a message with an error frame.
+    Rejected,
+    /// A WebSocket endpoint refused a message for being over its rate limit.
+    RateLimited,
 }
 
 impl ErrorKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Http4xx,
@@ -48,6 +52,8 @@ impl ErrorKind {
         ErrorKind::Injected,
         ErrorKind::Validation,
         ErrorKind::Blocked,
+        ErrorKind::Rejected,
+        ErrorKind::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +69,8 @@ impl ErrorKind {
             ErrorKind::Injected => "injected",
             ErrorKind::Validation => "validation",
             ErrorKind::Blocked => "blocked",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::RateLimited => "rate_limited",
         }
     }
 }

@@ -5,36 +5,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use common::*;
 use harness::engine::{self, Quiet, RunPlan, Signals};
 use harness::reference::handoff::{Defects, HandoffConfig};
 use harness::result::{RunResult, Status};
-use harness::scenario::{Embedded, Library};
-
-fn builtin(name: &str) -> &'static str {
-    harness::scenario::BUILTIN
-        .iter()
-        .find(|(f, _)| f.ends_with(&format!("/{name}.toml")))
-        .map(|(_, t)| *t)
-        .unwrap_or_else(|| panic!("{name} is built in"))
-}
+use harness::scenario::Embedded;
 
 /// Runs a scenario text against a reference service started with `config`.
 fn run_against_service(text: &str, config: HandoffConfig, seed: u64) -> RunResult {
-    let dir = temp_dir("e2e");
-    let name = text
-        .lines()
-        .find_map(|l| l.strip_prefix("name = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .unwrap();
-    let path = write_scenario(&dir, name, text);
-    let scenario = Library::open(Some(&dir))
-        .unwrap()
-        .load(path.to_str().unwrap())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let scenario = scenario_of(text);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,28 +96,7 @@ fn failure_injection_rolls_back_and_verifies() {
 #[test]
 fn a_rollback_that_restores_nothing_is_caught_and_fails_the_run() {
     // The service runs on its own, as a user would start it, with the defect switched on.
-    let mut server = harness()
-        .args([
-            "serve",
-            "handoff",
-            "--bind",
-            "127.0.0.1:0",
-            "--defect",
-            "broken-rollback",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let (mut server, url) = serve_reference("handoff", "broken-rollback");
     let dir = temp_dir("broken-rollback");
     let out = dir.join("out");
     let o = run_harness(&[

@@ -1,8 +1,10 @@
-//! What the benchmarks share: CPU time read from /proc (Linux), for the process and per thread name.
+//! What the benchmarks share: CPU time read from /proc (Linux), for the process and per thread name;
+//! timing a piece of work; medians; resident memory; a plan from scenario text.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// Clock ticks per second of the CPU times in /proc.
 pub fn clock_ticks() -> f64 {
@@ -74,4 +76,54 @@ pub fn plan(
         run_id: format!("bench{}", std::process::id()),
         allow_remote: false,
     }
+}
+
+/// `(wall seconds, CPU seconds of this process)` spent in `f`.
+pub fn measure(f: impl FnOnce()) -> (f64, f64) {
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    f();
+    (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0)
+}
+
+/// `(median, lowest, highest)` of `v` (not empty).
+pub fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// Resident memory of this process, in MiB.
+pub fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Starts this benchmark binary again as its server (`BENCH_ROLE=server`), which prints its address
+/// and stops when its stdin closes; returns the child and the address.
+pub fn spawn_server() -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut server = Command::new(std::env::current_exe().expect("own path"))
+        .env("BENCH_ROLE", "server")
+        .stdout(Stdio::piped())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("the server child starts");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("the server prints its address");
+    (server, line.trim().to_string())
+}
+
+/// In the server child: waits until the parent closes stdin.
+pub async fn stdin_closed() {
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        let _ = std::io::stdin().read_line(&mut sink);
+    })
+    .await;
 }

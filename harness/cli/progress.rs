@@ -110,6 +110,10 @@ impl Observer for CliObserver {
         }
     }
 
+    fn phase(&self, what: &str) {
+        self.stopping(what);
+    }
+
     fn stopping(&self, why: &str) {
         match &self.display {
             Display::Bar(bar) => bar.println(why),

@@ -14,7 +14,7 @@ use super::summary;
 use crate::config::ConfigError;
 use crate::drivers::http::is_loopback;
 use crate::engine::{self, RunPlan, Signals};
-use crate::reference::{self, handoff::HandoffConfig};
+use crate::reference::{self, handoff::HandoffConfig, ws::WsConfig};
 use crate::result::Status;
 use crate::result::write::write_json;
 use crate::scenario::{Embedded, Endpoint, Library, Scenario, TargetKind};
@@ -127,9 +127,18 @@ async fn start_target(
             Ok((running.url.clone(), Some(Embedded::Handoff), Some(running)))
         }
         Target::Embedded(Embedded::Websocket) => {
-            bail!(
-                "the embedded WebSocket server is not in this build yet; give --target ws://127.0.0.1:PORT"
-            )
+            let config = WsConfig {
+                seed,
+                ..WsConfig::default()
+            };
+            let running = reference::start_ws(config)
+                .await
+                .context("cannot start the embedded reference WebSocket server")?;
+            Ok((
+                running.url.clone(),
+                Some(Embedded::Websocket),
+                Some(running),
+            ))
         }
     }
 }
@@ -164,7 +173,8 @@ fn resolve_target(
     };
     if url.scheme() == "https" || url.scheme() == "wss" {
         bail!(
-            "{url}: this build speaks plain HTTP only (TLS is not compiled in); use an http:// target"
+            "{url}: this build speaks plain HTTP and WebSocket only (TLS is not compiled in); use an \
+             http:// or ws:// target"
         );
     }
     if !allow_remote && !is_loopback(&url) {

@@ -1,4 +1,4 @@
-//! `harness serve handoff`: runs a reference target on its own, for manual tests and other tools,
+//! `harness serve handoff|ws`: runs a reference target on its own, for manual tests and other tools,
 //! until Ctrl-C or SIGTERM, then shuts down gracefully. Binds loopback unless remote access is allowed.
 
 use std::net::SocketAddr;
@@ -7,22 +7,44 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use super::exit;
-use crate::config::units::parse_duration;
+use crate::config::units::{parse_duration, parse_rate, parse_size};
 use crate::reference::chaos::ChaosSettings;
 use crate::reference::handoff::{self, Defects, HandoffConfig, reports::Role};
+use crate::reference::ws::{self, WsConfig, WsDefects};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Which {
     /// The agent hand-off report and coordination API.
     Handoff,
+    /// The WebSocket server (endpoint at /ws).
+    Ws,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Defect {
-    /// Checkpoint restores answer 200 but restore nothing.
+    /// handoff: checkpoint restores answer 200 but restore nothing.
     BrokenRollback,
-    /// Transfers skip the resource lock.
+    /// handoff: transfers skip the resource lock.
     SkipLock,
+    /// ws: enforces 25/s while declaring 20/s.
+    LooseRateLimit,
+    /// ws: accepts messages of any size.
+    NoSizeLimit,
+    /// ws: drops one delivery in 500.
+    DropsDeliveries,
+    /// ws: error frames without a correlation id.
+    UncorrelatedErrors,
+    /// ws: never disconnects slow consumers.
+    KeepSlowConsumers,
+}
+
+impl Defect {
+    fn target(self) -> Which {
+        match self {
+            Defect::BrokenRollback | Defect::SkipLock => Which::Handoff,
+            _ => Which::Ws,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -66,9 +88,31 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub required_sign_offs: Vec<String>,
-    /// Time a transfer's durable write takes, under the resource lock.
+    /// Time a transfer's durable write takes, under the resource lock (handoff).
     #[arg(long, value_name = "DURATION", default_value = "1ms")]
     pub persist_delay: String,
+    /// Rate limit: per connection for ws (default 20/s); for handoff, one bucket for the whole
+    /// service answering 429 with Retry-After (default off).
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<String>,
+    /// Messages (or requests) a full token bucket allows at once (default 40).
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub burst: u32,
+    /// ws: rejected messages within 10s after which a connection is closed with 1008 (0: never).
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    pub abuse_limit: u32,
+    /// ws: largest message accepted; larger ones close the connection with 1009.
+    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+    pub max_message_size: String,
+    /// ws: frames each connection's send queue holds.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub send_queue: usize,
+    /// ws: how long a send queue may stay full before its consumer is disconnected.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub slow_consumer_grace: String,
+    /// ws: share of deliveries to subscribers dropped (chaos).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub drop_rate: f64,
     /// Seed of the chaos controls' random choices.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -121,7 +165,11 @@ impl ServeArgs {
                 .map(|d| duration("down-for", d))
                 .transpose()?
                 .map(ms),
+            drop_rate: self.drop_rate,
         };
+        if self.which == Which::Handoff && self.drop_rate > 0.0 {
+            bail!("--drop-rate applies to the ws server, whose deliveries it drops");
+        }
         settings
             .check()
             .map_err(|e| anyhow::anyhow!("chaos settings: {}", e.message))?;
@@ -141,6 +189,62 @@ impl ServeArgs {
             })
             .collect()
     }
+
+    fn rate_limit(&self) -> anyhow::Result<Option<f64>> {
+        self.rate_limit
+            .as_deref()
+            .map(|r| {
+                parse_rate(r)
+                    .map(|r| r.per_second)
+                    .map_err(|e| anyhow::anyhow!("--rate-limit {r}: {} — {}", e.message, e.hint))
+            })
+            .transpose()
+    }
+
+    fn handoff_config(&self) -> anyhow::Result<HandoffConfig> {
+        Ok(HandoffConfig {
+            required_sign_offs: self.roles()?,
+            persist_delay: duration("persist-delay", &self.persist_delay)?,
+            defects: Defects {
+                broken_rollback: self.defect.contains(&Defect::BrokenRollback),
+                skip_lock: self.defect.contains(&Defect::SkipLock),
+            },
+            chaos: self.chaos()?,
+            seed: self.seed,
+            rate_limit: self.rate_limit()?.map(|rate| (rate, self.burst)),
+            ..HandoffConfig::default()
+        })
+    }
+
+    fn ws_config(&self) -> anyhow::Result<WsConfig> {
+        let defaults = WsConfig::default();
+        let size = parse_size(&self.max_message_size).map_err(|e| {
+            anyhow::anyhow!(
+                "--max-message-size {}: {} — {}",
+                self.max_message_size,
+                e.message,
+                e.hint
+            )
+        })?;
+        Ok(WsConfig {
+            rate_per_s: self.rate_limit()?.unwrap_or(defaults.rate_per_s),
+            burst: self.burst,
+            abuse_limit: self.abuse_limit,
+            max_message_bytes: usize::try_from(size).unwrap_or(usize::MAX),
+            send_queue: self.send_queue.max(1),
+            slow_consumer_grace: duration("slow-consumer-grace", &self.slow_consumer_grace)?,
+            chaos: self.chaos()?,
+            seed: self.seed,
+            defects: WsDefects {
+                loose_rate_limit: self.defect.contains(&Defect::LooseRateLimit),
+                no_size_limit: self.defect.contains(&Defect::NoSizeLimit),
+                drops_deliveries: self.defect.contains(&Defect::DropsDeliveries),
+                uncorrelated_errors: self.defect.contains(&Defect::UncorrelatedErrors),
+                keep_slow_consumers: self.defect.contains(&Defect::KeepSlowConsumers),
+            },
+            ..defaults
+        })
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
@@ -150,17 +254,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             args.bind
         );
     }
-    let Which::Handoff = args.which;
-    let config = HandoffConfig {
-        required_sign_offs: args.roles()?,
-        persist_delay: duration("persist-delay", &args.persist_delay)?,
-        defects: Defects {
-            broken_rollback: args.defect.contains(&Defect::BrokenRollback),
-            skip_lock: args.defect.contains(&Defect::SkipLock),
-        },
-        chaos: args.chaos()?,
-        seed: args.seed,
-        ..HandoffConfig::default()
+    if let Some(d) = args.defect.iter().find(|d| d.target() != args.which) {
+        bail!(
+            "--defect {}: that defect belongs to the {} target",
+            d.to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_string()),
+            if d.target() == Which::Ws {
+                "ws"
+            } else {
+                "handoff"
+            }
+        );
+    }
+    let target = match args.which {
+        Which::Handoff => Config::Handoff(args.handoff_config()?),
+        Which::Ws => Config::Ws(args.ws_config()?),
     };
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -172,16 +280,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             .await
             .with_context(|| format!("cannot listen on {}", args.bind))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, defects = ?config.defects, chaos = ?config.chaos, "reference handoff service listening");
-        println!("listening on http://{addr}");
-        handoff::serve(listener, config, async {
+        let shutdown = async {
             super::run::interrupted().await;
-            tracing::info!("shutting down: finishing requests in progress");
-        })
-        .await
+            tracing::info!("shutting down");
+        };
+        match target {
+            Config::Handoff(config) => {
+                tracing::info!(%addr, defects = ?config.defects, chaos = ?config.chaos, "reference handoff service listening");
+                println!("listening on http://{addr}");
+                handoff::serve(listener, config, shutdown).await
+            }
+            Config::Ws(config) => {
+                tracing::info!(%addr, defects = ?config.defects, chaos = ?config.chaos, "reference WebSocket server listening");
+                println!("listening on ws://{addr}/ws (metrics at http://{addr}/metrics)");
+                ws::serve(listener, config, shutdown).await
+            }
+        }
         .context("the server stopped with an error")
     })?;
     Ok(exit::OK)
+}
+
+enum Config {
+    Handoff(HandoffConfig),
+    Ws(WsConfig),
 }
 
 /// Structured logs on stderr; `RUST_LOG` overrides the level (`RUST_LOG=debug` shows every request).

@@ -1,5 +1,6 @@
 //! The short summary `harness run` prints when a run ends: status and why, counts, latency, rollbacks,
-//! the stress suite's breaking point, drift, and every threshold's verdict with its actual value.
+//! the stress suite's breaking point, drift, WebSocket delivery and rate-limit conformance, every
+//! threshold's verdict with its actual value, and every named check.
 
 use std::fmt::Write;
 
@@ -115,6 +116,43 @@ pub fn render(r: &RunResult) -> String {
             d.window_s
         );
     }
+    if let Some(ws) = &m.ws {
+        let connect = ws
+            .connect_ms
+            .map(|c| format!(", handshake p95 {:.2}ms", c.p95))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  websocket   {} connections (peak {}){connect}; {} frames sent, {} received",
+            ws.connections, ws.peak_connections, ws.messages_sent, ws.messages_received
+        );
+        if let Some(d) = &ws.delivery {
+            let rate = ws
+                .delivery_rate
+                .map_or("-".into(), |r| format!("{:.3}%", r * 100.0));
+            let _ = writeln!(
+                out,
+                "  delivery    {rate} of {} owed receipts; {} lost, {} duplicated, {} out of order, {} unexpected",
+                d.expected, d.lost, d.duplicated, d.out_of_order, d.unexpected
+            );
+        }
+    }
+    if let Some(rl) = &m.rate_limit {
+        let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+        let _ = writeln!(
+            out,
+            "  rate limit  inferred {}/s burst {} against declared {}/s burst {}: {}",
+            f(rl.inferred_rate_per_s),
+            f(rl.inferred_burst),
+            rl.declared_rate_per_s,
+            rl.declared_burst,
+            if rl.conforms {
+                "conforms"
+            } else {
+                "does not conform"
+            }
+        );
+    }
     let passed = r.thresholds.iter().filter(|v| v.passed).count();
     let _ = writeln!(
         out,
@@ -135,6 +173,14 @@ pub fn render(r: &RunResult) -> String {
             v.condition,
             v.actual_text()
         );
+    }
+    if !r.checks.is_empty() {
+        let passed = r.checks.iter().filter(|c| c.passed).count();
+        let _ = writeln!(out, "  checks      {passed} of {} passed", r.checks.len());
+        for c in &r.checks {
+            let mark = if c.passed { "ok  " } else { "FAIL" };
+            let _ = writeln!(out, "    {mark} {} — {}", c.name, c.detail);
+        }
     }
     out
 }

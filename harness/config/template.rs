@@ -104,7 +104,15 @@ impl Template {
 
     /// Renders to a string; non-string values are written as JSON (`3`, `true`).
     pub fn render(&self, vars: &dyn Lookup) -> Result<String, MissingVariable> {
-        let mut out = String::new();
+        let literal: usize = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(s) => s.len(),
+                Part::Variable(_) => 16,
+            })
+            .sum();
+        let mut out = String::with_capacity(literal);
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),

@@ -3,6 +3,7 @@
 //! (the recorder turns its reports into metrics).
 
 pub mod http;
+pub mod ws;
 
 use std::future::Future;
 use std::pin::Pin;

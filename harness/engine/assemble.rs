@@ -43,12 +43,39 @@ pub struct Snapshot<'a> {
     pub drift: Option<Drift>,
     pub started_at: SystemTime,
     pub elapsed: Duration,
+    /// How long the load itself ran (throughput is over this).
+    pub load_elapsed: Duration,
     pub stop: Stop,
     pub abandoned: u64,
     pub crashed_workers: u64,
     pub injected: u64,
     /// The invariant check, when the run made one (or why it could not).
     pub invariants: Option<Result<crate::invariants::InvariantReport, String>>,
+    /// What the WebSocket driver and the probes measured.
+    pub extras: &'a Extras,
+}
+
+/// Measurements beside the iterations: the WebSocket driver's, and the probes'.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extras {
+    pub ws: Option<WsMetrics>,
+    pub rate_limit: Option<RateLimitMetrics>,
+    pub checks: Vec<CheckResult>,
+    pub notes: Vec<String>,
+}
+
+impl Extras {
+    /// Adds `other`'s measurements to these (later ones win where both have one).
+    pub fn absorb(&mut self, other: Extras) {
+        if other.ws.is_some() {
+            self.ws = other.ws;
+        }
+        if other.rate_limit.is_some() {
+            self.rate_limit = other.rate_limit;
+        }
+        self.checks.extend(other.checks);
+        self.notes.extend(other.notes);
+    }
 }
 
 pub fn assemble(s: Snapshot<'_>) -> RunResult {
@@ -74,8 +101,14 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
     if let Some(Ok(report)) = &s.invariants {
         metrics.invariants = Some(report.clone());
     }
+    metrics.ws = s.extras.ws.clone();
+    metrics.rate_limit = s.extras.rate_limit.clone();
 
-    let values = Values::of_run(&totals, &metrics);
+    let mut values = Values::of_run(&totals, &metrics);
+    values.set(
+        "checks.failed",
+        s.extras.checks.iter().filter(|c| !c.passed).count() as f64,
+    );
     let mut verdicts = match &stress {
         Some((_, base_verdicts)) => scenario
             .thresholds
@@ -106,7 +139,8 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
     }
 
     let (status, reason) = status(&s, &totals, &verdicts);
-    let notes = notes(&s, &totals, scheduled);
+    let mut notes = notes(&s, &totals, scheduled);
+    notes.extend(s.extras.notes.iter().cloned());
     let finished_at = s.started_at + s.elapsed;
     RunResult {
         schema_version: SCHEMA_VERSION,
@@ -132,6 +166,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         metrics,
         timeline: s.timeline,
         thresholds: verdicts,
+        checks: s.extras.checks.clone(),
         notes,
         histograms: HistogramInfo::default(),
     }
@@ -143,8 +178,8 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
     let mut out = Metrics {
         success_rate: m.totals.success_rate(),
         error_rate: m.totals.success_rate().map(|r| 1.0 - r),
-        throughput_per_s: (m.totals.iterations > 0 && !s.elapsed.is_zero())
-            .then(|| m.totals.iterations as f64 / s.elapsed.as_secs_f64()),
+        throughput_per_s: (m.totals.iterations > 0 && !s.load_elapsed.is_zero())
+            .then(|| m.totals.iterations as f64 / s.load_elapsed.as_secs_f64()),
         latency_ms: LatencySummary::of(&m.latency),
         latency_hdr: (!m.latency.is_empty()).then(|| encode(&m.latency)),
         errors: m.errors.iter().map(|(k, v)| (k.clone(), v.count)).collect(),
@@ -370,18 +405,33 @@ fn status(
         .filter(|v| !v.passed)
         .map(|v| format!("{} {} (was {})", v.metric, v.condition, v.actual_text()))
         .collect();
-    if failed.is_empty() {
+    let checks = &s.extras.checks;
+    let failed_checks: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut reasons = Vec::new();
+    if !failed.is_empty() {
+        reasons.push(format!(
+            "{} of {} thresholds failed: {}",
+            failed.len(),
+            verdicts.len(),
+            failed.join("; ")
+        ));
+    }
+    if !failed_checks.is_empty() {
+        reasons.push(format!(
+            "{} of {} checks failed: {}",
+            failed_checks.len(),
+            checks.len(),
+            failed_checks.join(", ")
+        ));
+    }
+    if reasons.is_empty() {
         (Status::Passed, None)
     } else {
-        (
-            Status::Failed,
-            Some(format!(
-                "{} of {} thresholds failed: {}",
-                failed.len(),
-                verdicts.len(),
-                failed.join("; ")
-            )),
-        )
+        (Status::Failed, Some(reasons.join("; ")))
     }
 }
 

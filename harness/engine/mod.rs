@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod schedule;
 pub mod stepped;
 pub mod target_admin;
+pub mod ws;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use self::assemble::{Snapshot, Stop, assemble};
+use self::assemble::{Extras, Snapshot, Stop, assemble};
 use self::pacer::Pacer;
 use self::pool::{Control, Live, Pool, Tickets};
 use self::schedule::Schedule;
@@ -74,6 +75,8 @@ pub trait Observer: Send + Sync {
     fn checkpoint(&self, _partial: &RunResult) {}
     /// The run was asked to stop and is giving iterations in flight their grace.
     fn stopping(&self, _why: &str) {}
+    /// The run moved to a phase other than the load (a probe, say).
+    fn phase(&self, _what: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -97,11 +100,35 @@ struct Running<'a> {
     recorded_names: Vec<String>,
     timeline: Arc<Mutex<Timeline>>,
     live: Arc<Live>,
-    started_at: SystemTime,
-    t0: Instant,
+    clock: Clock,
     injected: u64,
     steps: usize,
     stages: usize,
+    /// What the probes before the load measured (for checkpoints).
+    before: Extras,
+    /// How long the load ran, once it has ended.
+    load_elapsed: Option<Duration>,
+}
+
+/// When the run and its load started.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    started_at: SystemTime,
+    /// Start of the whole run (probes before the load included): the budget counts from here.
+    run_start: Instant,
+    /// Start of the load: the timeline counts from here.
+    t0: Instant,
+}
+
+impl Clock {
+    fn now() -> Self {
+        let now = Instant::now();
+        Self {
+            started_at: SystemTime::now(),
+            run_start: now,
+            t0: now,
+        }
+    }
 }
 
 impl Running<'_> {
@@ -127,6 +154,7 @@ impl Running<'_> {
         &self,
         stop: Stop,
         invariants: Option<Result<crate::invariants::InvariantReport, String>>,
+        extras: &Extras,
     ) -> RunResult {
         let mut merged = Recorder::new(self.steps, self.recorded_names.len(), self.stages);
         for r in &self.recorders {
@@ -148,19 +176,46 @@ impl Running<'_> {
             recorded_names: &self.recorded_names,
             timeline: timeline.rows().to_vec(),
             drift: timeline.drift(),
-            started_at: self.started_at,
-            elapsed: self.t0.elapsed(),
+            started_at: self.clock.started_at,
+            elapsed: self.clock.run_start.elapsed(),
+            load_elapsed: self.load_elapsed.unwrap_or_else(|| self.clock.t0.elapsed()),
             stop,
             abandoned,
             crashed_workers: self.live.crashed_workers.load(Ordering::Relaxed),
             injected: self.injected,
             invariants,
+            extras,
         })
+    }
+
+    fn timeline_rows(&self) -> Vec<crate::metrics::TimelineRow> {
+        self.timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rows()
+            .to_vec()
+    }
+
+    fn history(&self) -> Vec<crate::invariants::Ack> {
+        self.recorders
+            .iter()
+            .flat_map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).history.clone())
+            .collect()
     }
 }
 
-/// A result for a run that could not start.
+/// A result for a run that could not start (or was stopped before its load), keeping what the probes
+/// before it measured.
 pub fn not_started(plan: &RunPlan, why: String) -> RunResult {
+    stopped_before_load(
+        plan,
+        Stop::NotStarted(why),
+        &Extras::default(),
+        Clock::now(),
+    )
+}
+
+fn stopped_before_load(plan: &RunPlan, stop: Stop, extras: &Extras, clock: Clock) -> RunResult {
     let merged = Recorder::new(0, 0, 0);
     assemble(Snapshot {
         plan,
@@ -168,31 +223,31 @@ pub fn not_started(plan: &RunPlan, why: String) -> RunResult {
         recorded_names: &[],
         timeline: Vec::new(),
         drift: None,
-        started_at: SystemTime::now(),
-        elapsed: Duration::ZERO,
-        stop: Stop::NotStarted(why),
+        started_at: clock.started_at,
+        elapsed: clock.run_start.elapsed(),
+        load_elapsed: Duration::ZERO,
+        stop,
         abandoned: 0,
         crashed_workers: 0,
         injected: 0,
         invariants: None,
+        extras,
     })
 }
 
 /// Runs `plan` to the end, to its budget, or until `signals` stop it.
 pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> RunResult {
-    let scenario = &plan.scenario;
-    if scenario.target.kind == TargetKind::Websocket {
-        return not_started(
-            plan,
-            "websocket targets are not supported by this version".into(),
-        );
+    if plan.scenario.target.kind == TargetKind::Websocket {
+        return ws::run(plan, observer, signals).await;
     }
+    let scenario = &plan.scenario;
     let Some(procedure) = scenario.target.procedure.clone() else {
         return not_started(plan, "the target has no procedure to run".into());
     };
     if let Err(why) = preflight::check_reachable(&plan.url).await {
         return not_started(plan, format!("target unreachable: {why}"));
     }
+    let clock = Clock::now();
     let chaos = scenario.faults.server.as_ref().map(|c| c.to_json());
     if let Some(settings) = &chaos
         && let Err(why) = target_admin::set_chaos(&plan.url, settings).await
@@ -202,7 +257,62 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
             format!("cannot set the target's chaos controls: {why}"),
         );
     }
-    let mut result = run_load(plan, observer, signals, procedure).await;
+    let mut before = Extras::default();
+    if let Some(p) = &scenario.probes.rate_limit {
+        observer.phase(&crate::probes::rate_limit::describe(p));
+        let probe = crate::probes::rate_limit::probe_http(&plan.url, p, scenario.iteration_timeout);
+        tokio::select! {
+            m = probe => match m {
+                Ok(m) => {
+                    before.checks.push(crate::probes::rate_limit::check(&m));
+                    if p.require_retry_after
+                        && let Some(c) = crate::probes::rate_limit::retry_after_check(&m)
+                    {
+                        before.checks.push(c);
+                    }
+                    before.rate_limit = Some(m);
+                }
+                Err(e) => before.notes.push(format!("The rate-limit probe could not run: {e}")),
+            },
+            _ = signals.stop.cancelled() => {
+                return stopped_before_load(plan, Stop::Interrupted, &before, clock);
+            }
+        }
+    }
+    let settings = HttpSettings {
+        run_id: plan.run_id.clone(),
+        seed: plan.seed,
+        allow_remote: plan.allow_remote,
+        iteration_timeout: scenario.iteration_timeout,
+        fault_latency: scenario.faults.latency.unwrap_or_default(),
+        pool_size: workers(&scenario.load) as usize,
+    };
+    let driver = match HttpDriver::new(Arc::clone(&procedure), &plan.url, settings) {
+        Ok(d) => Arc::new(d),
+        Err(e) => return not_started(plan, format!("cannot set up the HTTP client: {e}")),
+    };
+    let work = Workload {
+        recorded_names: driver.recorded_metrics().to_vec(),
+        driver,
+        steps: procedure.steps.len(),
+        history: checks_invariants(scenario),
+    };
+    let clock = Clock {
+        t0: Instant::now(),
+        ..clock
+    };
+    let (running, stop) = run_load(plan, observer, &signals, work, clock, before.clone()).await;
+    let invariants = if checks_invariants(scenario) {
+        let history = running.history();
+        Some(
+            target_admin::state(&plan.url)
+                .await
+                .and_then(|state| crate::invariants::check(&history, &state)),
+        )
+    } else {
+        None
+    };
+    let mut result = running.snapshot(stop, invariants, &before);
     if chaos.is_some()
         && let Err(why) = target_admin::clear_chaos(&plan.url).await
     {
@@ -218,16 +328,37 @@ fn checks_invariants(scenario: &Scenario) -> bool {
     scenario.suite == Suite::Concurrency && scenario.target.kind == TargetKind::Handoff
 }
 
-async fn run_load(
-    plan: &RunPlan,
-    observer: &dyn Observer,
-    signals: Signals,
-    procedure: Arc<crate::procedure::Procedure>,
-) -> RunResult {
-    let scenario = &plan.scenario;
+/// Workers a load runs: a closed load's concurrency, else its bound on iterations in flight.
+fn workers(load: &Load) -> u32 {
+    match load {
+        Load::Closed { concurrency, .. } => *concurrency,
+        Load::Open(s) => s.max_in_flight,
+        Load::Stepped { stages, .. } => stages.iter().map(|s| s.max_in_flight).max().unwrap_or(1),
+    }
+}
 
-    let t0 = Instant::now();
-    let started_at = SystemTime::now();
+/// What the load needs from its driver.
+struct Workload<D> {
+    driver: Arc<D>,
+    /// Steps of the procedure (1 for drivers without steps), for faults and per-step histograms.
+    steps: usize,
+    recorded_names: Vec<String>,
+    /// Keep the history of acknowledged operations for the invariant check.
+    history: bool,
+}
+
+/// Runs the load with `work`'s driver; returns the running state (for the caller's final snapshot)
+/// and why the load ended.
+async fn run_load<'a, D: crate::drivers::Driver>(
+    plan: &'a RunPlan,
+    observer: &dyn Observer,
+    signals: &Signals,
+    work: Workload<D>,
+    clock: Clock,
+    before: Extras,
+) -> (Running<'a>, Stop) {
+    let scenario = &plan.scenario;
+    let t0 = clock.t0;
     let schedule: Arc<dyn Schedule> = match &scenario.load {
         Load::Closed {
             iterations,
@@ -240,23 +371,11 @@ async fn run_load(
         Load::Stepped { stages, .. } => stages.len(),
         _ => 0,
     };
-    let settings = HttpSettings {
-        run_id: plan.run_id.clone(),
-        seed: plan.seed,
-        allow_remote: plan.allow_remote,
-        iteration_timeout: scenario.iteration_timeout,
-        fault_latency: scenario.faults.latency.unwrap_or_default(),
-        pool_size: schedule.workers(),
-    };
-    let driver = match HttpDriver::new(Arc::clone(&procedure), &plan.url, settings) {
-        Ok(d) => Arc::new(d),
-        Err(e) => return not_started(plan, format!("cannot set up the HTTP client: {e}")),
-    };
     let faults = FaultSchedule::draw(
         plan.seed,
         &scenario.faults,
         schedule.planned(),
-        procedure.steps.len(),
+        work.steps.max(1),
     );
     let drift_window = (scenario.suite == Suite::Endurance).then(|| {
         let secs = scenario
@@ -266,43 +385,39 @@ async fn run_load(
             .as_secs();
         (secs / 10).clamp(2, 60)
     });
-    let running = Running {
+    let mut running = Running {
         plan,
         recorders: (0..schedule.workers())
             .map(|_| {
-                let r = Recorder::new(
-                    procedure.steps.len(),
-                    driver.recorded_metrics().len(),
-                    stages,
-                );
+                let r = Recorder::new(work.steps, work.recorded_names.len(), stages);
                 let r = if matches!(scenario.load, Load::Closed { .. }) {
                     r.without_service_time()
                 } else {
                     r
                 };
-                let r = if checks_invariants(scenario) {
-                    r.with_history()
-                } else {
-                    r
-                };
+                let r = if work.history { r.with_history() } else { r };
                 Arc::new(Mutex::new(r))
             })
             .collect(),
-        recorded_names: driver.recorded_metrics().to_vec(),
+        recorded_names: work.recorded_names,
         timeline: Arc::new(Mutex::new(Timeline::new(drift_window))),
         live: Arc::new(Live::default()),
-        started_at,
-        t0,
+        clock,
         injected: faults.len() as u64,
-        steps: procedure.steps.len(),
+        steps: work.steps,
         stages,
+        before,
+        load_elapsed: None,
     };
     let control = Control::default();
     let pacer = match &scenario.load {
         Load::Closed { .. } => None,
         Load::Open(_) | Load::Stepped { .. } => match Pacer::start(Arc::clone(&schedule)) {
             Ok(p) => Some(Arc::new(p)),
-            Err(e) => return not_started(plan, format!("cannot start the pacing thread: {e}")),
+            Err(e) => {
+                let why = format!("cannot start the pacing thread: {e}");
+                return (running, Stop::NotStarted(why));
+            }
         },
     };
     let tickets = match &pacer {
@@ -311,7 +426,7 @@ async fn run_load(
     };
     let pool = Pool {
         tickets,
-        driver,
+        driver: work.driver,
         faults: Arc::new(faults),
         control: control.clone(),
         live: Arc::clone(&running.live),
@@ -324,7 +439,7 @@ async fn run_load(
         let work = pool.run(&running.recorders);
         tokio::pin!(work);
         tokio::pin!(ticker);
-        let budget = tokio::time::sleep_until((t0 + scenario.timeout).into());
+        let budget = tokio::time::sleep_until((clock.run_start + scenario.timeout).into());
         tokio::pin!(budget);
         let stop = tokio::select! {
             _ = &mut work => Stop::Completed,
@@ -361,8 +476,9 @@ async fn run_load(
         }
         stop
     };
+    running.load_elapsed = Some(running.clock.t0.elapsed());
     // The last, partial second.
-    let t_s = running.t0.elapsed().as_secs();
+    let t_s = running.clock.t0.elapsed().as_secs();
     {
         let mut timeline = running.timeline.lock().unwrap_or_else(|p| p.into_inner());
         let last = timeline.rows().last().map(|r| r.t_s + 1).unwrap_or(0);
@@ -370,31 +486,17 @@ async fn run_load(
             timeline.tick(&running.recorders, t_s);
         }
     }
-    let invariants = if checks_invariants(scenario) {
-        let history: Vec<crate::invariants::Ack> = running
-            .recorders
-            .iter()
-            .flat_map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).history.clone())
-            .collect();
-        Some(
-            target_admin::state(&plan.url)
-                .await
-                .and_then(|state| crate::invariants::check(&history, &state)),
-        )
-    } else {
-        None
-    };
-    running.snapshot(stop, invariants)
+    (running, stop)
 }
 
 /// Once a second: a timeline row and a progress report; every [`CHECKPOINT_EVERY`], a checkpoint.
 async fn tick(running: &Running<'_>, observer: &dyn Observer, planned: u64) {
     let mut interval = tokio::time::interval_at(
-        (running.t0 + Duration::from_secs(1)).into(),
+        (running.clock.t0 + Duration::from_secs(1)).into(),
         Duration::from_secs(1),
     );
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_checkpoint = running.t0;
+    let mut last_checkpoint = running.clock.t0;
     let mut t_s = 0;
     loop {
         interval.tick().await;
@@ -407,7 +509,7 @@ async fn tick(running: &Running<'_>, observer: &dyn Observer, planned: u64) {
         t_s += 1;
         let live = &running.live;
         observer.progress(&Progress {
-            elapsed: running.t0.elapsed(),
+            elapsed: running.clock.t0.elapsed(),
             scheduled: running.plan.scenario.load.scheduled_duration(),
             planned,
             done,
@@ -419,7 +521,7 @@ async fn tick(running: &Running<'_>, observer: &dyn Observer, planned: u64) {
         });
         if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             last_checkpoint = Instant::now();
-            observer.checkpoint(&running.snapshot(Stop::Running, None));
+            observer.checkpoint(&running.snapshot(Stop::Running, None, &running.before));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Chaos controls of the reference targets, off by default: a share of requests answered 500 (for all
-//! routes, or per route), added latency (fixed plus jitter), and a "backend down" window during which
-//! everything is answered 503. Set at start-up or at run time through `/admin/chaos` (GET shows,
+//! routes, or per route), added latency (fixed plus jitter), a "backend down" window during which
+//! everything is answered 503, and for the WebSocket server a share of deliveries dropped. Set at start-up or at run time through `/admin/chaos` (GET shows,
 //! PUT replaces, DELETE clears); the admin routes themselves are never disturbed.
 
 use std::collections::BTreeMap;
@@ -43,6 +43,13 @@ pub struct ChaosSettings {
     /// …for this long (answering 503 meanwhile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down_for_ms: Option<f64>,
+    /// WebSocket server only: share of deliveries to subscribers dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drop_rate: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl ChaosSettings {
@@ -56,6 +63,7 @@ impl ChaosSettings {
             }
         };
         ratio("error_rate", self.error_rate)?;
+        ratio("drop_rate", self.drop_rate)?;
         for (route, rate) in &self.route_error_rates {
             ratio(&format!("route_error_rates.{route}"), *rate)?;
         }
@@ -128,6 +136,13 @@ impl Chaos {
     pub fn is_down(&self) -> bool {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         down(&inner.0, inner.1)
+    }
+
+    /// Whether to drop one delivery (the WebSocket server's `drop_rate`).
+    pub fn drops(&self) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (settings, _, rng) = &mut *inner;
+        settings.drop_rate > 0.0 && rng.random_bool(settings.drop_rate.min(1.0))
     }
 
     /// Decides the fate of a request to `route`.

@@ -1,10 +1,11 @@
-//! The reference targets the harness embeds: a handoff service (HTTP) and, later, a WebSocket
-//! server. Each takes a bound listener and a shutdown future, so tests bind 127.0.0.1:0 and a run can
+//! The reference targets the harness embeds: a handoff service (HTTP) and a WebSocket server. Each takes a bound listener and a shutdown future, so tests bind 127.0.0.1:0 and a run can
 //! start one on an ephemeral port, use it, and stop it. Nothing here knows about scenarios or runs.
 
 pub mod api;
+pub mod bucket;
 pub mod chaos;
 pub mod handoff;
+pub mod ws;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -37,6 +38,23 @@ pub async fn start_handoff(config: handoff::HandoffConfig) -> std::io::Result<Ru
         Url::parse(&format!("http://{}", listener.local_addr()?)).map_err(std::io::Error::other)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(handoff::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        url,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Starts the reference WebSocket server on 127.0.0.1 at a port the system picks; `url` is its
+/// WebSocket endpoint (`ws://127.0.0.1:PORT/ws`).
+pub async fn start_ws(config: ws::WsConfig) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = Url::parse(&format!("ws://{}/ws", listener.local_addr()?))
+        .map_err(std::io::Error::other)?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(ws::serve(listener, config, async {
         let _ = stopped.await;
     }));
     Ok(Running {

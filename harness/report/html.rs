@@ -20,6 +20,9 @@ pub struct Charts {
     pub throughput: Option<String>,
     pub steps: Option<String>,
     pub rollback: Option<String>,
+    pub handshake: Option<String>,
+    pub delivery: Option<String>,
+    pub rate_limit: Option<String>,
 }
 
 /// Time windows to shade on the time charts: the run's fault windows, `(from_s, until_s)`.
@@ -114,8 +117,106 @@ impl Charts {
             ),
             steps: charts::bars("Latency by step", "latency (ms)", &steps, &step_bars),
             rollback,
+            handshake: handshake_chart(r),
+            delivery: delivery_chart(r),
+            rate_limit: rate_limit_chart(r),
         }
     }
+}
+
+/// The WebSocket handshake's latency by percentile.
+fn handshake_chart(r: &RunResult) -> Option<String> {
+    let h = r
+        .metrics
+        .ws
+        .as_ref()?
+        .connect_hdr
+        .as_deref()
+        .and_then(|t| decode(t).ok())?;
+    charts::spectrum(
+        "WebSocket handshake latency by percentile",
+        &[Line {
+            label: "TCP connect + upgrade".into(),
+            color: charts::PURPLE_,
+            points: charts::spectrum_points(&h),
+            dashed: false,
+        }],
+    )
+}
+
+/// What went wrong with deliveries, by kind (all zero is a good run, and shown as such).
+fn delivery_chart(r: &RunResult) -> Option<String> {
+    let d = r.metrics.ws.as_ref()?.delivery.as_ref()?;
+    let kinds = [
+        "lost",
+        "duplicated",
+        "out of order",
+        "unexpected",
+        "recovered",
+    ];
+    charts::bars(
+        "Delivery problems (receipts)",
+        "receipts",
+        &kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+        &[Bars {
+            label: format!("of {} owed", d.expected),
+            color: charts::RED_,
+            values: [
+                d.lost,
+                d.duplicated,
+                d.out_of_order,
+                d.unexpected,
+                d.recovered,
+            ]
+            .iter()
+            .map(|v| *v as f64)
+            .collect(),
+        }],
+    )
+}
+
+/// Offered against accepted over the probe, with the declared bucket's envelope: `burst + rate × t`
+/// is the most a conforming limit lets through by time `t` after an idle period.
+fn rate_limit_chart(r: &RunResult) -> Option<String> {
+    let rl = r.metrics.rate_limit.as_ref()?;
+    let pts = |f: fn(&crate::result::ws::RateSample) -> u64| -> Vec<(f64, f64)> {
+        rl.series.iter().map(|s| (s.t_s, f(s) as f64)).collect()
+    };
+    let end = rl.series.last().map_or(0.0, |s| s.t_s);
+    let envelope: Vec<(f64, f64)> = (0..=100)
+        .map(|i| {
+            let t = end * f64::from(i) / 100.0;
+            (t, rl.declared_burst + rl.declared_rate_per_s * t)
+        })
+        .collect();
+    charts::over_time(
+        "Rate limit: offered and accepted, against the declared bucket",
+        "messages (cumulative)",
+        &[
+            Line {
+                label: "offered".into(),
+                color: charts::GREY_,
+                points: pts(|s| s.offered),
+                dashed: false,
+            },
+            Line {
+                label: "accepted".into(),
+                color: charts::BLUE_,
+                points: pts(|s| s.accepted),
+                dashed: false,
+            },
+            Line {
+                label: format!(
+                    "declared: {} + {}/s × t",
+                    rl.declared_burst, rl.declared_rate_per_s
+                ),
+                color: charts::RED_,
+                points: envelope,
+                dashed: true,
+            },
+        ],
+        &[],
+    )
 }
 
 impl Exporter for Html {

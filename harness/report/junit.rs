@@ -1,5 +1,5 @@
 //! JUnit XML: one testsuite per run, one testcase per threshold and per named check (the run itself,
-//! invariants), failures carrying the actual value. It follows the usual JUnit schema (the Apache Ant
+//! invariants, the probes' checks), failures carrying the actual value. It follows the usual JUnit schema (the Apache Ant
 //! format; `schemas/junit.xsd` states its rules and the tests check the output against it).
 
 use minijinja::value::Serde;
@@ -100,6 +100,18 @@ fn suite(r: &RunResult, host: String) -> Suite {
                     inv.violations, inv.acknowledged
                 ),
                 text: inv.details.join("\n"),
+            }),
+            error: None,
+        });
+    }
+    for c in &r.checks {
+        cases.push(Case {
+            name: c.name.clone(),
+            time: "0".into(),
+            failure: (!c.passed).then(|| Problem {
+                kind: "check".into(),
+                message: c.detail.clone(),
+                text: String::new(),
             }),
             error: None,
         });

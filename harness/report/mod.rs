@@ -10,6 +10,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod view;
+pub mod ws_view;
 
 use std::path::{Path, PathBuf};
 

@@ -36,6 +36,10 @@ pub struct ReportView {
     pub stress: Option<StressView>,
     pub drift: Option<Vec<Pair>>,
     pub invariants: Option<InvariantsView>,
+    pub checks: Vec<super::ws_view::CheckRow>,
+    pub checks_passed: usize,
+    pub ws: Option<super::ws_view::WsView>,
+    pub rate_limit: Option<super::ws_view::RateLimitView>,
     pub notes: Vec<String>,
     pub precision: String,
 }
@@ -46,7 +50,7 @@ pub struct Pair {
     pub value: String,
 }
 
-fn pair(key: impl Into<String>, value: impl Into<String>) -> Pair {
+pub(super) fn pair(key: impl Into<String>, value: impl Into<String>) -> Pair {
     Pair {
         key: key.into(),
         value: value.into(),
@@ -146,15 +150,15 @@ pub fn steps_in_order(
     steps.into_iter()
 }
 
-fn ms(v: f64) -> String {
+pub(super) fn ms(v: f64) -> String {
     format_value("duration", v)
 }
 
-fn pct(v: Option<f64>) -> String {
+pub(super) fn pct(v: Option<f64>) -> String {
     v.map_or("—".into(), |v| format_value("ratio", v))
 }
 
-fn latency_row(name: &str, s: &LatencySummary) -> LatencyRow {
+pub(super) fn latency_row(name: &str, s: &LatencySummary) -> LatencyRow {
     LatencyRow {
         name: name.to_string(),
         count: s.count,
@@ -393,6 +397,10 @@ impl ReportView {
                 violations: i.violations,
                 details: i.details.clone(),
             }),
+            checks: super::ws_view::checks(r),
+            checks_passed: r.checks.iter().filter(|c| c.passed).count(),
+            ws: super::ws_view::ws(r),
+            rate_limit: super::ws_view::rate_limit(r),
             notes: r.notes.clone(),
             precision: format!(
                 "HdrHistogram, {} significant digits, values in {} (encoded: {})",

@@ -7,6 +7,9 @@
 //! `schemas/result.schema.json` describes the file and the tests hold the two together.
 
 pub mod write;
+pub mod ws;
+
+pub use ws::{CheckResult, RateLimitMetrics, WsMetrics};
 
 use std::collections::BTreeMap;
 
@@ -54,6 +57,9 @@ pub struct RunResult {
     pub metrics: Metrics,
     pub timeline: Vec<TimelineRow>,
     pub thresholds: Vec<Verdict>,
+    /// Named checks of the probes (hardening, slow consumer, rate limit), each passed or failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
     /// Things a reader should know to interpret the numbers.
     #[serde(default)]
     pub notes: Vec<String>,
@@ -181,6 +187,12 @@ pub struct Metrics {
     /// Concurrency runs on handoff targets: the invariant checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invariants: Option<crate::invariants::InvariantReport>,
+    /// Websocket targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws: Option<WsMetrics>,
+    /// The rate-limit probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitMetrics>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

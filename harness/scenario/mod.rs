@@ -8,8 +8,10 @@
 pub mod model;
 pub mod raw;
 pub mod validate;
+pub mod websocket;
 
 pub use model::*;
+pub use websocket::{Matcher, Probes, WsMode, WsProtocol, WsSettings};
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +49,38 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "scenarios/STRESS_STANDARD.toml",
         include_str!("../../scenarios/STRESS_STANDARD.toml"),
+    ),
+    (
+        "scenarios/WS_CONCURRENCY_STANDARD.toml",
+        include_str!("../../scenarios/WS_CONCURRENCY_STANDARD.toml"),
+    ),
+    (
+        "scenarios/WS_ENDURANCE_STANDARD.toml",
+        include_str!("../../scenarios/WS_ENDURANCE_STANDARD.toml"),
+    ),
+    (
+        "scenarios/WS_FAILURE_INJECTION_STANDARD.toml",
+        include_str!("../../scenarios/WS_FAILURE_INJECTION_STANDARD.toml"),
+    ),
+    (
+        "scenarios/WS_HARDENING_STANDARD.toml",
+        include_str!("../../scenarios/WS_HARDENING_STANDARD.toml"),
+    ),
+    (
+        "scenarios/WS_LATENCY_DELIVERY_STANDARD.toml",
+        include_str!("../../scenarios/WS_LATENCY_DELIVERY_STANDARD.toml"),
+    ),
+    (
+        "scenarios/WS_RATE_LIMIT_STANDARD.toml",
+        include_str!("../../scenarios/WS_RATE_LIMIT_STANDARD.toml"),
+    ),
+    (
+        "scenarios/WS_SLOW_CONSUMER_STANDARD.toml",
+        include_str!("../../scenarios/WS_SLOW_CONSUMER_STANDARD.toml"),
+    ),
+    (
+        "scenarios/WS_STRESS_STANDARD.toml",
+        include_str!("../../scenarios/WS_STRESS_STANDARD.toml"),
     ),
 ];
 

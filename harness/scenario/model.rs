@@ -27,6 +27,9 @@ pub struct Scenario {
     pub target: Target,
     pub load: Load,
     pub faults: Faults,
+    /// Websocket targets: how the driver talks to the endpoint.
+    pub websocket: Option<super::websocket::WsSettings>,
+    pub probes: super::websocket::Probes,
     pub thresholds: Vec<Threshold>,
 }
 
@@ -255,6 +258,8 @@ pub struct ServerChaos {
     pub jitter: Duration,
     /// A down window: after this long, for that long.
     pub down: Option<(Duration, Duration)>,
+    /// WebSocket targets: share of deliveries to subscribers dropped.
+    pub drop_rate: f64,
 }
 
 impl ServerChaos {
@@ -267,6 +272,9 @@ impl ServerChaos {
             "latency_ms": ms(self.latency),
             "jitter_ms": ms(self.jitter),
         });
+        if self.drop_rate > 0.0 {
+            v["drop_rate"] = self.drop_rate.into();
+        }
         if let Some((after, length)) = self.down {
             v["down_after_ms"] = ms(after).into();
             v["down_for_ms"] = ms(length).into();

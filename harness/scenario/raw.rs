@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{Embedded, FaultKind, Suite, TargetKind};
+use super::websocket::WsMode;
 use crate::procedure::raw::RawStep;
 
 #[derive(Debug, Deserialize)]
@@ -22,6 +23,8 @@ pub struct RawScenario {
     pub target: Option<Spanned<RawTarget>>,
     pub load: Option<Spanned<RawLoad>>,
     pub faults: Option<Spanned<RawFaults>>,
+    pub websocket: Option<Spanned<RawWebsocket>>,
+    pub probes: Option<Spanned<RawProbes>>,
     pub thresholds: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
 }
 
@@ -89,4 +92,92 @@ pub struct RawServerChaos {
     pub jitter: Option<Spanned<String>>,
     pub down_after: Option<Spanned<String>>,
     pub down_for: Option<Spanned<String>>,
+    pub drop_rate: Option<Spanned<f64>>,
+}
+
+/// `[websocket]`: how a websocket run talks to its endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebsocket {
+    pub mode: Option<Spanned<WsMode>>,
+    pub connections: Option<Spanned<i64>>,
+    pub subscribers: Option<Spanned<i64>>,
+    pub path: Option<Spanned<String>>,
+    pub payload_size: Option<Spanned<String>>,
+    pub ping_interval: Option<Spanned<String>>,
+    pub settle: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub protocol: Option<Spanned<RawProtocol>>,
+}
+
+/// `[websocket.protocol]`: frame templates and how inbound frames are recognised.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtocol {
+    pub echo: Option<Spanned<String>>,
+    pub publish: Option<Spanned<String>>,
+    pub subscribe: Option<Spanned<String>>,
+    pub correlation_id: Option<Spanned<String>>,
+    pub rejection: Option<Spanned<RawMatch>>,
+    pub rate_limited: Option<Spanned<RawMatch>>,
+    pub subscribed: Option<Spanned<RawMatch>>,
+    pub delivery: Option<Spanned<RawMatch>>,
+    pub delivery_id: Option<Spanned<String>>,
+    pub delivery_publisher: Option<Spanned<String>>,
+    pub delivery_seq: Option<Spanned<String>>,
+    pub subscribed_path: Option<Spanned<String>>,
+}
+
+/// `{ pointer = "/type", equals = "error" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    pub pointer: Option<Spanned<String>>,
+    pub equals: Option<Spanned<toml::Value>>,
+}
+
+/// `[probes.*]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbes {
+    pub rate_limit: Option<Spanned<RawRateLimitProbe>>,
+    pub hardening: Option<Spanned<RawHardening>>,
+    pub slow_consumer: Option<Spanned<RawSlowConsumer>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimitProbe {
+    pub rate: Option<Spanned<String>>,
+    pub burst: Option<Spanned<i64>>,
+    pub tolerance: Option<Spanned<String>>,
+    pub idle: Option<Spanned<String>>,
+    pub burst_size: Option<Spanned<i64>>,
+    pub sustain: Option<Spanned<String>>,
+    pub over: Option<Spanned<f64>>,
+    pub reject_status: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub path: Option<Spanned<String>>,
+    pub require_retry_after: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHardening {
+    pub max_message_size: Option<Spanned<String>>,
+    pub size_close_code: Option<Spanned<i64>>,
+    pub malformed: Option<Spanned<Vec<Spanned<String>>>>,
+    pub unknown_type: Option<Spanned<String>>,
+    pub invalid_paths: Option<Spanned<Vec<Spanned<String>>>>,
+    pub normalised_paths: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlowConsumer {
+    pub after: Option<Spanned<String>>,
+    pub expect_within: Option<Spanned<String>>,
+    pub publishers: Option<Spanned<i64>>,
+    pub publish_rate: Option<Spanned<String>>,
+    pub payload_size: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
 }

@@ -69,6 +69,34 @@ impl Values {
         self.set("errors.validation", validation as f64);
     }
 
+    fn ws(&mut self, ws: &crate::result::WsMetrics) {
+        self.set("ws.connections", ws.connections as f64);
+        self.set("ws.peak_connections", ws.peak_connections as f64);
+        self.set(
+            "ws.frames_without_correlation",
+            ws.frames_without_correlation as f64,
+        );
+        self.summary("ws.connect", ws.connect_ms.as_ref());
+        self.summary("ws.ping", ws.ping_ms.as_ref());
+        self.summary("ws.delivery", ws.delivery_ms.as_ref());
+        if let Some(rate) = ws.delivery_rate {
+            self.set("ws.delivery_rate", rate);
+        }
+        if let Some(d) = &ws.delivery {
+            self.set("ws.lost", d.lost as f64);
+            self.set("ws.duplicated", d.duplicated as f64);
+            self.set("ws.out_of_order", d.out_of_order as f64);
+            self.set("ws.unexpected", d.unexpected as f64);
+        }
+        if let Some(ms) = ws
+            .slow_consumer
+            .as_ref()
+            .and_then(|s| s.disconnected_after_ms)
+        {
+            self.set("slow_consumer.disconnect_time", ms);
+        }
+    }
+
     /// Everything a whole run produced.
     pub fn of_run(totals: &ResultTotals, m: &Metrics) -> Self {
         let mut v = Values::default();
@@ -102,6 +130,18 @@ impl Values {
         }
         if let Some(inv) = &m.invariants {
             v.set("invariants.violations", inv.violations as f64);
+        }
+        if let Some(ws) = &m.ws {
+            v.ws(ws);
+        }
+        if let Some(rl) = &m.rate_limit {
+            v.set("rate_limit.conforms", if rl.conforms { 1.0 } else { 0.0 });
+            if let Some(r) = rl.inferred_rate_per_s {
+                v.set("rate_limit.inferred_rate", r);
+            }
+            if let Some(b) = rl.inferred_burst {
+                v.set("rate_limit.inferred_burst", b);
+            }
         }
         if let Some(d) = &m.drift {
             if let Some(r) = d.p95_ratio {

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use crate::procedure::{Procedure, Severity};
-use crate::scenario::{Suite, TargetKind};
+use crate::scenario::{Probes, Suite, TargetKind, WsMode};
 use crate::taxonomy::ErrorKind;
 
 /// What a metric measures, which decides how its condition is written.
@@ -74,6 +74,10 @@ pub struct RunShape<'a> {
     pub procedure_known: bool,
     /// Whether the scenario schedules network fault windows.
     pub fault_windows: bool,
+    /// Websocket targets: what an iteration does, when known.
+    pub ws_mode: Option<WsMode>,
+    /// The probes, when the `[probes]` table could be read.
+    pub probes: Option<&'a Probes>,
 }
 
 impl RunShape<'_> {
@@ -106,6 +110,18 @@ impl RunShape<'_> {
     }
     fn is_scheduled(&self) -> bool {
         self.load_model.is_none_or(|m| m != "closed")
+    }
+    fn is_ws(&self) -> bool {
+        self.is_kind(TargetKind::Websocket)
+    }
+    fn publishes(&self) -> bool {
+        self.is_ws() && self.ws_mode.is_none_or(|m| m == WsMode::Publish)
+    }
+    fn probes_rate_limit(&self) -> bool {
+        self.probes.is_none_or(|p| p.rate_limit.is_some())
+    }
+    fn probes_slow_consumer(&self) -> bool {
+        self.is_ws() && self.probes.is_none_or(|p| p.slow_consumer.is_some())
     }
 }
 
@@ -267,32 +283,98 @@ const FAMILIES: &[Family] = &[
     Family {
         pattern: "ws.connect.{stat}",
         kind: MetricKind::Duration,
-        applies: |s| s.is_kind(TargetKind::Websocket),
+        applies: |s| s.is_ws(),
+        needs: "a websocket target",
+    },
+    Family {
+        pattern: "ws.ping.{stat}",
+        kind: MetricKind::Duration,
+        applies: |s| s.is_ws(),
+        needs: "a websocket target (with ping_interval set)",
+    },
+    Family {
+        pattern: "ws.connections",
+        kind: MetricKind::Count,
+        applies: |s| s.is_ws(),
+        needs: "a websocket target",
+    },
+    Family {
+        pattern: "ws.peak_connections",
+        kind: MetricKind::Count,
+        applies: |s| s.is_ws(),
+        needs: "a websocket target",
+    },
+    Family {
+        pattern: "ws.frames_without_correlation",
+        kind: MetricKind::Count,
+        applies: |s| s.is_ws(),
         needs: "a websocket target",
     },
     Family {
         pattern: "ws.delivery_rate",
         kind: MetricKind::Ratio,
-        applies: |s| s.is_kind(TargetKind::Websocket),
-        needs: "a websocket target",
+        applies: |s| s.publishes(),
+        needs: "a websocket target in publish mode",
+    },
+    Family {
+        pattern: "ws.delivery.{stat}",
+        kind: MetricKind::Duration,
+        applies: |s| s.publishes(),
+        needs: "a websocket target in publish mode",
     },
     Family {
         pattern: "ws.lost",
         kind: MetricKind::Count,
-        applies: |s| s.is_kind(TargetKind::Websocket),
-        needs: "a websocket target",
+        applies: |s| s.publishes(),
+        needs: "a websocket target in publish mode",
     },
     Family {
         pattern: "ws.duplicated",
         kind: MetricKind::Count,
-        applies: |s| s.is_kind(TargetKind::Websocket),
-        needs: "a websocket target",
+        applies: |s| s.publishes(),
+        needs: "a websocket target in publish mode",
     },
     Family {
         pattern: "ws.out_of_order",
         kind: MetricKind::Count,
-        applies: |s| s.is_kind(TargetKind::Websocket),
-        needs: "a websocket target",
+        applies: |s| s.publishes(),
+        needs: "a websocket target in publish mode",
+    },
+    Family {
+        pattern: "ws.unexpected",
+        kind: MetricKind::Count,
+        applies: |s| s.publishes(),
+        needs: "a websocket target in publish mode",
+    },
+    Family {
+        pattern: "rate_limit.conforms",
+        kind: MetricKind::Bool,
+        applies: |s| s.probes_rate_limit(),
+        needs: "the rate-limit probe ([probes.rate_limit])",
+    },
+    Family {
+        pattern: "rate_limit.inferred_rate",
+        kind: MetricKind::Rate,
+        applies: |s| s.probes_rate_limit(),
+        needs: "the rate-limit probe ([probes.rate_limit])",
+    },
+    Family {
+        pattern: "rate_limit.inferred_burst",
+        kind: MetricKind::Number,
+        applies: |s| s.probes_rate_limit(),
+        needs: "the rate-limit probe ([probes.rate_limit])",
+    },
+    Family {
+        pattern: "slow_consumer.disconnect_time",
+        kind: MetricKind::Duration,
+        applies: |s| s.probes_slow_consumer(),
+        needs: "the slow-consumer probe ([probes.slow_consumer])",
+    },
+    Family {
+        pattern: "checks.failed",
+        kind: MetricKind::Count,
+        applies: |_| true,
+        needs: "",
     },
     Family {
         pattern: "recovery.time",

@@ -132,3 +132,50 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The text of a built-in configuration.
+pub fn builtin(name: &str) -> &'static str {
+    harness::scenario::BUILTIN
+        .iter()
+        .find(|(f, _)| f.ends_with(&format!("/{name}.toml")))
+        .map(|(_, t)| *t)
+        .unwrap_or_else(|| panic!("{name} is built in"))
+}
+
+/// Reads a scenario text (its `name` gives the file name), panicking with every problem if it is
+/// invalid.
+pub fn scenario_of(text: &str) -> harness::scenario::Scenario {
+    let dir = temp_dir("scenario");
+    let name = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("name = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or("scenario");
+    let path = write_scenario(&dir, name, text);
+    harness::scenario::Library::open(Some(&dir))
+        .unwrap()
+        .load(path.to_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts `harness serve WHICH --bind 127.0.0.1:0` with `defect` switched on, as a user would, and
+/// returns the process with the URL it printed (`http://…` or `ws://…/ws`).
+pub fn serve_reference(which: &str, defect: &str) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut server = harness()
+        .args(["serve", which, "--bind", "127.0.0.1:0", "--defect", defect])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") || w.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (server, url)
+}

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use self::coordination::Coordination;
 use self::reports::{Reports, Role};
 use super::api::ApiError;
+use super::bucket::TokenBucket;
 use super::chaos::{self, Chaos, ChaosSettings};
 
 /// Test-only faults of the service itself, which the harness must detect.
@@ -49,6 +50,9 @@ pub struct HandoffConfig {
     pub seed: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// A rate limit on the API as a whole: (requests per second, burst); off when `None`. Requests over
+    /// it are answered 429 with `Retry-After`.
+    pub rate_limit: Option<(f64, u32)>,
 }
 
 impl Default for HandoffConfig {
@@ -60,6 +64,7 @@ impl Default for HandoffConfig {
             chaos: ChaosSettings::default(),
             seed: 0,
             max_body_bytes: 1024 * 1024,
+            rate_limit: None,
         }
     }
 }
@@ -87,6 +92,7 @@ impl App {
 pub fn router(config: HandoffConfig) -> Router {
     let chaos = Arc::new(Chaos::new(config.chaos.clone(), config.seed));
     let body_limit = config.max_body_bytes;
+    let rate_limit = config.rate_limit;
     let app = Arc::new(App {
         config,
         coordination: Mutex::default(),
@@ -175,6 +181,13 @@ pub fn router(config: HandoffConfig) -> Router {
             Arc::clone(&chaos),
             chaos::apply,
         ));
+    let api = match rate_limit {
+        Some((rate, burst)) => api.layer(middleware::from_fn_with_state(
+            Arc::new(Mutex::new(TokenBucket::new(rate, burst, Instant::now()))),
+            super::bucket::limit,
+        )),
+        None => api,
+    };
     api.merge(chaos::admin_routes(chaos))
         .fallback(|req: Request| async move {
             ApiError::not_found(format!("no route {} {}", req.method(), req.uri().path()))

@@ -9,7 +9,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 mod load;
+mod probes;
 mod target;
+mod websocket;
 
 use super::model::*;
 use super::raw::*;
@@ -150,6 +152,42 @@ pub fn scenario(
         .as_ref()
         .and_then(|t| t.get_ref().kind.as_ref())
         .map(|k| *k.get_ref());
+    let ws = websocket::websocket(diag, raw.websocket.as_ref(), kind, load.as_ref());
+    let probes = probes::probes(diag, raw.probes.as_ref(), kind);
+    if let (Some(f), Some(k)) = (&faults, kind)
+        && let Some(server) = &f.server
+        && server.drop_rate > 0.0
+        && k != TargetKind::Websocket
+    {
+        let span = raw.faults.as_ref().map_or(0..0, Spanned::span);
+        diag.error(
+            span,
+            "faults.server.drop_rate",
+            "drop_rate drops WebSocket deliveries; this target is not a WebSocket endpoint",
+            Some("remove drop_rate, or use error_rate".into()),
+        );
+    }
+    if let (Some(p), Some(t), Some(l)) = (&probes, timeout, &load) {
+        let schedule = l.scheduled_duration().unwrap_or_default();
+        let needed = p.time_before_load() + schedule;
+        // A load that alone overruns the budget is reported with the load.
+        if !p.time_before_load().is_zero() && schedule < t && needed > t {
+            diag.error(
+                raw.timeout.as_ref().map_or(0..0, Spanned::span),
+                "timeout",
+                format!(
+                    "the probes before the load take up to {} and the load {}, more than the {} budget",
+                    crate::config::units::format_duration(p.time_before_load()),
+                    crate::config::units::format_duration(l.scheduled_duration().unwrap_or_default()),
+                    crate::config::units::format_duration(t)
+                ),
+                Some(format!(
+                    "raise timeout to at least \"{}\"",
+                    crate::config::units::format_duration(needed + std::time::Duration::from_secs(10))
+                )),
+            );
+        }
+    }
     let shape = RunShape {
         kind,
         suite,
@@ -157,6 +195,8 @@ pub fn scenario(
         procedure: target.as_ref().and_then(|t| t.procedure.as_deref()),
         procedure_known: target.is_some() || kind.is_some_and(|k| k == TargetKind::Websocket),
         fault_windows: false,
+        ws_mode: ws.as_ref().and_then(|w| w.as_ref().map(|w| w.mode)),
+        probes: probes.as_ref(),
     };
     let thresholds = thresholds(diag, raw.thresholds.as_ref(), &shape);
 
@@ -175,6 +215,8 @@ pub fn scenario(
         target: target?,
         load: load?,
         faults: faults?,
+        websocket: ws?,
+        probes: probes?,
         thresholds: thresholds?,
     })
 }
@@ -350,7 +392,12 @@ fn server_chaos(diag: &mut Diagnostics<'_>, raw: &Spanned<RawServerChaos>) -> Op
     if !ok {
         return None;
     }
+    let drop_rate = match &s.drop_rate {
+        Some(v) => ratio(diag, "faults.server.drop_rate", v),
+        None => Some(0.0),
+    };
     Some(ServerChaos {
+        drop_rate: drop_rate?,
         error_rate: error_rate?,
         routes,
         latency: latency?.unwrap_or_default(),

@@ -1,0 +1,289 @@
+//! The delivery ledger of publish mode, checked the way Jepsen checks a set. Each publish is recorded
+//! as sent, then acknowledged, failed (refused) or indeterminate (no answer); each subscriber records
+//! what it received. At the end: lost (acknowledged, missing at a subscriber), duplicated, out of order
+//! (older than something already received from the same publisher), unexpected (never sent, or
+//! refused) and recovered (indeterminate, delivered after all).
+//!
+//! Publishes are keyed by iteration index (ids are `<run id>-<index>`), so the ledger is a few dense
+//! arrays sized by the planned iterations: a handful of bytes per publish, whatever the timing.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::metrics::LatencySummary;
+use crate::metrics::histogram::{self, Hist};
+use crate::result::ws::DeliveryReport;
+use crate::scenario::WsProtocol;
+
+const UNSENT: u8 = 0;
+const SENT: u8 = 1;
+const ACKED: u8 = 2;
+const FAILED: u8 = 3;
+const INDETERMINATE: u8 = 4;
+/// Most lost ids listed in the report.
+const MAX_LOST_IDS: usize = 20;
+
+/// What one subscriber received.
+struct Receipts {
+    counts: Vec<AtomicU8>,
+    /// Highest sequence number seen per publisher.
+    last_seq: Mutex<HashMap<String, u64>>,
+    duplicated: AtomicU64,
+    out_of_order: AtomicU64,
+    unexpected: AtomicU64,
+}
+
+pub struct Ledger {
+    prefix: String,
+    states: Vec<AtomicU8>,
+    /// Send time in microseconds since `epoch`, plus one (0: not sent).
+    sent_at: Vec<AtomicU64>,
+    subscribers: Vec<Receipts>,
+    latency: Mutex<Hist>,
+    epoch: Instant,
+}
+
+/// How a publish ended, from the publisher's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Acknowledged,
+    Failed,
+    Indeterminate,
+}
+
+impl Ledger {
+    /// A ledger for publishes `0..planned` with ids `<run_id>-<index>`.
+    pub fn new(run_id: &str, planned: u64, subscribers: u32) -> Self {
+        let n = usize::try_from(planned).unwrap_or(usize::MAX);
+        let zeros8 = || (0..n).map(|_| AtomicU8::new(0)).collect::<Vec<_>>();
+        Self {
+            prefix: format!("{run_id}-"),
+            states: zeros8(),
+            sent_at: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            subscribers: (0..subscribers)
+                .map(|_| Receipts {
+                    counts: zeros8(),
+                    last_seq: Mutex::default(),
+                    duplicated: AtomicU64::new(0),
+                    out_of_order: AtomicU64::new(0),
+                    unexpected: AtomicU64::new(0),
+                })
+                .collect(),
+            latency: Mutex::new(histogram::new_histogram()),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The id of publish `index`.
+    pub fn id(&self, index: u64) -> String {
+        format!("{}{index}", self.prefix)
+    }
+
+    fn index_of(&self, id: &str) -> Option<usize> {
+        let i: usize = id.strip_prefix(&self.prefix)?.parse().ok()?;
+        (i < self.states.len()).then_some(i)
+    }
+
+    pub fn sent(&self, index: u64) {
+        let Some(i) = usize::try_from(index)
+            .ok()
+            .filter(|i| *i < self.states.len())
+        else {
+            return;
+        };
+        let at = self.epoch.elapsed().as_micros() as u64 + 1;
+        self.sent_at[i].store(at, Ordering::Relaxed);
+        self.states[i].store(SENT, Ordering::Release);
+    }
+
+    pub fn finished(&self, index: u64, outcome: Outcome) {
+        let Some(i) = usize::try_from(index)
+            .ok()
+            .filter(|i| *i < self.states.len())
+        else {
+            return;
+        };
+        let state = match outcome {
+            Outcome::Acknowledged => ACKED,
+            Outcome::Failed => FAILED,
+            Outcome::Indeterminate => INDETERMINATE,
+        };
+        self.states[i].store(state, Ordering::Release);
+    }
+
+    /// A delivery subscriber `sub` received.
+    pub fn received(&self, sub: usize, frame: &Value, protocol: &WsProtocol) {
+        let Some(r) = self.subscribers.get(sub) else {
+            return;
+        };
+        let index = frame
+            .pointer(&protocol.delivery_id)
+            .and_then(Value::as_str)
+            .and_then(|id| self.index_of(id));
+        let Some(i) = index.filter(|i| self.states[*i].load(Ordering::Acquire) != UNSENT) else {
+            r.unexpected.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let before = r.counts[i]
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(c.saturating_add(1))
+            })
+            .unwrap_or(u8::MAX);
+        if before > 0 {
+            r.duplicated.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let sent = self.sent_at[i].load(Ordering::Relaxed);
+        if sent > 0 {
+            let now = self.epoch.elapsed().as_micros() as u64 + 1;
+            histogram::record_micros(
+                &mut self.latency.lock().unwrap_or_else(|p| p.into_inner()),
+                now.saturating_sub(sent),
+            );
+        }
+        let publisher = frame
+            .pointer(&protocol.delivery_publisher)
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        let seq = frame
+            .pointer(&protocol.delivery_seq)
+            .and_then(Value::as_u64);
+        if let (Some(publisher), Some(seq)) = (publisher, seq) {
+            let mut last = r.last_seq.lock().unwrap_or_else(|p| p.into_inner());
+            let highest = last.entry(publisher).or_insert(0);
+            if seq < *highest {
+                r.out_of_order.fetch_add(1, Ordering::Relaxed);
+            } else {
+                *highest = seq;
+            }
+        }
+    }
+
+    /// Receipts still owed: acknowledged publishes some subscriber has not received yet.
+    pub fn outstanding(&self) -> u64 {
+        let mut owed = 0;
+        for (i, s) in self.states.iter().enumerate() {
+            if s.load(Ordering::Acquire) == ACKED {
+                owed += self
+                    .subscribers
+                    .iter()
+                    .filter(|r| r.counts[i].load(Ordering::Relaxed) == 0)
+                    .count() as u64;
+            }
+        }
+        owed
+    }
+
+    /// The final check.
+    pub fn report(&self) -> (DeliveryReport, Option<f64>, Option<LatencySummary>) {
+        let mut rep = DeliveryReport {
+            subscribers: self.subscribers.len() as u64,
+            ..DeliveryReport::default()
+        };
+        for (i, s) in self.states.iter().enumerate() {
+            let state = s.load(Ordering::Acquire);
+            if state == UNSENT {
+                continue;
+            }
+            rep.published += 1;
+            let got = |r: &Receipts| r.counts[i].load(Ordering::Relaxed) > 0;
+            match state {
+                ACKED => {
+                    rep.acknowledged += 1;
+                    for r in &self.subscribers {
+                        if got(r) {
+                            rep.received += 1;
+                        } else {
+                            rep.lost += 1;
+                            if rep.lost_ids.len() < MAX_LOST_IDS {
+                                rep.lost_ids.push(self.id(i as u64));
+                            }
+                        }
+                    }
+                }
+                FAILED => {
+                    rep.failed += 1;
+                    rep.unexpected += self.subscribers.iter().filter(|r| got(r)).count() as u64;
+                }
+                _ => {
+                    // SENT with no outcome (cut off by the end of the run) counts as indeterminate.
+                    rep.indeterminate += 1;
+                    if self.subscribers.iter().any(got) {
+                        rep.recovered += 1;
+                    }
+                }
+            }
+        }
+        for r in &self.subscribers {
+            rep.duplicated += r.duplicated.load(Ordering::Relaxed);
+            rep.out_of_order += r.out_of_order.load(Ordering::Relaxed);
+            rep.unexpected += r.unexpected.load(Ordering::Relaxed);
+        }
+        rep.expected = rep.acknowledged * rep.subscribers;
+        let rate = (rep.expected > 0).then(|| rep.received as f64 / rep.expected as f64);
+        let latency = LatencySummary::of(&self.latency.lock().unwrap_or_else(|p| p.into_inner()));
+        (rep, rate, latency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn delivery(id: &str, publisher: &str, seq: u64) -> Value {
+        json!({"type": "message", "data": {"id": id, "publisher": publisher, "seq": seq}})
+    }
+
+    #[test]
+    fn the_set_check_tells_lost_duplicated_out_of_order_and_unexpected_apart() {
+        let p = WsProtocol::default();
+        let l = Ledger::new("r1", 6, 2);
+        for i in 0..5 {
+            l.sent(i);
+        }
+        for i in 0..3 {
+            l.finished(i, Outcome::Acknowledged);
+        }
+        l.finished(3, Outcome::Failed);
+        l.finished(4, Outcome::Indeterminate);
+        // Subscriber 0 gets 0, 1, 2 (2 twice) and the refused 3; subscriber 1 gets 1 then 0, misses 2.
+        for (id, seq) in [
+            ("r1-0", 1),
+            ("r1-1", 2),
+            ("r1-2", 3),
+            ("r1-2", 3),
+            ("r1-3", 4),
+        ] {
+            l.received(0, &delivery(id, "a", seq), &p);
+        }
+        l.received(1, &delivery("r1-1", "a", 2), &p);
+        l.received(1, &delivery("r1-0", "a", 1), &p);
+        l.received(1, &delivery("r1-4", "a", 5), &p);
+        l.received(1, &delivery("someone-else", "b", 1), &p);
+        l.received(1, &delivery("r1-5", "a", 6), &p);
+        assert_eq!(l.outstanding(), 1);
+        let (rep, rate, latency) = l.report();
+        assert_eq!(rep.published, 5);
+        assert_eq!((rep.acknowledged, rep.failed, rep.indeterminate), (3, 1, 1));
+        assert_eq!(rep.expected, 6);
+        assert_eq!(rep.received, 5);
+        assert_eq!(rep.lost, 1);
+        assert_eq!(rep.lost_ids, vec!["r1-2".to_string()]);
+        assert_eq!(rep.duplicated, 1);
+        assert_eq!(rep.out_of_order, 1);
+        assert_eq!(
+            rep.unexpected, 3,
+            "the refused one, an id not ours, one never sent"
+        );
+        assert_eq!(rep.recovered, 1);
+        assert_eq!(rate, Some(5.0 / 6.0));
+        assert_eq!(latency.map(|l| l.count), Some(7));
+    }
+}

@@ -1,0 +1,367 @@
+//! Slow consumer: some way into the load, one connection subscribes to a topic of its own and stops
+//! reading (with a small receive buffer, so it backs up quickly), while publishers flood that topic.
+//! The endpoint should disconnect it within the declared time; meanwhile the load's own connections
+//! should not suffer. The stalled connection keeps sending small pings: once the endpoint has cut it,
+//! a write fails, which times the disconnection without reading anything.
+//!
+//! Whether the load held up is judged afterwards, from the run's timeline: see [`others_check`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::WsEnv;
+use crate::drivers::ws::FrameVars;
+use crate::drivers::ws::conn::{self, Conn, Reply};
+use crate::metrics::histogram::{self, Hist};
+use crate::metrics::{LatencySummary, TimelineRow};
+use crate::result::CheckResult;
+use crate::result::ws::SlowConsumerReport;
+use crate::scenario::websocket::SlowConsumerProbe;
+
+/// Receive buffer of the stalled connection.
+const STALLED_RECV_BUFFER: u32 = 4096;
+const PING_EVERY: Duration = Duration::from_millis(100);
+
+/// What the probe saw; the load's side is added from the timeline.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub stalled_at: Instant,
+    pub disconnected_after: Option<Duration>,
+    pub published: u64,
+    pub ack: Option<LatencySummary>,
+    /// Why the probe could not run, if it could not.
+    pub error: Option<String>,
+}
+
+/// Runs the probe, starting `p.after` past `load_start`; `stop` ends it early.
+pub async fn probe(
+    env: Arc<WsEnv>,
+    p: SlowConsumerProbe,
+    load_start: Instant,
+    stop: CancellationToken,
+) -> Outcome {
+    let mut outcome = Outcome {
+        stalled_at: load_start + p.after,
+        disconnected_after: None,
+        published: 0,
+        ack: None,
+        error: None,
+    };
+    tokio::select! {
+        _ = tokio::time::sleep_until((load_start + p.after).into()) => {}
+        _ = stop.cancelled() => {
+            outcome.error = Some("the run stopped before the probe began".into());
+            return outcome;
+        }
+    }
+    let run_id = Value::String(env.run_id.clone());
+    let null = Value::Null;
+    let path = p
+        .path
+        .render(&FrameVars {
+            id: &null,
+            seq: &null,
+            publisher: &null,
+            path: &null,
+            payload: &null,
+            run_id: &run_id,
+            index: &null,
+        })
+        .unwrap_or_default();
+    let stalled = match stall(&env, &path).await {
+        Ok(s) => s,
+        Err(e) => {
+            outcome.error = Some(e);
+            return outcome;
+        }
+    };
+    outcome.stalled_at = Instant::now();
+    let flood = CancellationToken::new();
+    let published = Arc::new(AtomicU64::new(0));
+    let acks = Arc::new(Mutex::new(histogram::new_histogram()));
+    let mut publishers = Vec::new();
+    for k in 0..p.publishers {
+        let (env, p, path) = (Arc::clone(&env), p.clone(), path.clone());
+        let (flood, published, acks) = (flood.clone(), Arc::clone(&published), Arc::clone(&acks));
+        publishers.push(tokio::spawn(async move {
+            publish(&env, &p, &path, k, &flood, &published, &acks).await
+        }));
+    }
+    let (mut sink, unread) = stalled;
+    let give_up = outcome.stalled_at + p.expect_within + Duration::from_secs(1);
+    let mut tick = tokio::time::interval(PING_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+        if Instant::now() > give_up {
+            break;
+        }
+        if sink.send(Message::Ping(vec![0u8; 4].into())).await.is_err() {
+            outcome.disconnected_after = Some(outcome.stalled_at.elapsed());
+            break;
+        }
+    }
+    flood.cancel();
+    for p in publishers {
+        let _ = p.await;
+    }
+    drop(unread);
+    outcome.published = published.load(Ordering::Relaxed);
+    outcome.ack = LatencySummary::of(&acks.lock().unwrap_or_else(|p| p.into_inner()));
+    outcome
+}
+
+type Sink = futures_util::stream::SplitSink<conn::Stream, Message>;
+type Unread = futures_util::stream::SplitStream<conn::Stream>;
+
+/// Opens the connection that will stop reading, subscribes it, and returns its halves.
+async fn stall(env: &WsEnv, path: &str) -> Result<(Sink, Unread), String> {
+    let (ws, took) = conn::open(
+        &env.url,
+        env.addr,
+        env.connect_timeout,
+        Some(STALLED_RECV_BUFFER),
+    )
+    .await
+    .map_err(|e| format!("could not open the slow consumer's connection: {e}"))?;
+    env.shared.stats.handshake(took);
+    let (mut sink, mut stream) = ws.split();
+    let protocol = &env.shared.protocol;
+    let cid = format!("{}-slow-sub", env.run_id);
+    let (id, path_v, null) = (
+        Value::String(cid.clone()),
+        Value::String(path.to_string()),
+        Value::Null,
+    );
+    let frame = protocol
+        .subscribe
+        .render(&FrameVars {
+            id: &id,
+            seq: &null,
+            publisher: &null,
+            path: &path_v,
+            payload: &null,
+            run_id: &null,
+            index: &null,
+        })
+        .unwrap_or_default();
+    sink.send(Message::text(frame))
+        .await
+        .map_err(|e| format!("could not subscribe the slow consumer: {e}"))?;
+    let deadline = tokio::time::Instant::now() + env.connect_timeout;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| {
+                format!("no acknowledgement of the slow consumer's subscription to {path}")
+            })?;
+        match next {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                if protocol.subscribed.matches(&v) {
+                    return Ok((sink, stream));
+                }
+                if protocol.rejection.matches(&v) {
+                    return Err(format!("the slow consumer's subscription was refused: {t}"));
+                }
+            }
+            Some(Ok(_)) => {}
+            _ => return Err("the slow consumer's connection closed while subscribing".into()),
+        }
+    }
+}
+
+/// One publisher: publishes at its rate until told to stop, timing acknowledgements.
+async fn publish(
+    env: &WsEnv,
+    p: &SlowConsumerProbe,
+    path: &str,
+    k: u32,
+    flood: &CancellationToken,
+    published: &AtomicU64,
+    acks: &Mutex<Hist>,
+) {
+    let Ok(conn) = env.open(u32::MAX - 100 - k).await else {
+        return;
+    };
+    let payload = "x".repeat(p.payload_size);
+    let mut tick = tokio::time::interval(p.publish_rate.interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = flood.cancelled() => break,
+        }
+        n += 1;
+        let cid = format!("{}-slow-pub-{k}-{n}", env.run_id);
+        let sent = Instant::now();
+        let reply = env
+            .ask(
+                &conn,
+                &env.shared.protocol.publish,
+                &cid,
+                path,
+                &payload,
+                Duration::from_secs(5),
+            )
+            .await;
+        match reply {
+            Ok(Some(Reply::Answer(_))) => {
+                published.fetch_add(1, Ordering::Relaxed);
+                histogram::record(
+                    &mut acks.lock().unwrap_or_else(|p| p.into_inner()),
+                    sent.elapsed(),
+                );
+            }
+            Ok(Some(Reply::Closed(_))) | Err(_) => break,
+            _ => {}
+        }
+    }
+    close(conn).await;
+}
+
+async fn close(conn: Conn) {
+    conn.close().await;
+}
+
+/// The probe's report, with the load's timeline before and during the stall.
+pub fn report(
+    o: &Outcome,
+    p: &SlowConsumerProbe,
+    load_start: Instant,
+    timeline: &[TimelineRow],
+) -> SlowConsumerReport {
+    let stalled_at_s = o
+        .stalled_at
+        .saturating_duration_since(load_start)
+        .as_secs_f64();
+    let window = o
+        .disconnected_after
+        .unwrap_or(p.expect_within)
+        .as_secs_f64();
+    let before: Vec<&TimelineRow> = timeline
+        .iter()
+        .filter(|r| (r.t_s as f64) + 1.0 <= stalled_at_s)
+        .collect();
+    let during: Vec<&TimelineRow> = timeline
+        .iter()
+        .filter(|r| {
+            let t = r.t_s as f64;
+            t + 1.0 > stalled_at_s && t < stalled_at_s + window
+        })
+        .collect();
+    let worst = |rows: &[&TimelineRow]| rows.iter().filter_map(|r| r.p99_ms).reduce(f64::max);
+    SlowConsumerReport {
+        stalled_at_s,
+        disconnected_after_ms: o.disconnected_after.map(|d| d.as_secs_f64() * 1000.0),
+        expect_within_ms: p.expect_within.as_secs_f64() * 1000.0,
+        published: o.published,
+        publisher_ack_ms: o.ack,
+        baseline_p99_ms: worst(&before),
+        during_p99_ms: worst(&during),
+        during_failed: during.iter().map(|r| r.failed).sum(),
+    }
+}
+
+/// The two checks: disconnected in time, and the load's connections unharmed meanwhile.
+pub fn checks(o: &Outcome, r: &SlowConsumerReport, timeline: &[TimelineRow]) -> Vec<CheckResult> {
+    if let Some(e) = &o.error {
+        return vec![CheckResult::new(
+            "slow_consumer.disconnected",
+            false,
+            format!("the probe could not run: {e}"),
+        )];
+    }
+    let within = r.expect_within_ms;
+    let disconnected = match r.disconnected_after_ms {
+        Some(ms) if ms <= within => CheckResult::new(
+            "slow_consumer.disconnected",
+            true,
+            format!(
+                "disconnected {:.1}s after it stopped reading (allowed {:.0}s); {} publishes meanwhile",
+                ms / 1000.0,
+                within / 1000.0,
+                r.published
+            ),
+        ),
+        Some(ms) => CheckResult::new(
+            "slow_consumer.disconnected",
+            false,
+            format!(
+                "disconnected only {:.1}s after it stopped reading (allowed {:.0}s)",
+                ms / 1000.0,
+                within / 1000.0
+            ),
+        ),
+        None => CheckResult::new(
+            "slow_consumer.disconnected",
+            false,
+            format!(
+                "still connected {:.0}s after it stopped reading, with {} publishes queued for it",
+                within / 1000.0,
+                r.published
+            ),
+        ),
+    };
+    vec![disconnected, others_check(r, timeline)]
+}
+
+/// The load's worst second during the stall against its worst second before it: no more than twice
+/// the p99 (or 25 ms more, whichever is larger), and a share of failures at most a point above the
+/// share before.
+pub fn others_check(r: &SlowConsumerReport, timeline: &[TimelineRow]) -> CheckResult {
+    let name = "slow_consumer.others_unaffected";
+    let (Some(base), Some(during)) = (r.baseline_p99_ms, r.during_p99_ms) else {
+        return CheckResult::new(
+            name,
+            false,
+            "the load had no seconds before and during the stall to compare; start the probe later (after) or run the load longer",
+        );
+    };
+    let window = r.disconnected_after_ms.unwrap_or(r.expect_within_ms) / 1000.0;
+    let share = |rows: Vec<&TimelineRow>| {
+        let total: u64 = rows.iter().map(|r| r.succeeded + r.failed).sum();
+        let failed: u64 = rows.iter().map(|r| r.failed).sum();
+        if total > 0 {
+            failed as f64 / total as f64
+        } else {
+            0.0
+        }
+    };
+    let before = share(
+        timeline
+            .iter()
+            .filter(|row| (row.t_s as f64) + 1.0 <= r.stalled_at_s)
+            .collect(),
+    );
+    let during_share = share(
+        timeline
+            .iter()
+            .filter(|row| {
+                let t = row.t_s as f64;
+                t + 1.0 > r.stalled_at_s && t < r.stalled_at_s + window
+            })
+            .collect(),
+    );
+    let allowed_p99 = (base * 2.0).max(base + 25.0);
+    let latency_ok = during <= allowed_p99;
+    // One point more failures than before is allowed.
+    let failures_ok = during_share <= before + 0.01;
+    CheckResult::new(
+        name,
+        latency_ok && failures_ok,
+        format!(
+            "the load's worst p99 per second: {base:.1}ms before, {during:.1}ms during the stall (allowed {allowed_p99:.1}ms); {} failed during it",
+            r.during_failed
+        ),
+    )
+}

@@ -1,0 +1,190 @@
+//! The parts of the view model for WebSocket runs and policy probes: the named checks, connections and
+//! frames, delivery, the slow consumer, and rate-limit conformance. Each part is absent (or empty) when
+//! the run has nothing for it.
+
+use serde::Serialize;
+
+use super::view::{LatencyRow, Pair, latency_row, ms, pair, pct};
+use crate::result::{RunResult, format_value};
+
+#[derive(Debug, Serialize)]
+pub struct CheckRow {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WsView {
+    pub facts: Vec<Pair>,
+    pub latency: Vec<LatencyRow>,
+    pub close_codes: Vec<Pair>,
+    pub delivery: Option<Vec<Pair>>,
+    pub lost_ids: Vec<String>,
+    pub slow_consumer: Option<Vec<Pair>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RateLimitView {
+    pub conforms: bool,
+    pub facts: Vec<Pair>,
+    pub note: Option<String>,
+}
+
+pub fn checks(r: &RunResult) -> Vec<CheckRow> {
+    r.checks
+        .iter()
+        .map(|c| CheckRow {
+            name: c.name.clone(),
+            passed: c.passed,
+            detail: c.detail.clone(),
+        })
+        .collect()
+}
+
+pub fn ws(r: &RunResult) -> Option<WsView> {
+    let w = r.metrics.ws.as_ref()?;
+    let mut latency = Vec::new();
+    for (name, s) in [
+        ("handshake", &w.connect_ms),
+        ("ping round trip", &w.ping_ms),
+        ("publish to receipt", &w.delivery_ms),
+    ] {
+        if let Some(s) = s {
+            latency.push(latency_row(name, s));
+        }
+    }
+    let delivery = w.delivery.as_ref().map(|d| {
+        vec![
+            pair("delivery rate", pct(w.delivery_rate)),
+            pair("subscribers", d.subscribers.to_string()),
+            pair(
+                "publishes",
+                format!(
+                    "{} ({} acknowledged, {} refused, {} without an answer)",
+                    d.published, d.acknowledged, d.failed, d.indeterminate
+                ),
+            ),
+            pair("receipts", format!("{} of {} owed", d.received, d.expected)),
+            pair("lost", d.lost.to_string()),
+            pair("duplicated", d.duplicated.to_string()),
+            pair("out of order", d.out_of_order.to_string()),
+            pair("unexpected", d.unexpected.to_string()),
+            pair(
+                "recovered (unanswered, delivered anyway)",
+                d.recovered.to_string(),
+            ),
+        ]
+    });
+    let slow_consumer = w.slow_consumer.as_ref().map(|s| {
+        vec![
+            pair(
+                "stopped reading at",
+                format!("{:.1}s into the load", s.stalled_at_s),
+            ),
+            pair(
+                "disconnected after",
+                s.disconnected_after_ms
+                    .map_or_else(|| "never (within the probe)".to_string(), ms),
+            ),
+            pair("allowed", ms(s.expect_within_ms)),
+            pair("publishes meanwhile", s.published.to_string()),
+            pair(
+                "publisher acknowledgement p99",
+                s.publisher_ack_ms.map_or("—".into(), |a| ms(a.p99)),
+            ),
+            pair(
+                "load's worst p99 per second, before → during",
+                format!(
+                    "{} → {}",
+                    s.baseline_p99_ms.map_or("—".into(), ms),
+                    s.during_p99_ms.map_or("—".into(), ms)
+                ),
+            ),
+            pair(
+                "load's failures during the stall",
+                s.during_failed.to_string(),
+            ),
+        ]
+    });
+    Some(WsView {
+        facts: vec![
+            pair(
+                "connections",
+                format!(
+                    "{} opened (peak {} at once), {} failed, {} reconnects",
+                    w.connections, w.peak_connections, w.failed_connections, w.reconnects
+                ),
+            ),
+            pair(
+                "frames",
+                format!("{} sent, {} received", w.messages_sent, w.messages_received),
+            ),
+            pair(
+                "frames without a correlation id",
+                w.frames_without_correlation.to_string(),
+            ),
+        ],
+        latency,
+        close_codes: w
+            .close_codes
+            .iter()
+            .map(|(k, v)| pair(k, v.to_string()))
+            .collect(),
+        delivery,
+        lost_ids: w
+            .delivery
+            .as_ref()
+            .map(|d| d.lost_ids.clone())
+            .unwrap_or_default(),
+        slow_consumer,
+    })
+}
+
+pub fn rate_limit(r: &RunResult) -> Option<RateLimitView> {
+    let rl = r.metrics.rate_limit.as_ref()?;
+    let num = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.1}"));
+    let mut facts = vec![
+        pair(
+            "declared",
+            format!(
+                "{} with a burst of {}",
+                format_value("rate", rl.declared_rate_per_s),
+                rl.declared_burst
+            ),
+        ),
+        pair(
+            "inferred",
+            format!(
+                "{}/s with a burst of {}",
+                num(rl.inferred_rate_per_s),
+                num(rl.inferred_burst)
+            ),
+        ),
+        pair("tolerance", pct(Some(rl.tolerance))),
+        pair(
+            "messages",
+            format!(
+                "{} offered, {} accepted, {} rejected, {} unanswered",
+                rl.offered, rl.accepted, rl.rejected, rl.unanswered
+            ),
+        ),
+    ];
+    if let Some(ra) = &rl.retry_after {
+        facts.push(pair(
+            "Retry-After",
+            format!(
+                "on {} of {} rejections{}",
+                ra.present,
+                ra.present + ra.missing,
+                ra.max_s
+                    .map_or(String::new(), |m| format!(", at most {m}s"))
+            ),
+        ));
+    }
+    Some(RateLimitView {
+        conforms: rl.conforms,
+        facts,
+        note: rl.note.clone(),
+    })
+}

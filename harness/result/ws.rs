@@ -1,0 +1,169 @@
+//! The parts of `result.json` that WebSocket runs and policy probes add: `metrics.ws`,
+//! `metrics.rate_limit`, and the named checks (`checks`) that hardening, slow-consumer and rate-limit
+//! probes pass or fail.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::LatencySummary;
+
+/// `metrics.ws`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WsMetrics {
+    /// Connections opened (handshakes completed), reconnections included.
+    pub connections: u64,
+    /// Most connections open at once.
+    #[serde(default)]
+    pub peak_connections: u64,
+    /// Connection attempts that failed (refused, handshake rejected, timed out).
+    #[serde(default)]
+    pub failed_connections: u64,
+    /// Connections opened again after one was lost.
+    #[serde(default)]
+    pub reconnects: u64,
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    /// Inbound frames that carried no correlation id.
+    #[serde(default)]
+    pub frames_without_correlation: u64,
+    /// Acknowledged publishes received by every subscriber ÷ (acknowledged × subscribers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_rate: Option<f64>,
+    /// Handshake latency: TCP connect plus the WebSocket upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_hdr: Option<String>,
+    /// Ping/pong round trips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_ms: Option<LatencySummary>,
+    /// From a publish's send to its receipt by a subscriber.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_ms: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryReport>,
+    /// Close codes the target sent, by code.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub close_codes: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_consumer: Option<SlowConsumerReport>,
+}
+
+/// Delivery checked as a set, the way Jepsen does: every publish is acknowledged, failed or
+/// indeterminate; at the end each subscriber's receipts are compared with that history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    pub subscribers: u64,
+    pub published: u64,
+    pub acknowledged: u64,
+    /// Refused by the target: must never be delivered.
+    pub failed: u64,
+    /// No answer (timeout, connection lost): may or may not be delivered.
+    pub indeterminate: u64,
+    /// Acknowledged × subscribers: the receipts owed.
+    pub expected: u64,
+    /// Receipts of acknowledged publishes (first copies only).
+    pub received: u64,
+    /// Acknowledged, and missing at some subscriber (counted per subscriber).
+    pub lost: u64,
+    /// Receipts beyond the first of one publish at one subscriber.
+    pub duplicated: u64,
+    /// Receipts older than one already received from the same publisher.
+    pub out_of_order: u64,
+    /// Receipts of publishes never sent, or refused.
+    pub unexpected: u64,
+    /// Indeterminate publishes that were delivered after all.
+    pub recovered: u64,
+    /// Ids of the first lost publishes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_ids: Vec<String>,
+}
+
+/// The slow-consumer probe: how long the target took to disconnect a consumer that stopped reading, and
+/// how the load's other connections fared meanwhile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlowConsumerReport {
+    /// When the consumer stopped reading, from the start of the load.
+    pub stalled_at_s: f64,
+    /// Time from stopping to being disconnected; absent when it never was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnected_after_ms: Option<f64>,
+    pub expect_within_ms: f64,
+    /// Publishes to the stalled consumer's topic meanwhile, and their acknowledgement latency.
+    pub published: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher_ack_ms: Option<LatencySummary>,
+    /// The load's worst per-second p99 before the stall and during it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_p99_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during_p99_ms: Option<f64>,
+    /// The load's failed iterations during the stall.
+    #[serde(default)]
+    pub during_failed: u64,
+}
+
+/// `metrics.rate_limit`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateLimitMetrics {
+    pub offered: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Sent, and never answered.
+    #[serde(default)]
+    pub unanswered: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred_rate_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred_burst: Option<f64>,
+    pub declared_rate_per_s: f64,
+    pub declared_burst: f64,
+    /// Largest relative difference between inferred and declared that conforms.
+    pub tolerance: f64,
+    pub conforms: bool,
+    /// Why it does not conform, or what limits the inference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// HTTP targets: `Retry-After` on rejections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<RetryAfter>,
+    /// Cumulative offered and accepted by send time, every 100 ms from the start of the burst.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<RateSample>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetryAfter {
+    pub present: u64,
+    pub missing: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateSample {
+    pub t_s: f64,
+    pub offered: u64,
+    pub accepted: u64,
+}
+
+/// One named check of a probe, passed or failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Dotted name, e.g. `hardening.size_over_limit`.
+    pub name: String,
+    pub passed: bool,
+    /// What was expected and what happened.
+    pub detail: String,
+}
+
+impl CheckResult {
+    pub fn new(name: &str, passed: bool, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.to_string(),
+            passed,
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The `[websocket]` table: the iteration mode, connections and subscribers, and the protocol profile
+//! (frame templates, JSON pointers and matchers), with the reference server's protocol as default.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::count;
+use crate::config::Diagnostics;
+use crate::config::template::Template;
+use crate::config::units::{parse_duration, parse_size};
+use crate::scenario::model::{Load, TargetKind};
+use crate::scenario::raw::{RawMatch, RawProtocol, RawWebsocket};
+use crate::scenario::websocket::{FRAME_VARIABLES, Matcher, WsMode, WsProtocol, WsSettings};
+
+/// Largest payload padding a frame may ask for.
+const MAX_PAYLOAD: u64 = 16 * 1024 * 1024;
+const MAX_CONNECTIONS: i64 = 100_000;
+
+pub(super) fn websocket(
+    diag: &mut Diagnostics<'_>,
+    raw: Option<&Spanned<RawWebsocket>>,
+    kind: Option<TargetKind>,
+    load: Option<&Load>,
+) -> Option<Option<WsSettings>> {
+    if kind != Some(TargetKind::Websocket) {
+        if let (Some(r), Some(k)) = (raw, kind) {
+            diag.error(
+                r.span(),
+                "websocket",
+                format!(
+                    "[websocket] is for kind = \"websocket\" targets, not {}",
+                    k.as_str()
+                ),
+                Some("remove [websocket], or set target.kind = \"websocket\"".into()),
+            );
+            return None;
+        }
+        return Some(None);
+    }
+    let empty;
+    let w = match raw {
+        Some(r) => r.get_ref(),
+        None => {
+            empty = RawWebsocket {
+                mode: None,
+                connections: None,
+                subscribers: None,
+                path: None,
+                payload_size: None,
+                ping_interval: None,
+                settle: None,
+                connect_timeout: None,
+                protocol: None,
+            };
+            &empty
+        }
+    };
+    let mode = w.mode.as_ref().map_or(WsMode::Echo, |m| *m.get_ref());
+    let workers = load.map(workers_of).unwrap_or(1);
+    let connections = match &w.connections {
+        Some(c) => count(diag, c, "websocket.connections", MAX_CONNECTIONS).map(|c| c as u32),
+        None => Some(workers),
+    };
+    let subscribers = match (&w.subscribers, mode) {
+        (Some(s), WsMode::Echo) if *s.get_ref() != 0 => {
+            diag.error(
+                s.span(),
+                "websocket.subscribers",
+                "subscribers check the deliveries of publish mode; echo mode has none",
+                Some("set mode = \"publish\", or remove subscribers".into()),
+            );
+            None
+        }
+        (Some(s), WsMode::Publish) => {
+            count(diag, s, "websocket.subscribers", 1000).map(|c| c as u32)
+        }
+        (_, WsMode::Echo) => Some(0),
+        (None, WsMode::Publish) => Some(2),
+    };
+    let path = template(
+        diag,
+        w.path.as_ref(),
+        "websocket.path",
+        "/load/{{run_id}}",
+        &["run_id"],
+    );
+    let payload_size = size(diag, w.payload_size.as_ref(), "websocket.payload_size", 64);
+    let ping_interval = match &w.ping_interval {
+        None => Some(Some(Duration::from_secs(1))),
+        Some(p) => match parse_duration(p.get_ref()) {
+            Ok(d) if d.is_zero() => Some(None),
+            Ok(d) => Some(Some(d)),
+            Err(e) => {
+                diag.error(p.span(), "websocket.ping_interval", e.message, Some(e.hint));
+                None
+            }
+        },
+    };
+    let settle = duration(
+        diag,
+        w.settle.as_ref(),
+        "websocket.settle",
+        Duration::from_secs(2),
+    );
+    let connect_timeout = duration(
+        diag,
+        w.connect_timeout.as_ref(),
+        "websocket.connect_timeout",
+        Duration::from_secs(5),
+    );
+    let protocol = protocol(diag, w.protocol.as_ref());
+    Some(Some(WsSettings {
+        mode,
+        connections: connections?,
+        subscribers: subscribers?,
+        path: path?,
+        payload_size: payload_size?,
+        ping_interval: ping_interval?,
+        settle: settle?,
+        connect_timeout: connect_timeout?,
+        protocol: protocol?,
+    }))
+}
+
+/// Workers the load runs: a closed load's concurrency, else the bound on iterations in flight.
+pub(super) fn workers_of(load: &Load) -> u32 {
+    match load {
+        Load::Closed { concurrency, .. } => *concurrency,
+        Load::Open(s) => s.max_in_flight,
+        Load::Stepped { stages, .. } => stages.iter().map(|s| s.max_in_flight).max().unwrap_or(1),
+    }
+}
+
+fn protocol(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawProtocol>>) -> Option<WsProtocol> {
+    let d = WsProtocol::default();
+    let Some(raw) = raw else {
+        return Some(d);
+    };
+    let p = raw.get_ref();
+    let key = |k: &str| format!("websocket.protocol.{k}");
+    let frame =
+        |diag: &mut Diagnostics<'_>, v: &Option<Spanned<String>>, k: &str, default: &Template| {
+            match v {
+                None => Some(default.clone()),
+                Some(_) => template(diag, v.as_ref(), &key(k), "", FRAME_VARIABLES),
+            }
+        };
+    let echo = frame(diag, &p.echo, "echo", &d.echo);
+    let publish = frame(diag, &p.publish, "publish", &d.publish);
+    let subscribe = frame(diag, &p.subscribe, "subscribe", &d.subscribe);
+    let correlation_id = pointer(
+        diag,
+        &p.correlation_id,
+        &key("correlation_id"),
+        &d.correlation_id,
+    );
+    let rejection = matcher(diag, &p.rejection, &key("rejection"), &d.rejection);
+    let rate_limited = matcher(diag, &p.rate_limited, &key("rate_limited"), &d.rate_limited);
+    let subscribed = matcher(diag, &p.subscribed, &key("subscribed"), &d.subscribed);
+    let delivery = matcher(diag, &p.delivery, &key("delivery"), &d.delivery);
+    let delivery_id = pointer(diag, &p.delivery_id, &key("delivery_id"), &d.delivery_id);
+    let delivery_publisher = pointer(
+        diag,
+        &p.delivery_publisher,
+        &key("delivery_publisher"),
+        &d.delivery_publisher,
+    );
+    let delivery_seq = pointer(diag, &p.delivery_seq, &key("delivery_seq"), &d.delivery_seq);
+    let subscribed_path = pointer(
+        diag,
+        &p.subscribed_path,
+        &key("subscribed_path"),
+        &d.subscribed_path,
+    );
+    Some(WsProtocol {
+        echo: echo?,
+        publish: publish?,
+        subscribe: subscribe?,
+        correlation_id: correlation_id?,
+        rejection: rejection?,
+        rate_limited: rate_limited?,
+        subscribed: subscribed?,
+        delivery: delivery?,
+        delivery_id: delivery_id?,
+        delivery_publisher: delivery_publisher?,
+        delivery_seq: delivery_seq?,
+        subscribed_path: subscribed_path?,
+    })
+}
+
+/// A template whose variables must all be among `allowed`.
+pub(super) fn template(
+    diag: &mut Diagnostics<'_>,
+    raw: Option<&Spanned<String>>,
+    key: &str,
+    default: &str,
+    allowed: &[&str],
+) -> Option<Template> {
+    let Some(raw) = raw else {
+        return Template::parse(default).ok();
+    };
+    match Template::parse(raw.get_ref()) {
+        Err(e) => {
+            diag.error(raw.span(), key, e, None);
+            None
+        }
+        Ok(t) => {
+            if let Some(v) = t.variables().find(|v| !allowed.contains(v)) {
+                diag.error(
+                    raw.span(),
+                    key,
+                    format!("`{{{{{v}}}}}` is not a variable here"),
+                    Some(format!(
+                        "use {}",
+                        allowed
+                            .iter()
+                            .map(|a| format!("{{{{{a}}}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                );
+                return None;
+            }
+            Some(t)
+        }
+    }
+}
+
+fn pointer(
+    diag: &mut Diagnostics<'_>,
+    raw: &Option<Spanned<String>>,
+    key: &str,
+    default: &str,
+) -> Option<String> {
+    match raw {
+        None => Some(default.to_string()),
+        Some(p) if p.get_ref().is_empty() || p.get_ref().starts_with('/') => {
+            Some(p.get_ref().clone())
+        }
+        Some(p) => {
+            diag.error(
+                p.span(),
+                key,
+                format!("`{}` is not a JSON pointer", p.get_ref()),
+                Some(format!(
+                    "a JSON pointer starts with `/`, e.g. \"/{}\"",
+                    p.get_ref()
+                )),
+            );
+            None
+        }
+    }
+}
+
+fn matcher(
+    diag: &mut Diagnostics<'_>,
+    raw: &Option<Spanned<RawMatch>>,
+    key: &str,
+    default: &Matcher,
+) -> Option<Matcher> {
+    let Some(raw) = raw else {
+        return Some(default.clone());
+    };
+    let m = raw.get_ref();
+    let pointer = match &m.pointer {
+        Some(_) => pointer(diag, &m.pointer, &format!("{key}.pointer"), ""),
+        None => {
+            diag.missing(
+                raw.span(),
+                &format!("{key}.pointer"),
+                "add pointer = \"/type\"",
+            );
+            None
+        }
+    };
+    let equals = match &m.equals {
+        Some(v) => serde_json::to_value(v.get_ref()).ok(),
+        None => {
+            diag.missing(
+                raw.span(),
+                &format!("{key}.equals"),
+                "add equals = \"…\", the value the pointer must hold",
+            );
+            None
+        }
+    };
+    Some(Matcher {
+        pointer: pointer?,
+        equals: equals?,
+    })
+}
+
+pub(super) fn duration(
+    diag: &mut Diagnostics<'_>,
+    raw: Option<&Spanned<String>>,
+    key: &str,
+    default: Duration,
+) -> Option<Duration> {
+    match raw {
+        None => Some(default),
+        Some(r) => crate::config::checks::positive_duration(diag, r, key),
+    }
+}
+
+pub(super) fn size(
+    diag: &mut Diagnostics<'_>,
+    raw: Option<&Spanned<String>>,
+    key: &str,
+    default: usize,
+) -> Option<usize> {
+    let Some(raw) = raw else {
+        return Some(default);
+    };
+    match parse_size(raw.get_ref()) {
+        Ok(n) if n > MAX_PAYLOAD => {
+            diag.error(
+                raw.span(),
+                key,
+                format!("{n} bytes is more than the {MAX_PAYLOAD} this harness sends"),
+                None,
+            );
+            None
+        }
+        Ok(n) => Some(n as usize),
+        Err(e) => {
+            diag.error(raw.span(), key, e.message, Some(e.hint));
+            None
+        }
+    }
+}

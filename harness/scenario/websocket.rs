@@ -1,0 +1,208 @@
+//! What a websocket scenario says beyond the common parts: how the driver talks to the endpoint (the
+//! `[websocket]` table and its `protocol`), and which probes of the endpoint's policy run
+//! (`[probes.*]`, which also apply to HTTP targets for the rate limit).
+//!
+//! The protocol is data, not code: outbound frames are templates, and replies, rejections,
+//! subscription acknowledgements and deliveries are recognised by JSON pointers, so the driver works
+//! against endpoints it was not written for. The defaults are the reference server's protocol.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::template::Template;
+use crate::config::units::Rate;
+
+/// What one iteration of a websocket run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WsMode {
+    /// Send the `echo` frame and wait for the reply carrying its correlation id.
+    Echo,
+    /// Send the `publish` frame and wait for its acknowledgement; subscribers check delivery.
+    Publish,
+}
+
+impl WsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WsMode::Echo => "echo",
+            WsMode::Publish => "publish",
+        }
+    }
+}
+
+/// The variables a frame template may use.
+pub const FRAME_VARIABLES: &[&str] = &[
+    "id",
+    "seq",
+    "publisher",
+    "path",
+    "payload",
+    "run_id",
+    "index",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WsSettings {
+    pub mode: WsMode,
+    /// Connections the iterations are spread over.
+    pub connections: u32,
+    /// Publish mode: connections subscribed to `path` that check delivery.
+    pub subscribers: u32,
+    /// Topic of publish mode (may use `{{run_id}}`).
+    pub path: Template,
+    /// Bytes of padding in each frame's `{{payload}}`.
+    pub payload_size: usize,
+    /// Interval of ping/pong round trips on every connection; `None`: no pings.
+    pub ping_interval: Option<Duration>,
+    /// How long to wait, after the last acknowledgement, for deliveries still on their way.
+    pub settle: Duration,
+    pub connect_timeout: Duration,
+    pub protocol: WsProtocol,
+}
+
+/// A frame is recognised when the value at `pointer` equals `equals`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matcher {
+    pub pointer: String,
+    pub equals: Value,
+}
+
+impl Matcher {
+    pub fn new(pointer: &str, equals: impl Into<Value>) -> Self {
+        Self {
+            pointer: pointer.to_string(),
+            equals: equals.into(),
+        }
+    }
+
+    pub fn matches(&self, frame: &Value) -> bool {
+        frame.pointer(&self.pointer) == Some(&self.equals)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WsProtocol {
+    pub echo: Template,
+    pub publish: Template,
+    pub subscribe: Template,
+    /// JSON pointer to the correlation id in inbound frames.
+    pub correlation_id: String,
+    /// An error frame: the endpoint refused a message.
+    pub rejection: Matcher,
+    /// Among rejections, the ones that mean "over the rate limit".
+    pub rate_limited: Matcher,
+    pub subscribed: Matcher,
+    /// A frame delivered to a subscriber.
+    pub delivery: Matcher,
+    /// Pointers into a delivery: the publish's id, its publisher and its sequence number.
+    pub delivery_id: String,
+    pub delivery_publisher: String,
+    pub delivery_seq: String,
+    /// Pointer to the (normalised) path in a subscription acknowledgement.
+    pub subscribed_path: String,
+}
+
+impl Default for WsProtocol {
+    fn default() -> Self {
+        let t = |s: &str| Template::parse(s).unwrap_or_else(|_| Template::literal(s));
+        Self {
+            echo: t(r#"{"type":"echo","correlation_id":"{{id}}","payload":"{{payload}}"}"#),
+            publish: t(
+                r#"{"type":"publish","path":"{{path}}","correlation_id":"{{id}}","data":{"id":"{{id}}","publisher":"{{publisher}}","seq":{{seq}},"payload":"{{payload}}"}}"#,
+            ),
+            subscribe: t(r#"{"type":"subscribe","path":"{{path}}","correlation_id":"{{id}}"}"#),
+            correlation_id: "/correlation_id".into(),
+            rejection: Matcher::new("/type", "error"),
+            rate_limited: Matcher::new("/error/code", "rate_limited"),
+            subscribed: Matcher::new("/type", "subscribed"),
+            delivery: Matcher::new("/type", "message"),
+            delivery_id: "/data/id".into(),
+            delivery_publisher: "/data/publisher".into(),
+            delivery_seq: "/data/seq".into(),
+            subscribed_path: "/path".into(),
+        }
+    }
+}
+
+/// Probes of the endpoint's policy, each run once per run beside the load.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Probes {
+    pub rate_limit: Option<RateLimitProbe>,
+    pub hardening: Option<HardeningProbe>,
+    pub slow_consumer: Option<SlowConsumerProbe>,
+}
+
+impl Probes {
+    pub fn any(&self) -> bool {
+        self.rate_limit.is_some() || self.hardening.is_some() || self.slow_consumer.is_some()
+    }
+
+    /// Longest time the probes that run before the load may take.
+    pub fn time_before_load(&self) -> Duration {
+        let rate = self.rate_limit.as_ref().map_or(Duration::ZERO, |r| {
+            r.idle + r.sustain + Duration::from_secs(3)
+        });
+        let hardening = if self.hardening.is_some() {
+            Duration::from_secs(10)
+        } else {
+            Duration::ZERO
+        };
+        rate + hardening
+    }
+}
+
+/// Rate-limit conformance: an idle period, a burst well past the declared burst, then a sustained rate
+/// above the declared rate; the rate and burst are inferred and compared with the declared policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitProbe {
+    /// The policy the target declares.
+    pub rate: Rate,
+    pub burst: u32,
+    /// Largest relative difference between inferred and declared still conforming.
+    pub tolerance: f64,
+    pub idle: Duration,
+    /// Messages sent at once after the idle period.
+    pub burst_size: u32,
+    /// Length of the sustained phase.
+    pub sustain: Duration,
+    /// The sustained phase offers this multiple of the declared rate.
+    pub over: f64,
+    /// HTTP targets: statuses that mean "rejected by the limit".
+    pub reject_status: Vec<u16>,
+    /// HTTP targets: the request path the probe sends.
+    pub path: String,
+    /// HTTP targets: every rejection must carry `Retry-After`.
+    pub require_retry_after: bool,
+}
+
+/// Input hardening: sizes around the limit, malformed JSON, unknown types, invalid subscription paths,
+/// path normalisation, and a correlation id on every frame the endpoint sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HardeningProbe {
+    pub max_message_bytes: usize,
+    /// Close code expected for a message over the limit.
+    pub size_close_code: u16,
+    pub malformed: Vec<String>,
+    pub unknown_type: Template,
+    pub invalid_paths: Vec<String>,
+    /// Path as sent → path the acknowledgement must carry.
+    pub normalised_paths: BTreeMap<String, String>,
+}
+
+/// Slow consumer: one subscriber stops reading while publishers flood its topic; the endpoint should
+/// disconnect it within `expect_within`, and the load's other connections should not suffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowConsumerProbe {
+    /// Starts this long into the load, so the load has a baseline.
+    pub after: Duration,
+    pub expect_within: Duration,
+    pub publishers: u32,
+    /// Per publisher.
+    pub publish_rate: Rate,
+    pub payload_size: usize,
+    pub path: Template,
+}
