@@ -13,6 +13,7 @@
 //! - [`probes`]: checks of a target's stated policy (rate limit, input hardening, slow consumers);
 //! - [`metrics`], [`result`], [`report`], [`compare`]: what was measured, and how it is shown;
 //! - [`reference`]: the reference targets the harness embeds;
+//! - [`proxy`]: the fault proxy (toxics over windows of a run);
 //! - [`cli`]: the command line, the only module that knows about arguments and exit codes.
 
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod invariants;
 pub mod metrics;
 pub mod probes;
 pub mod procedure;
+pub mod proxy;
 pub mod reference;
 pub mod report;
 pub mod result;

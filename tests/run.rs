@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::*;
-use harness::engine::{self, Quiet, RunPlan, Signals};
+use harness::engine::RunPlan;
 use harness::result::{RunResult, Status};
 use harness::scenario::Library;
 use serde_json::{Value, json};
@@ -39,14 +39,7 @@ fn plan(text: &str, url: &str) -> RunPlan {
 }
 
 fn run(text: &str, url: &str) -> RunResult {
-    let plan = plan(text, url);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
-    assert_matches_schema(&serde_json::to_value(&result).unwrap());
-    result
+    execute(&plan(text, url))
 }
 
 #[test]
@@ -311,13 +304,7 @@ fn run_in(dir: &std::path::Path, text: &str, url: &str) -> RunResult {
         run_id: "t".into(),
         allow_remote: false,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
-    assert_matches_schema(&serde_json::to_value(&r).unwrap());
-    r
+    execute(&plan)
 }
 
 #[test]

@@ -9,7 +9,6 @@ use axum::Router;
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::routing::get;
 use common::*;
-use harness::engine::{self, Quiet, RunPlan, Signals};
 use harness::reference::handoff::HandoffConfig;
 use harness::reference::ws::{WsConfig, WsDefects};
 use harness::result::{RunResult, Status};
@@ -73,20 +72,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn run_plan(text: &str, url: &str, embedded: Option<Embedded>) -> RunResult {
-    let plan = RunPlan {
-        scenario: scenario_of(text),
-        url: url::Url::parse(url).unwrap(),
-        embedded,
-        seed: 5,
-        run_id: "wsrun".into(),
-        allow_remote: false,
-    };
-    let result = runtime().block_on(engine::run(&plan, &Quiet, Signals::default()));
-    assert_matches_schema(&serde_json::to_value(&result).unwrap());
-    result
 }
 
 /// Runs `text` against a reference WebSocket server started with `config`.

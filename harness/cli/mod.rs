@@ -7,6 +7,7 @@
 mod compare;
 mod list;
 mod progress;
+mod proxy;
 mod report;
 mod run;
 mod serve;
@@ -84,6 +85,9 @@ pub enum Command {
     },
     /// Compare two results metric by metric; exit 1 when one regressed beyond the noise.
     Compare(compare::CompareArgs),
+    /// Run the fault proxy on its own, e.g. `harness proxy --listen 127.0.0.1:9001 --upstream
+    /// 127.0.0.1:9000 --toxic latency=200ms,jitter=50ms`.
+    Proxy(proxy::ProxyArgs),
     /// Run a reference target on its own (until Ctrl-C), e.g. `harness serve handoff --bind 127.0.0.1:8080`.
     Serve(serve::ServeArgs),
     /// Check scenarios (and the procedures they name); prints `ok` or every problem, exit 2.
@@ -106,6 +110,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::List => list::run(cli.scenarios.as_deref()),
         Command::Validate { names } => validate::run(cli.scenarios.as_deref(), &names),
         Command::Serve(args) => serve::run(args),
+        Command::Proxy(args) => proxy::run(args),
         Command::Report {
             result,
             html,

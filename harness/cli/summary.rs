@@ -153,6 +153,20 @@ pub fn render(r: &RunResult) -> String {
             }
         );
     }
+    for w in m.recovery.iter().flat_map(|r| &r.windows) {
+        let secs = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.2}s"));
+        let _ = writeln!(
+            out,
+            "  fault       {}: first success {} after, recovered {} after; {} failed during{}",
+            w.fault,
+            secs(w.time_to_first_success_s),
+            secs(w.time_to_recover_s),
+            w.lost,
+            w.messages_lost
+                .map(|n| format!(", {n} acknowledged messages lost"))
+                .unwrap_or_default()
+        );
+    }
     let passed = r.thresholds.iter().filter(|v| v.passed).count();
     let _ = writeln!(
         out,

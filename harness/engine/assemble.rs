@@ -60,6 +60,7 @@ pub struct Snapshot<'a> {
 pub struct Extras {
     pub ws: Option<WsMetrics>,
     pub rate_limit: Option<RateLimitMetrics>,
+    pub recovery: Option<RecoveryMetrics>,
     pub checks: Vec<CheckResult>,
     pub notes: Vec<String>,
 }
@@ -72,6 +73,9 @@ impl Extras {
         }
         if other.rate_limit.is_some() {
             self.rate_limit = other.rate_limit;
+        }
+        if other.recovery.is_some() {
+            self.recovery = other.recovery;
         }
         self.checks.extend(other.checks);
         self.notes.extend(other.notes);
@@ -103,6 +107,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
     }
     metrics.ws = s.extras.ws.clone();
     metrics.rate_limit = s.extras.rate_limit.clone();
+    metrics.recovery = s.extras.recovery.clone();
 
     let mut values = Values::of_run(&totals, &metrics);
     values.set(

@@ -7,10 +7,12 @@
 
 pub mod assemble;
 pub mod closed;
+pub mod network;
 pub mod open;
 pub mod pacer;
 pub mod pool;
 pub mod preflight;
+pub mod recovery;
 pub mod schedule;
 pub mod stepped;
 pub mod target_admin;
@@ -108,6 +110,8 @@ struct Running<'a> {
     before: Extras,
     /// How long the load ran, once it has ended.
     load_elapsed: Option<Duration>,
+    /// Network fault windows, and how the target recovered after each.
+    recovery: Option<Arc<Mutex<recovery::RecoveryTracker>>>,
 }
 
 /// When the run and its load started.
@@ -196,6 +200,18 @@ impl Running<'_> {
             .to_vec()
     }
 
+    /// The windows and the recovery after each, when the run had fault windows.
+    fn recovery_report(&self) -> Option<Vec<crate::result::RecoveryWindow>> {
+        let tracker = self.recovery.as_ref()?;
+        let rows = self.timeline_rows();
+        Some(
+            tracker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .report(&rows),
+        )
+    }
+
     fn history(&self) -> Vec<crate::invariants::Ack> {
         self.recorders
             .iter()
@@ -279,6 +295,11 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
             }
         }
     }
+    let interposed = match network::interpose(scenario, &plan.url, plan.seed).await {
+        Ok(i) => i,
+        Err(why) => return stopped_before_load(plan, Stop::NotStarted(why), &before, clock),
+    };
+    let load_url = interposed.as_ref().map_or(&plan.url, |i| &i.url);
     let settings = HttpSettings {
         run_id: plan.run_id.clone(),
         seed: plan.seed,
@@ -287,7 +308,7 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
         fault_latency: scenario.faults.latency.unwrap_or_default(),
         pool_size: workers(&scenario.load) as usize,
     };
-    let driver = match HttpDriver::new(Arc::clone(&procedure), &plan.url, settings) {
+    let driver = match HttpDriver::new(Arc::clone(&procedure), load_url, settings) {
         Ok(d) => Arc::new(d),
         Err(e) => return not_started(plan, format!("cannot set up the HTTP client: {e}")),
     };
@@ -301,7 +322,17 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
         t0: Instant::now(),
         ..clock
     };
+    if let Some(i) = &interposed {
+        i.start_clock(clock.t0);
+    }
     let (running, stop) = run_load(plan, observer, &signals, work, clock, before.clone()).await;
+    let mut extras = before;
+    extras.recovery = running
+        .recovery_report()
+        .map(|windows| crate::result::RecoveryMetrics { windows });
+    if let Some(i) = interposed {
+        extras.notes.push(i.stop(scenario).await);
+    }
     let invariants = if checks_invariants(scenario) {
         let history = running.history();
         Some(
@@ -312,7 +343,7 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
     } else {
         None
     };
-    let mut result = running.snapshot(stop, invariants, &before);
+    let mut result = running.snapshot(stop, invariants, &extras);
     if chaos.is_some()
         && let Err(why) = target_admin::clear_chaos(&plan.url).await
     {
@@ -408,6 +439,8 @@ async fn run_load<'a, D: crate::drivers::Driver>(
         stages,
         before,
         load_elapsed: None,
+        recovery: recovery::RecoveryTracker::new(&scenario.faults.network, t0)
+            .map(|r| Arc::new(Mutex::new(r))),
     };
     let control = Control::default();
     let pacer = match &scenario.load {
@@ -432,6 +465,7 @@ async fn run_load<'a, D: crate::drivers::Driver>(
         live: Arc::clone(&running.live),
         seed: plan.seed,
         iteration_timeout: scenario.iteration_timeout,
+        recovery: running.recovery.clone(),
     };
 
     let stop = {

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::pacer::Pacer;
+use super::recovery::RecoveryTracker;
 use super::schedule::{Schedule, Ticket};
 use crate::drivers::{Driver, IterationContext, Timer};
 use crate::faults::FaultSchedule;
@@ -65,6 +66,8 @@ pub struct Pool<D> {
     pub live: Arc<Live>,
     pub seed: u64,
     pub iteration_timeout: Duration,
+    /// Sees every outcome when the run has network fault windows.
+    pub recovery: Option<Arc<Mutex<RecoveryTracker>>>,
 }
 
 impl<D> Clone for Pool<D> {
@@ -77,6 +80,7 @@ impl<D> Clone for Pool<D> {
             live: Arc::clone(&self.live),
             seed: self.seed,
             iteration_timeout: self.iteration_timeout,
+            recovery: self.recovery.clone(),
         }
     }
 }
@@ -144,6 +148,13 @@ impl<D: Driver> Pool<D> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .record(&timing, &report);
+            if let Some(r) = &self.recovery {
+                r.lock().unwrap_or_else(|p| p.into_inner()).observe(
+                    timing.intended,
+                    timing.finished,
+                    report.failure().is_none(),
+                );
+            }
         }
     }
 }
@@ -195,6 +206,7 @@ mod tests {
             live: Arc::new(Live::default()),
             seed: 1,
             iteration_timeout: Duration::from_secs(5),
+            recovery: None,
         };
         (pool, recorders)
     }

@@ -99,9 +99,20 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
         }
     }
 
+    let interposed = match super::network::interpose(scenario, &plan.url, plan.seed).await {
+        Ok(i) => i,
+        Err(why) => return stopped_before_load(plan, Stop::NotStarted(why), &before, clock),
+    };
+    let (load_url, load_addr) = match &interposed {
+        Some(i) => match resolve(&i.url).await {
+            Ok(a) => (i.url.clone(), a),
+            Err(why) => return stopped_before_load(plan, Stop::NotStarted(why), &before, clock),
+        },
+        None => (plan.url.clone(), addr),
+    };
     let setup = WsSetup {
-        url: plan.url.clone(),
-        addr,
+        url: load_url,
+        addr: load_addr,
         run_id: plan.run_id.clone(),
         planned: scenario.load.planned_iterations(),
         fault_latency: scenario.faults.latency.unwrap_or_default(),
@@ -133,6 +144,9 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
         t0: Instant::now(),
         ..clock
     };
+    if let Some(i) = &interposed {
+        i.start_clock(clock.t0);
+    }
     let side_stop = CancellationToken::new();
     let side = scenario.probes.slow_consumer.clone().map(|p| {
         let task = tokio::spawn(slow_consumer::probe(
@@ -187,6 +201,20 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
         ));
     }
     metrics.peak_connections = metrics.peak_connections.max(stats.open_now());
+    if let Some(mut windows) = running.recovery_report() {
+        for w in &mut windows {
+            let from = clock.t0 + Duration::from_secs_f64(w.from_s);
+            // Until the target was back (or, if it never was, the end of the run).
+            let back = w
+                .time_to_recover_s
+                .map(|t| clock.t0 + Duration::from_secs_f64(w.until_s + t));
+            w.messages_lost = driver.lost_sent_between(from, back.unwrap_or_else(Instant::now));
+        }
+        extras.recovery = Some(crate::result::RecoveryMetrics { windows });
+    }
+    if let Some(i) = interposed {
+        extras.notes.push(i.stop(scenario).await);
+    }
     extras.ws = Some(metrics);
     let mut result = running.snapshot(stop, None, &extras);
     if chaos.is_some()

@@ -88,6 +88,7 @@ mod tests {
             ],
             latency: Some(std::time::Duration::from_millis(10)),
             server: None,
+            network: Vec::new(),
         }
     }
 

@@ -26,8 +26,13 @@ pub struct Charts {
 }
 
 /// Time windows to shade on the time charts: the run's fault windows, `(from_s, until_s)`.
-pub fn shaded_windows(_r: &RunResult) -> Vec<(f64, f64)> {
-    Vec::new()
+pub fn shaded_windows(r: &RunResult) -> Vec<(f64, f64)> {
+    r.metrics
+        .recovery
+        .iter()
+        .flat_map(|rec| &rec.windows)
+        .map(|w| (w.from_s, w.until_s))
+        .collect()
 }
 
 impl Charts {

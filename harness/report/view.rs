@@ -40,6 +40,7 @@ pub struct ReportView {
     pub checks_passed: usize,
     pub ws: Option<super::ws_view::WsView>,
     pub rate_limit: Option<super::ws_view::RateLimitView>,
+    pub windows: Vec<super::ws_view::WindowRow>,
     pub notes: Vec<String>,
     pub precision: String,
 }
@@ -401,6 +402,7 @@ impl ReportView {
             checks_passed: r.checks.iter().filter(|c| c.passed).count(),
             ws: super::ws_view::ws(r),
             rate_limit: super::ws_view::rate_limit(r),
+            windows: super::ws_view::windows(r),
             notes: r.notes.clone(),
             precision: format!(
                 "HdrHistogram, {} significant digits, values in {} (encoded: {})",

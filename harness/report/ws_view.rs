@@ -22,6 +22,18 @@ pub struct WsView {
     pub delivery: Option<Vec<Pair>>,
     pub lost_ids: Vec<String>,
     pub slow_consumer: Option<Vec<Pair>>,
+    pub reconnect: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WindowRow {
+    pub fault: String,
+    pub first_success: String,
+    pub recovered: String,
+    pub lost: String,
+    pub before: String,
+    pub during: String,
+    pub after: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,6 +137,14 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
                 w.frames_without_correlation.to_string(),
             ),
         ],
+        reconnect: w.reconnect_ms.map(|r| {
+            format!(
+                "{} reconnections: p50 {}, max {} from the loss to the connection being back",
+                r.count,
+                ms(r.p50),
+                ms(r.max)
+            )
+        }),
         latency,
         close_codes: w
             .close_codes
@@ -187,4 +207,35 @@ pub fn rate_limit(r: &RunResult) -> Option<RateLimitView> {
         facts,
         note: rl.note.clone(),
     })
+}
+
+/// The fault windows, and the load and recovery around each.
+pub fn windows(r: &RunResult) -> Vec<WindowRow> {
+    let stats = |s: &Option<crate::result::WindowStats>| match s {
+        Some(s) => format!(
+            "{} it, {} ok, worst p99 {}",
+            s.iterations,
+            pct(Some(s.success_rate)),
+            s.worst_p99_ms.map_or("—".into(), ms)
+        ),
+        None => "—".into(),
+    };
+    let after = |v: Option<f64>| v.map_or("never".into(), |s| ms(s * 1000.0));
+    r.metrics
+        .recovery
+        .iter()
+        .flat_map(|rec| &rec.windows)
+        .map(|w| WindowRow {
+            fault: w.fault.clone(),
+            first_success: after(w.time_to_first_success_s),
+            recovered: after(w.time_to_recover_s),
+            lost: match w.messages_lost {
+                Some(m) => format!("{} iterations, {m} messages", w.lost),
+                None => format!("{} iterations", w.lost),
+            },
+            before: stats(&w.before),
+            during: stats(&w.during),
+            after: stats(&w.after),
+        })
+        .collect()
 }

@@ -9,7 +9,9 @@
 pub mod write;
 pub mod ws;
 
-pub use ws::{CheckResult, RateLimitMetrics, WsMetrics};
+pub use ws::{
+    CheckResult, RateLimitMetrics, RecoveryMetrics, RecoveryWindow, WindowStats, WsMetrics,
+};
 
 use std::collections::BTreeMap;
 
@@ -193,6 +195,9 @@ pub struct Metrics {
     /// The rate-limit probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitMetrics>,
+    /// Network fault windows and the recovery after each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryMetrics>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

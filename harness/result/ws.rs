@@ -1,6 +1,6 @@
-//! The parts of `result.json` that WebSocket runs and policy probes add: `metrics.ws`,
-//! `metrics.rate_limit`, and the named checks (`checks`) that hardening, slow-consumer and rate-limit
-//! probes pass or fail.
+//! The parts of `result.json` that WebSocket runs, policy probes and network faults add: `metrics.ws`,
+//! `metrics.rate_limit`, `metrics.recovery`, and the named checks (`checks`) that hardening,
+//! slow-consumer and rate-limit probes pass or fail.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +35,10 @@ pub struct WsMetrics {
     pub connect_ms: Option<LatencySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_hdr: Option<String>,
+    /// Connections lost and opened again: from the loss to the connection (and, for subscribers, the
+    /// subscription) being back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_ms: Option<LatencySummary>,
     /// Ping/pong round trips.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping_ms: Option<LatencySummary>,
@@ -75,6 +79,10 @@ pub struct DeliveryReport {
     pub unexpected: u64,
     /// Indeterminate publishes that were delivered after all.
     pub recovered: u64,
+    /// Receipts not owed: the subscriber was not subscribed when the publish went out (it was
+    /// reconnecting), or lost its connection within a second after.
+    #[serde(default)]
+    pub not_owed: u64,
     /// Ids of the first lost publishes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost_ids: Vec<String>,
@@ -166,4 +174,48 @@ impl CheckResult {
             detail: detail.into(),
         }
     }
+}
+
+/// `metrics.recovery`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryMetrics {
+    pub windows: Vec<RecoveryWindow>,
+}
+
+/// One fault window and how the target came back after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryWindow {
+    /// The fault, in words (`down from 10s until 20s`).
+    pub fault: String,
+    /// From the start of the load.
+    pub from_s: f64,
+    pub until_s: f64,
+    /// From the end of the window to the first iteration that succeeded; absent: none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_success_s: Option<f64>,
+    /// From the end of the window to the end of the tenth success in a row; absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_recover_s: Option<f64>,
+    /// Iterations meant to start during the window that failed.
+    pub lost: u64,
+    /// Publish mode: acknowledged publishes sent during the window (or until recovery) that some
+    /// subscriber owed them never received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_lost: Option<u64>,
+    /// The load over a stretch as long as the window before it, during it, and after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<WindowStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during: Option<WindowStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<WindowStats>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub iterations: u64,
+    pub success_rate: f64,
+    /// The worst per-second p99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_p99_ms: Option<f64>,
 }

@@ -51,6 +51,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/STRESS_STANDARD.toml"),
     ),
     (
+        "scenarios/WS_CHAOS_RECOVERY_STANDARD.toml",
+        include_str!("../../scenarios/WS_CHAOS_RECOVERY_STANDARD.toml"),
+    ),
+    (
         "scenarios/WS_CONCURRENCY_STANDARD.toml",
         include_str!("../../scenarios/WS_CONCURRENCY_STANDARD.toml"),
     ),

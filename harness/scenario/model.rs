@@ -234,6 +234,8 @@ pub struct Faults {
     pub latency: Option<Duration>,
     /// Chaos the target applies itself, set through its `/admin/chaos` route for the run.
     pub server: Option<ServerChaos>,
+    /// Toxics the fault proxy applies between the harness and the target, over windows of the load.
+    pub network: Vec<crate::proxy::Fault>,
 }
 
 impl Faults {
@@ -242,9 +244,14 @@ impl Faults {
         self.failure_rate > 0.0 && !self.kinds.is_empty()
     }
 
+    /// Whether some network fault has a window that ends during the run (recovery is measured).
+    pub fn has_windows(&self) -> bool {
+        self.network.iter().any(|f| f.until.is_some())
+    }
+
     /// Whether the run injects anything at all.
     pub fn injects_anything(&self) -> bool {
-        self.is_active() || self.server.is_some()
+        self.is_active() || self.server.is_some() || !self.network.is_empty()
     }
 }
 

@@ -80,7 +80,12 @@ pub struct RawFaults {
     pub kinds: Option<Spanned<Vec<Spanned<FaultKind>>>>,
     pub latency: Option<Spanned<String>>,
     pub server: Option<Spanned<RawServerChaos>>,
+    /// `[[faults.network]]`: each a table of a toxic's parameters, read by the proxy's parser.
+    pub network: Option<Vec<Spanned<RawNetworkFault>>>,
 }
+
+/// One `[[faults.network]]` entry as written: its keys and values, where each was.
+pub type RawNetworkFault = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
 /// Chaos the target itself applies, set through its `/admin/chaos` route.
 #[derive(Debug, Deserialize)]

@@ -143,6 +143,29 @@ impl Values {
                 v.set("rate_limit.inferred_burst", b);
             }
         }
+        if let Some(r) = &m.recovery {
+            // The slowest window decides; a window never recovered leaves no value (and the
+            // threshold fails with a note).
+            let worst = |f: fn(&crate::result::RecoveryWindow) -> Option<f64>| {
+                r.windows
+                    .iter()
+                    .map(f)
+                    .try_fold(0.0f64, |acc, v| v.map(|v| acc.max(v)))
+            };
+            if let Some(t) = worst(|w| w.time_to_recover_s) {
+                v.set("recovery.time", t * 1000.0);
+            }
+            if let Some(t) = worst(|w| w.time_to_first_success_s) {
+                v.set("recovery.time_to_first_success", t * 1000.0);
+            }
+            v.set(
+                "recovery.lost",
+                r.windows
+                    .iter()
+                    .map(|w| w.lost + w.messages_lost.unwrap_or(0))
+                    .sum::<u64>() as f64,
+            );
+        }
         if let Some(d) = &m.drift {
             if let Some(r) = d.p95_ratio {
                 v.set("drift.p95_ratio", r);

@@ -142,6 +142,36 @@ pub fn builtin(name: &str) -> &'static str {
         .unwrap_or_else(|| panic!("{name} is built in"))
 }
 
+/// Runs scenario `text` in this process against `url` (seed 5), and checks the result against the
+/// schema.
+pub fn run_plan(
+    text: &str,
+    url: &str,
+    embedded: Option<harness::scenario::Embedded>,
+) -> harness::result::RunResult {
+    let plan = harness::engine::RunPlan {
+        scenario: scenario_of(text),
+        url: url::Url::parse(url).unwrap(),
+        embedded,
+        seed: 5,
+        run_id: "run".into(),
+        allow_remote: false,
+    };
+    execute(&plan)
+}
+
+/// Runs `plan` in this process on a runtime of its own, and checks the result against the schema.
+pub fn execute(plan: &harness::engine::RunPlan) -> harness::result::RunResult {
+    use harness::engine::{self, Quiet, Signals};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(engine::run(plan, &Quiet, Signals::default()));
+    assert_matches_schema(&serde_json::to_value(&result).unwrap());
+    result
+}
+
 /// Reads a scenario text (its `name` gives the file name), panicking with every problem if it is
 /// invalid.
 pub fn scenario_of(text: &str) -> harness::scenario::Scenario {

@@ -295,6 +295,20 @@ impl Conn {
         !self.is_closed()
     }
 
+    /// Waits until the connection has closed.
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await;
+    }
+
+    /// How long since a frame (or a pong) last arrived.
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_micros(
+            self.shared
+                .now_us()
+                .saturating_sub(self.inner.last_read.load(Ordering::Relaxed)),
+        )
+    }
+
     pub fn closed_by(&self) -> Option<ClosedBy> {
         self.inner
             .closed_by

@@ -4,6 +4,10 @@
 //! (older than something already received from the same publisher), unexpected (never sent, or
 //! refused) and recovered (indeterminate, delivered after all).
 //!
+//! A subscriber is owed only what was published while it was subscribed: from the acknowledgement of
+//! its subscription until a second before its connection was found lost (what was on its way when the
+//! connection broke could not arrive). Publishes outside those periods are `not_owed`, not lost.
+//!
 //! Publishes are keyed by iteration index (ids are `<run id>-<index>`), so the ledger is a few dense
 //! arrays sized by the planned iterations: a handful of bytes per publish, whatever the timing.
 
@@ -26,6 +30,8 @@ const FAILED: u8 = 3;
 const INDETERMINATE: u8 = 4;
 /// Most lost ids listed in the report.
 const MAX_LOST_IDS: usize = 20;
+/// Publishes sent this shortly before a subscriber's connection was found lost are not owed to it.
+const IN_FLIGHT_US: u64 = 1_000_000;
 
 /// What one subscriber received.
 struct Receipts {
@@ -35,6 +41,21 @@ struct Receipts {
     duplicated: AtomicU64,
     out_of_order: AtomicU64,
     unexpected: AtomicU64,
+    /// When it was subscribed: `(from, until)` in the ledger's microseconds; `until` is `None`
+    /// while the subscription holds.
+    periods: Mutex<Vec<(u64, Option<u64>)>>,
+}
+
+impl Receipts {
+    fn owed(&self, sent_us: u64) -> bool {
+        self.periods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(from, until)| {
+                sent_us >= *from && until.is_none_or(|u| sent_us + IN_FLIGHT_US < u)
+            })
+    }
 }
 
 pub struct Ledger {
@@ -71,6 +92,7 @@ impl Ledger {
                     duplicated: AtomicU64::new(0),
                     out_of_order: AtomicU64::new(0),
                     unexpected: AtomicU64::new(0),
+                    periods: Mutex::default(),
                 })
                 .collect(),
             latency: Mutex::new(histogram::new_histogram()),
@@ -81,6 +103,58 @@ impl Ledger {
     /// The id of publish `index`.
     pub fn id(&self, index: u64) -> String {
         format!("{}{index}", self.prefix)
+    }
+
+    fn us(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_micros() as u64 + 1
+    }
+
+    /// Subscriber `sub` is subscribed from `at` (its subscription's acknowledgement).
+    pub fn subscribed(&self, sub: usize, at: Instant) {
+        if let Some(r) = self.subscribers.get(sub) {
+            let from = self.us(at);
+            r.periods
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((from, None));
+        }
+    }
+
+    /// Subscriber `sub` was found without its connection at `at`.
+    pub fn unsubscribed(&self, sub: usize, at: Instant) {
+        if let Some(r) = self.subscribers.get(sub) {
+            let until = self.us(at);
+            if let Some(last) = r
+                .periods
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .last_mut()
+            {
+                last.1.get_or_insert(until);
+            }
+        }
+    }
+
+    /// Whether subscriber `r` is owed publish `i` and has not received it.
+    fn missing(&self, r: &Receipts, i: usize) -> bool {
+        r.counts[i].load(Ordering::Relaxed) == 0 && r.owed(self.sent_at[i].load(Ordering::Relaxed))
+    }
+
+    /// Receipts owed and missing for acknowledged publishes sent between `from` and `until`.
+    pub fn lost_sent_between(&self, from: Instant, until: Instant) -> u64 {
+        let (a, b) = (self.us(from), self.us(until));
+        let mut lost = 0;
+        for (i, s) in self.states.iter().enumerate() {
+            let sent = self.sent_at[i].load(Ordering::Relaxed);
+            if s.load(Ordering::Acquire) == ACKED && sent >= a && sent <= b {
+                lost += self
+                    .subscribers
+                    .iter()
+                    .filter(|r| self.missing(r, i))
+                    .count() as u64;
+            }
+        }
+        lost
     }
 
     fn index_of(&self, id: &str) -> Option<usize> {
@@ -95,7 +169,7 @@ impl Ledger {
         else {
             return;
         };
-        let at = self.epoch.elapsed().as_micros() as u64 + 1;
+        let at = self.us(Instant::now());
         self.sent_at[i].store(at, Ordering::Relaxed);
         self.states[i].store(SENT, Ordering::Release);
     }
@@ -173,7 +247,7 @@ impl Ledger {
                 owed += self
                     .subscribers
                     .iter()
-                    .filter(|r| r.counts[i].load(Ordering::Relaxed) == 0)
+                    .filter(|r| self.missing(r, i))
                     .count() as u64;
             }
         }
@@ -196,14 +270,19 @@ impl Ledger {
             match state {
                 ACKED => {
                     rep.acknowledged += 1;
+                    let sent = self.sent_at[i].load(Ordering::Relaxed);
                     for r in &self.subscribers {
                         if got(r) {
+                            rep.expected += 1;
                             rep.received += 1;
-                        } else {
+                        } else if r.owed(sent) {
+                            rep.expected += 1;
                             rep.lost += 1;
                             if rep.lost_ids.len() < MAX_LOST_IDS {
                                 rep.lost_ids.push(self.id(i as u64));
                             }
+                        } else {
+                            rep.not_owed += 1;
                         }
                     }
                 }
@@ -225,7 +304,6 @@ impl Ledger {
             rep.out_of_order += r.out_of_order.load(Ordering::Relaxed);
             rep.unexpected += r.unexpected.load(Ordering::Relaxed);
         }
-        rep.expected = rep.acknowledged * rep.subscribers;
         let rate = (rep.expected > 0).then(|| rep.received as f64 / rep.expected as f64);
         let latency = LatencySummary::of(&self.latency.lock().unwrap_or_else(|p| p.into_inner()));
         (rep, rate, latency)
@@ -245,6 +323,8 @@ mod tests {
     fn the_set_check_tells_lost_duplicated_out_of_order_and_unexpected_apart() {
         let p = WsProtocol::default();
         let l = Ledger::new("r1", 6, 2);
+        l.subscribed(0, Instant::now());
+        l.subscribed(1, Instant::now());
         for i in 0..5 {
             l.sent(i);
         }
@@ -285,5 +365,29 @@ mod tests {
         assert_eq!(rep.recovered, 1);
         assert_eq!(rate, Some(5.0 / 6.0));
         assert_eq!(latency.map(|l| l.count), Some(7));
+    }
+
+    #[test]
+    fn only_what_a_subscriber_was_subscribed_for_is_owed() {
+        let p = WsProtocol::default();
+        let l = Ledger::new("r", 4, 1);
+        l.sent(0);
+        l.finished(0, Outcome::Acknowledged);
+        l.subscribed(0, Instant::now());
+        l.sent(1);
+        l.finished(1, Outcome::Acknowledged);
+        l.sent(2);
+        l.finished(2, Outcome::Acknowledged);
+        // The connection is found lost right after publish 2: it was still in flight.
+        l.unsubscribed(0, Instant::now());
+        l.subscribed(0, Instant::now() + std::time::Duration::from_secs(2));
+        l.received(0, &delivery("r-1", "a", 2), &p);
+        let (rep, rate, _) = l.report();
+        assert_eq!(
+            (rep.expected, rep.received, rep.lost, rep.not_owed),
+            (1, 1, 0, 2)
+        );
+        assert_eq!(rate, Some(1.0));
+        assert_eq!(l.outstanding(), 0);
     }
 }

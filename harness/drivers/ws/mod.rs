@@ -9,11 +9,13 @@
 
 pub mod conn;
 pub mod delivery;
+pub mod dialer;
 pub mod frame;
 pub mod stats;
+pub mod subscribers;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -21,9 +23,11 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use url::Url;
 
-use self::conn::{Conn, ConnectError, DeliveryHook, Reply, Shared};
+use self::conn::{Conn, Reply, Shared};
 use self::delivery::{Ledger, Outcome as Delivery};
+use self::dialer::Dialer;
 use self::stats::WsStats;
+use self::subscribers::Subscribers;
 use super::{Driver, Failure, IterationContext, IterationReport, Timer};
 use crate::config::template::{Lookup, Template};
 use crate::result::WsMetrics;
@@ -32,9 +36,6 @@ use crate::taxonomy::ErrorKind;
 
 /// Connections opened at once while the pool fills.
 const OPEN_AT_ONCE: usize = 64;
-/// Longest wait before reconnecting a lost connection.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The values a frame template can use.
 pub struct FrameVars<'a> {
@@ -102,15 +103,16 @@ struct Backoff {
     failures: u32,
     next_attempt: Option<Instant>,
     last_error: String,
+    /// When the slot's connection was found lost.
+    lost_at: Option<Instant>,
 }
 
 pub struct WsDriver {
     setup: WsSetup,
-    shared: Arc<Shared>,
+    dialer: Arc<Dialer>,
     slots: Vec<Slot>,
-    subscribers: Mutex<Vec<Conn>>,
+    subscribers: Mutex<Option<Subscribers>>,
     ledger: Option<Arc<Ledger>>,
-    next_conn: AtomicU32,
     path: Value,
     payload: Value,
     run_id: Value,
@@ -122,10 +124,23 @@ impl WsDriver {
     pub async fn start(setup: WsSetup, stats: Arc<WsStats>) -> Result<Self, String> {
         let s = &setup.settings;
         let shared = Shared::new(Arc::new(s.protocol.clone()), stats);
+        let dialer = Arc::new(Dialer::new(
+            setup.url.clone(),
+            setup.addr,
+            s.connect_timeout,
+            s.ping_interval,
+            shared,
+        ));
         let run_id = Value::String(setup.run_id.clone());
         let path = render_path(&s.path, &run_id);
         let ledger = (s.mode == WsMode::Publish)
             .then(|| Arc::new(Ledger::new(&setup.run_id, setup.planned, s.subscribers)));
+        let subscribers = match &ledger {
+            Some(l) => {
+                Some(Subscribers::start(&dialer, l, s.subscribers, &path, &setup.run_id).await?)
+            }
+            None => None,
+        };
         let driver = Self {
             slots: (0..s.connections)
                 .map(|_| Slot {
@@ -134,16 +149,14 @@ impl WsDriver {
                     ever_open: AtomicBool::new(false),
                 })
                 .collect(),
-            subscribers: Mutex::default(),
+            subscribers: Mutex::new(subscribers),
             ledger,
-            next_conn: AtomicU32::new(0),
             payload: Value::String("x".repeat(s.payload_size)),
             path,
             run_id,
-            shared,
+            dialer,
             setup,
         };
-        driver.subscribe_all().await?;
         let opened: Vec<Result<(), String>> = futures_util::stream::iter(0..driver.slots.len())
             .map(|i| {
                 let d = &driver;
@@ -160,48 +173,15 @@ impl WsDriver {
     }
 
     pub fn stats(&self) -> &Arc<WsStats> {
-        &self.shared.stats
+        &self.dialer.shared.stats
     }
 
-    async fn subscribe_all(&self) -> Result<(), String> {
-        let Some(ledger) = &self.ledger else {
-            return Ok(());
-        };
-        for i in 0..self.setup.settings.subscribers as usize {
-            let hook: DeliveryHook = {
-                let ledger = Arc::clone(ledger);
-                let protocol = Arc::clone(&self.shared.protocol);
-                Arc::new(move |frame: &Value| ledger.received(i, frame, &protocol))
-            };
-            let conn = self.open(Some(hook)).await.map_err(|e| e.to_string())?;
-            subscribe(&conn, &self.shared, &self.setup, &self.path).await?;
-            self.subscribers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn);
-        }
-        Ok(())
-    }
-
-    async fn open(&self, hook: Option<DeliveryHook>) -> Result<Conn, ConnectError> {
-        let s = &self.setup.settings;
-        match conn::open(&self.setup.url, self.setup.addr, s.connect_timeout, None).await {
-            Ok((ws, took)) => {
-                self.shared.stats.handshake(took);
-                let id = self.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
-                Ok(Conn::start(
-                    ws,
-                    id,
-                    Arc::clone(&self.shared),
-                    hook,
-                    s.ping_interval,
-                ))
-            }
-            Err(e) => {
-                self.shared.stats.connect_failed();
-                Err(e)
-            }
-        }
+    /// Acknowledged publishes sent between `from` and `until` that a subscriber owed them never
+    /// received (publish mode only).
+    pub fn lost_sent_between(&self, from: Instant, until: Instant) -> Option<u64> {
+        self.ledger
+            .as_ref()
+            .map(|l| l.lost_sent_between(from, until))
     }
 
     /// The connection of slot `i`, opening it (again) when it is lost and its backoff has passed.
@@ -223,6 +203,9 @@ impl WsDriver {
             return Ok(c);
         }
         let now = Instant::now();
+        if slot.ever_open.load(Ordering::Relaxed) {
+            backoff.lost_at.get_or_insert(now);
+        }
         if let Some(at) = backoff.next_attempt.filter(|at| now < *at) {
             return Err(Failure {
                 kind: ErrorKind::Connect,
@@ -235,10 +218,13 @@ impl WsDriver {
                 ),
             });
         }
-        match self.open(None).await {
+        match self.dialer.open(None).await {
             Ok(conn) => {
                 if slot.ever_open.swap(true, Ordering::Relaxed) {
-                    self.shared.stats.reconnected();
+                    self.stats().reconnected();
+                }
+                if let Some(lost) = backoff.lost_at {
+                    self.stats().reconnect(lost.elapsed());
                 }
                 let conn = Arc::new(conn);
                 *slot.conn.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&conn));
@@ -247,10 +233,7 @@ impl WsDriver {
             }
             Err(e) => {
                 backoff.failures += 1;
-                let wait = FIRST_BACKOFF
-                    .saturating_mul(1 << backoff.failures.min(16).saturating_sub(1))
-                    .min(MAX_BACKOFF);
-                backoff.next_attempt = Some(now + wait);
+                backoff.next_attempt = Some(now + dialer::backoff(backoff.failures));
                 backoff.last_error = e.to_string();
                 Err(Failure {
                     kind: ErrorKind::Connect,
@@ -271,16 +254,21 @@ impl WsDriver {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        let mut conns: Vec<Arc<Conn>> = self
+        let conns: Vec<Arc<Conn>> = self
             .slots
             .iter()
             .filter_map(|s| s.conn.write().unwrap_or_else(|p| p.into_inner()).take())
             .collect();
-        let subs: Vec<Conn> =
-            std::mem::take(&mut *self.subscribers.lock().unwrap_or_else(|p| p.into_inner()));
-        conns.extend(subs.into_iter().map(Arc::new));
         futures_util::future::join_all(conns.iter().map(|c| c.close())).await;
-        let mut m = self.shared.stats.metrics();
+        let subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(s) = subscribers {
+            s.stop().await;
+        }
+        let mut m = self.stats().metrics();
         if let Some(ledger) = &self.ledger {
             let (report, rate, latency) = ledger.report();
             m.delivery = Some(report);
@@ -312,55 +300,6 @@ fn render_path(path: &Template, run_id: &Value) -> Value {
         index: &null,
     };
     Value::String(path.render(&vars).unwrap_or_default())
-}
-
-/// Subscribes `conn` to `path` and waits for the acknowledgement.
-pub async fn subscribe(
-    conn: &Conn,
-    shared: &Shared,
-    setup: &WsSetup,
-    path: &Value,
-) -> Result<(), String> {
-    let cid = format!("{}-sub-{}", setup.run_id, conn.id);
-    let id = Value::String(cid.clone());
-    let null = Value::Null;
-    let protocol = &shared.protocol;
-    let rx = conn
-        .request(&cid, &shared.stats, |_| {
-            let vars = FrameVars {
-                id: &id,
-                seq: &null,
-                publisher: &null,
-                path,
-                payload: &null,
-                run_id: &null,
-                index: &null,
-            };
-            protocol.subscribe.render(&vars).unwrap_or_default()
-        })
-        .await
-        .map_err(|c| format!("cannot subscribe to {path}: {c}"))?;
-    match tokio::time::timeout(setup.settings.connect_timeout, conn.wait(rx)).await {
-        Ok(Reply::Answer(frame))
-            if Reply::json(&frame).is_some_and(|v| protocol.subscribed.matches(&v)) =>
-        {
-            Ok(())
-        }
-        Ok(Reply::Answer(frame)) => Err(format!(
-            "the subscription to {path} was answered with {}, which the protocol's `subscribed` matcher ({} = {}) does not recognise",
-            String::from_utf8_lossy(&frame),
-            protocol.subscribed.pointer,
-            protocol.subscribed.equals
-        )),
-        Ok(Reply::Rejected { frame, .. }) => Err(format!(
-            "the endpoint refused the subscription to {path}: {frame}"
-        )),
-        Ok(Reply::Closed(c)) => Err(format!("cannot subscribe to {path}: {c}")),
-        Err(_) => Err(format!(
-            "no acknowledgement of the subscription to {path} within {:?}",
-            setup.settings.connect_timeout
-        )),
-    }
 }
 
 impl Driver for WsDriver {
@@ -396,8 +335,8 @@ impl Driver for WsDriver {
         let cid = id.as_str().unwrap_or_default();
         let index = Value::from(ctx.index);
         let template = match self.setup.settings.mode {
-            WsMode::Echo => &self.shared.protocol.echo,
-            WsMode::Publish => &self.shared.protocol.publish,
+            WsMode::Echo => &self.dialer.shared.protocol.echo,
+            WsMode::Publish => &self.dialer.shared.protocol.publish,
         };
         if let Some(l) = &self.ledger {
             l.sent(ctx.index);
@@ -408,7 +347,7 @@ impl Driver for WsDriver {
             }
         };
         let sent = conn
-            .request(cid, &self.shared.stats, |seq| {
+            .request(cid, self.stats(), |seq| {
                 let seq = Value::from(seq);
                 let vars = FrameVars {
                     id: &id,

@@ -14,6 +14,7 @@ use crate::result::WsMetrics;
 pub struct WsStats {
     connect: Mutex<Hist>,
     ping: Mutex<Hist>,
+    reconnect: Mutex<Hist>,
     connections: AtomicU64,
     failed_connections: AtomicU64,
     reconnects: AtomicU64,
@@ -30,6 +31,7 @@ impl Default for WsStats {
         Self {
             connect: Mutex::new(histogram::new_histogram()),
             ping: Mutex::new(histogram::new_histogram()),
+            reconnect: Mutex::new(histogram::new_histogram()),
             connections: AtomicU64::new(0),
             failed_connections: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
@@ -62,6 +64,14 @@ impl WsStats {
 
     pub fn reconnected(&self) {
         bump(&self.reconnects);
+    }
+
+    /// A lost connection is back after `took`.
+    pub fn reconnect(&self, took: Duration) {
+        histogram::record(
+            &mut self.reconnect.lock().unwrap_or_else(|p| p.into_inner()),
+            took,
+        );
     }
 
     pub fn opened(&self) {
@@ -125,6 +135,9 @@ impl WsStats {
             connect_ms: LatencySummary::of(&connect),
             connect_hdr: (!connect.is_empty()).then(|| encode(&connect)),
             ping_ms: LatencySummary::of(&ping),
+            reconnect_ms: LatencySummary::of(
+                &self.reconnect.lock().unwrap_or_else(|p| p.into_inner()),
+            ),
             close_codes: self
                 .close_codes
                 .lock()

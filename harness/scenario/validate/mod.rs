@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 mod load;
+mod network;
 mod probes;
 mod target;
 mod websocket;
@@ -119,7 +120,7 @@ pub fn scenario(
         }
     };
     let faults = match &raw.faults {
-        Some(f) => faults(diag, f),
+        Some(f) => faults(diag, f, load.as_ref().and_then(Load::scheduled_duration)),
         None => Some(Faults::default()),
     };
 
@@ -194,7 +195,7 @@ pub fn scenario(
         load_model: load.as_ref().map(Load::model_name),
         procedure: target.as_ref().and_then(|t| t.procedure.as_deref()),
         procedure_known: target.is_some() || kind.is_some_and(|k| k == TargetKind::Websocket),
-        fault_windows: false,
+        fault_windows: faults.as_ref().is_none_or(Faults::has_windows),
         ws_mode: ws.as_ref().and_then(|w| w.as_ref().map(|w| w.mode)),
         probes: probes.as_ref(),
     };
@@ -263,7 +264,11 @@ pub(super) fn count(
     }
 }
 
-fn faults(diag: &mut Diagnostics<'_>, raw: &Spanned<RawFaults>) -> Option<Faults> {
+fn faults(
+    diag: &mut Diagnostics<'_>,
+    raw: &Spanned<RawFaults>,
+    schedule: Option<std::time::Duration>,
+) -> Option<Faults> {
     let f = raw.get_ref();
     let failure_rate = match &f.failure_rate {
         Some(r) if !(0.0..=1.0).contains(r.get_ref()) => {
@@ -313,11 +318,13 @@ fn faults(diag: &mut Diagnostics<'_>, raw: &Spanned<RawFaults>) -> Option<Faults
         Some(s) => server_chaos(diag, s).map(Some),
         None => Some(None),
     };
+    let network = network::network(diag, f.network.as_deref().unwrap_or_default(), schedule);
     Some(Faults {
         failure_rate: failure_rate?,
         kinds,
         latency: latency?,
         server: server?,
+        network: network?,
     })
 }
 

@@ -1,0 +1,91 @@
+//! Putting the fault proxy between the load and the target for runs with `[[faults.network]]`: the
+//! proxy listens on 127.0.0.1 at a port the system picks and forwards to the target's address; the
+//! load's URL is rewritten to go through it. Probes, preflight checks and admin calls keep going to
+//! the target directly. The fault windows count from the start of the load.
+
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use crate::proxy::{Epoch, Proxy, ProxyConfig};
+use crate::scenario::Scenario;
+
+/// The proxy of a run, and the URL the load uses through it.
+pub struct Interposed {
+    proxy: Proxy,
+    epoch: std::sync::Arc<Epoch>,
+    pub url: Url,
+}
+
+impl Interposed {
+    /// Starts the fault windows' clock (at the start of the load).
+    pub fn start_clock(&self, t0: Instant) {
+        self.epoch.set(t0);
+    }
+
+    /// Stops the proxy; returns a note for the result.
+    pub async fn stop(self, scenario: &Scenario) -> String {
+        let stats = self.proxy.stats();
+        let addr = self.proxy.addr;
+        self.proxy.stop().await;
+        let faults: Vec<String> = scenario
+            .faults
+            .network
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        format!(
+            "Network faults ({}) were applied by the fault proxy at {addr}: {} connections through it, {} cut by outages, {} that could not reach the target.",
+            faults.join("; "),
+            stats.accepted,
+            stats.cut,
+            stats.refused
+        )
+    }
+}
+
+/// Starts the proxy when the scenario has network faults.
+pub async fn interpose(
+    scenario: &Scenario,
+    target: &Url,
+    seed: u64,
+) -> Result<Option<Interposed>, String> {
+    if scenario.faults.network.is_empty() {
+        return Ok(None);
+    }
+    let host = target
+        .host_str()
+        .ok_or_else(|| format!("{target} has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = target
+        .port_or_known_default()
+        .ok_or_else(|| format!("{target} has no port"))?;
+    let upstream = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to no address"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot start the fault proxy: {e}"))?;
+    let epoch = Epoch::new(Instant::now());
+    let proxy = Proxy::start(
+        listener,
+        ProxyConfig {
+            upstream,
+            faults: scenario.faults.network.clone(),
+            seed,
+            epoch: std::sync::Arc::clone(&epoch),
+            connect_timeout: Duration::from_secs(5),
+        },
+    )
+    .map_err(|e| format!("cannot start the fault proxy: {e}"))?;
+    let mut url = target.clone();
+    url.set_host(Some("127.0.0.1"))
+        .map_err(|e| format!("cannot route {target} through the proxy: {e}"))?;
+    url.set_port(Some(proxy.addr.port()))
+        .map_err(|_| format!("cannot route {target} through the proxy"))?;
+    Ok(Some(Interposed { proxy, epoch, url }))
+}

@@ -1,0 +1,177 @@
+//! Runs with `[[faults.network]]`: the fault proxy in front of the reference WebSocket server and of a
+//! plain HTTP server, fault windows that open and close during the load, recovery measured after them;
+//! and `harness proxy` on its own.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use harness::reference::ws::WsConfig;
+use harness::result::Status;
+use harness::scenario::Embedded;
+
+#[test]
+fn a_five_second_outage_recovers_within_the_backoff_and_loses_nothing_acknowledged() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(harness::reference::start_ws(WsConfig::default()))
+        .unwrap();
+    let url = server.url.to_string();
+    let text = builtin("WS_CHAOS_RECOVERY_STANDARD")
+        .replace("duration = \"40s\"", "duration = \"14s\"")
+        .replace("from = \"10s\"", "from = \"3s\"")
+        .replace("until = \"20s\"", "until = \"8s\"");
+    let r = std::thread::spawn(move || run_plan(&text, &url, Some(Embedded::Websocket)))
+        .join()
+        .unwrap();
+    rt.block_on(server.stop()).unwrap();
+
+    assert_eq!(r.status, Status::Passed, "{:?}", r.reason);
+    let w = &r.metrics.recovery.as_ref().unwrap().windows[0];
+    assert_eq!((w.from_s, w.until_s), (3.0, 8.0));
+    // Every connection was cut at 3 s and is retried at 100 ms doubling to 5 s: the first success
+    // comes within the longest backoff after the window (plus a handshake).
+    let first = w.time_to_first_success_s.unwrap();
+    assert!(first <= 5.5, "first success {first}s after the window");
+    let back = w.time_to_recover_s.unwrap();
+    assert!(
+        back >= first && back <= 6.5,
+        "recovered {back}s after the window"
+    );
+    assert!(w.lost > 200, "the publishes of the outage failed: {w:?}");
+    // Timeline rows go by when iterations ended: a publish acknowledged just as the cut came may
+    // land in the window's first second.
+    assert!(w.during.unwrap().success_rate < 0.02, "{w:?}");
+    // The second of the cut may hold a few publishes that failed as the connections dropped.
+    assert!(w.before.unwrap().success_rate >= 0.98, "{w:?}");
+    assert_eq!(w.messages_lost, Some(0));
+
+    let ws = r.metrics.ws.as_ref().unwrap();
+    let d = ws.delivery.as_ref().unwrap();
+    assert_eq!(d.lost, 0, "{d:?}");
+    assert!(d.received > 0 && d.expected == d.received, "{d:?}");
+    assert!(
+        ws.reconnects >= 12,
+        "10 connections and 2 subscribers came back: {ws:?}"
+    );
+    let reconnect = ws.reconnect_ms.unwrap();
+    assert!(
+        reconnect.min >= 4000.0,
+        "cut at 3 s, back after 8 s: {reconnect:?}"
+    );
+    assert!(r.metrics.errors.get("connect").copied().unwrap_or(0) > 0);
+    assert!(r.notes.iter().any(|n| n.contains("fault proxy")));
+
+    let page = harness::report::Exporter::render(&harness::report::html::Html, &r).unwrap();
+    assert!(page.contains("id=\"faults\"") && page.contains("down from 3s until 8s"));
+}
+
+#[test]
+fn a_latency_window_shows_in_the_timeline_and_passes() {
+    let http = serve(delayed(0));
+    let r = run_plan(
+        r#"name = "latency_window"
+           suite = "failure_injection"
+           timeout = "30s"
+           [target]
+           kind = "http"
+           url = "http://127.0.0.1:1"
+           [load]
+           model = "open"
+           rate = "20/s"
+           duration = "6s"
+           max_in_flight = 20
+           [[faults.network]]
+           toxic = "latency"
+           latency = "150ms"
+           direction = "downstream"
+           from = "2s"
+           until = "4s"
+           [thresholds]
+           "recovery.time" = "< 2s"
+        "#,
+        &http.url,
+        None,
+    );
+    assert_eq!(r.status, Status::Passed, "{:?}", r.reason);
+    let p50 = |t: u64| {
+        r.timeline
+            .iter()
+            .find(|row| row.t_s == t)
+            .and_then(|row| row.p50_ms)
+            .unwrap()
+    };
+    assert!(p50(1) < 50.0, "before: {}", p50(1));
+    assert!(p50(3) >= 150.0, "during: {}", p50(3));
+    assert!(p50(5) < 50.0, "after: {}", p50(5));
+    let w = &r.metrics.recovery.as_ref().unwrap().windows[0];
+    assert_eq!(w.lost, 0, "slow, not failed");
+    assert!(w.messages_lost.is_none(), "no messages over HTTP");
+}
+
+#[test]
+fn the_proxy_runs_on_its_own() {
+    let http = serve(delayed(0));
+    let upstream = http.url.trim_start_matches("http://").to_string();
+    let mut proxy = harness()
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--toxic",
+            "latency=200ms",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    // Kept open while the proxy runs, so its output never meets a closed pipe.
+    let mut out = BufReader::new(proxy.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let took = rt.block_on(async {
+        let started = Instant::now();
+        let body = reqwest::get(format!("http://{addr}/"))
+            .await
+            .map_err(|e| format!("{e:?} {:?}", std::error::Error::source(&e)))
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "ok");
+        started.elapsed()
+    });
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    drop(out);
+    // 200 ms on the request and 200 ms on the answer.
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+
+    let refused = |upstream: &str, toxic: &[&str], expected: &str| {
+        let mut args = vec!["proxy", "--listen", "127.0.0.1:0", "--upstream", upstream];
+        args.extend_from_slice(toxic);
+        let o = run_harness(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(expected), "{}", stderr(&o));
+    };
+    refused(
+        &upstream,
+        &["--toxic", "latency=1s,rate=2"],
+        "rate: a latency toxic has no `rate`",
+    );
+    refused("10.1.2.3:80", &[], "not a loopback address");
+}
