@@ -34,9 +34,6 @@ fn main() {
     rt.block_on(bare(&url));
     rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
 
-    // Rounds come in pairs, run back to back with the order alternating, so that a machine whose
-    // speed drifts (a shared host) affects both sides of a pair alike; the ratio of each pair is the
-    // measurement, and the median ratio the result.
     let run_bare = || measure(|| rt.block_on(bare(&url)));
     let run_harness = || {
         measure(|| {
@@ -49,35 +46,15 @@ fn main() {
             );
         })
     };
+    let requests = (CONCURRENCY * PER_WORKER) as f64;
     // For profiling one side alone: BENCH_ONLY=bare or BENCH_ONLY=harness.
     if let Ok(only) = std::env::var("BENCH_ONLY") {
-        for _ in 0..ROUNDS {
-            let (wall, cpu) = if only == "bare" {
-                run_bare()
-            } else {
-                run_harness()
-            };
-            println!(
-                "{only}: {:.0} req/s, {:.0} req/CPU-s",
-                (CONCURRENCY * PER_WORKER) as f64 / wall,
-                (CONCURRENCY * PER_WORKER) as f64 / cpu
-            );
-        }
+        common::one_side(&only, ROUNDS, requests, "req", run_bare, run_harness);
         drop(server.stdin.take());
         let _ = server.wait();
         return;
     }
-    let mut pairs = Vec::new();
-    for round in 0..ROUNDS {
-        let (b, h) = if round % 2 == 0 {
-            let b = run_bare();
-            (b, run_harness())
-        } else {
-            let h = run_harness();
-            (run_bare(), h)
-        };
-        pairs.push((b, h));
-    }
+    let pairs = common::paired_rounds(ROUNDS, run_bare, run_harness);
     // Memory must not grow with the number of iterations: resident memory after ten times more.
     let rss_small = {
         rt.block_on(engine::run(
@@ -98,33 +75,12 @@ fn main() {
     drop(server.stdin.take());
     let _ = server.wait();
 
-    let requests = (CONCURRENCY * PER_WORKER) as f64;
-    let median = common::median;
-    let (bare_rps, _, _) = median(pairs.iter().map(|(b, _)| requests / b.0).collect());
-    let (bare_eff, _, _) = median(pairs.iter().map(|(b, _)| requests / b.1).collect());
-    let (h_rps, _, _) = median(pairs.iter().map(|(_, h)| requests / h.0).collect());
-    let (h_eff, _, _) = median(pairs.iter().map(|(_, h)| requests / h.1).collect());
     println!(
         "closed load, {CONCURRENCY} concurrent, {requests} requests per round, loopback, server in another process"
     );
-    println!(
-        "bare reqwest     {bare_rps:>10.0} req/s  {bare_eff:>10.0} req/CPU-s   (medians of {ROUNDS} rounds)"
-    );
-    println!("harness engine   {h_rps:>10.0} req/s  {h_eff:>10.0} req/CPU-s");
-    let (rps, rps_lo, rps_hi) = median(pairs.iter().map(|(b, h)| b.0 / h.0).collect());
-    let (eff, eff_lo, eff_hi) = median(pairs.iter().map(|(b, h)| b.1 / h.1).collect());
+    common::print_shares(&pairs, requests, "req", "bare reqwest", ["", ""]);
     println!(
         "resident memory after a 20,000-iteration run: {rss_small:.1} MiB; after a 200,000-iteration run: {rss_large:.1} MiB"
-    );
-    println!(
-        "harness / bare, median of paired rounds: {:.1}% of the throughput (range {:.1}–{:.1}%), \
-         {:.1}% of the requests per CPU-second (range {:.1}–{:.1}%)",
-        100.0 * rps,
-        100.0 * rps_lo,
-        100.0 * rps_hi,
-        100.0 * eff,
-        100.0 * eff_lo,
-        100.0 * eff_hi
     );
 }
 

@@ -41,93 +41,55 @@ fn main() {
     rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
 
     let total = (CONNECTIONS * PER_CONNECTION) as f64;
+    // Each side's p50 round trip, one per round, in the order the rounds ran.
+    let (mut bare_p50s, mut harness_p50s) = (Vec::new(), Vec::new());
+    let run_bare = || {
+        measure(|| {
+            let h = rt.block_on(bare(&url));
+            bare_p50s.push(h.value_at_quantile(0.5) as f64 / 1000.0);
+        })
+    };
+    let run_harness = || {
+        measure(|| {
+            let r = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
+            assert_eq!(r.totals.succeeded, total as u64, "{:?}", r.reason);
+            harness_p50s.push(r.metrics.latency_ms.map_or(0.0, |l| l.p50));
+        })
+    };
     // For profiling one side alone: BENCH_ONLY=bare or BENCH_ONLY=harness.
     if let Ok(only) = std::env::var("BENCH_ONLY") {
-        for _ in 0..ROUNDS {
-            let (wall, cpu) = measure(|| {
-                if only == "bare" {
-                    rt.block_on(bare(&url));
-                } else {
-                    let r = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
-                    eprintln!(
-                        "load throughput {:?}, duration {:.2}s, p50 {:?}",
-                        r.metrics.throughput_per_s,
-                        r.duration_s,
-                        r.metrics.latency_ms.map(|l| l.p50)
-                    );
-                }
-            });
-            println!(
-                "{only}: {:.0} rt/s, {:.0} rt/CPU-s",
-                total / wall,
-                total / cpu
-            );
-        }
+        common::one_side(&only, ROUNDS, total, "rt", run_bare, run_harness);
         drop(server.stdin.take());
         let _ = server.wait();
         return;
     }
-    let mut pairs = Vec::new();
-    let mut p50s = Vec::new();
-    for round in 0..ROUNDS {
-        let mut bare_p50 = 0.0;
-        let mut harness_p50 = 0.0;
-        let mut run_bare = || {
-            measure(|| {
-                let h = rt.block_on(bare(&url));
-                bare_p50 = h.value_at_quantile(0.5) as f64 / 1000.0;
-            })
-        };
-        let mut run_harness = || {
-            measure(|| {
-                let r = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
-                assert_eq!(r.totals.succeeded, total as u64, "{:?}", r.reason);
-                harness_p50 = r.metrics.latency_ms.map_or(0.0, |l| l.p50);
-            })
-        };
-        let (b, h) = if round % 2 == 0 {
-            let b = run_bare();
-            (b, run_harness())
-        } else {
-            let h = run_harness();
-            (run_bare(), h)
-        };
-        pairs.push((b, h));
-        p50s.push((bare_p50, harness_p50));
-    }
+    let pairs = common::paired_rounds(ROUNDS, run_bare, run_harness);
     drop(server.stdin.take());
     let _ = server.wait();
 
-    let (bare_rps, _, _) = median(pairs.iter().map(|(b, _)| total / b.0).collect());
-    let (bare_eff, _, _) = median(pairs.iter().map(|(b, _)| total / b.1).collect());
-    let (h_rps, _, _) = median(pairs.iter().map(|(_, h)| total / h.0).collect());
-    let (h_eff, _, _) = median(pairs.iter().map(|(_, h)| total / h.1).collect());
-    let (rps, rps_lo, rps_hi) = median(pairs.iter().map(|(b, h)| b.0 / h.0).collect());
-    let (eff, eff_lo, eff_hi) = median(pairs.iter().map(|(b, h)| b.1 / h.1).collect());
-    let (bare_p50, _, _) = median(p50s.iter().map(|p| p.0).collect());
-    let (h_p50, _, _) = median(p50s.iter().map(|p| p.1).collect());
-    let (added, added_lo, added_hi) = median(p50s.iter().map(|p| p.1 - p.0).collect());
+    let (bare_p50, _, _) = median(bare_p50s.clone());
+    let (h_p50, _, _) = median(harness_p50s.clone());
+    let (added, added_lo, added_hi) = median(
+        bare_p50s
+            .iter()
+            .zip(&harness_p50s)
+            .map(|(b, h)| h - b)
+            .collect(),
+    );
     println!(
         "echo round trips, {CONNECTIONS} connections, {total} per round, loopback, server in another process"
     );
-    println!(
-        "bare tokio-tungstenite {bare_rps:>9.0} rt/s {bare_eff:>9.0} rt/CPU-s  p50 {bare_p50:.3}ms  (medians of {ROUNDS} rounds)"
+    common::print_shares(
+        &pairs,
+        total,
+        "rt",
+        "bare tokio-tungstenite",
+        [
+            &format!("p50 {bare_p50:.3}ms  "),
+            &format!("p50 {h_p50:.3}ms"),
+        ],
     );
-    println!("harness engine         {h_rps:>9.0} rt/s {h_eff:>9.0} rt/CPU-s  p50 {h_p50:.3}ms");
-    println!(
-        "harness / bare, median of paired rounds: {:.1}% of the throughput (range {:.1}–{:.1}%), \
-         {:.1}% of the round trips per CPU-second (range {:.1}–{:.1}%)",
-        100.0 * rps,
-        100.0 * rps_lo,
-        100.0 * rps_hi,
-        100.0 * eff,
-        100.0 * eff_lo,
-        100.0 * eff_hi
-    );
-    println!(
-        "p50 the harness adds: {:.3}ms (range {:.3}–{:.3}ms)",
-        added, added_lo, added_hi
-    );
+    println!("p50 the harness adds: {added:.3}ms (range {added_lo:.3}–{added_hi:.3}ms)");
 }
 
 fn frame(i: usize) -> String {

@@ -91,6 +91,94 @@ pub fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
+/// One round of a bare loop and the harness doing the same `work` units: `(wall, CPU)` seconds each.
+pub struct Pair {
+    pub bare: (f64, f64),
+    pub harness: (f64, f64),
+}
+
+/// Runs `rounds` pairs back to back, the order alternating, so that a machine whose speed drifts (a
+/// shared host) affects both sides of a pair alike; each pair's ratio is then a measurement.
+pub fn paired_rounds(
+    rounds: usize,
+    mut bare: impl FnMut() -> (f64, f64),
+    mut harness: impl FnMut() -> (f64, f64),
+) -> Vec<Pair> {
+    (0..rounds)
+        .map(|round| {
+            if round % 2 == 0 {
+                let bare = bare();
+                Pair {
+                    bare,
+                    harness: harness(),
+                }
+            } else {
+                let harness = harness();
+                Pair {
+                    bare: bare(),
+                    harness,
+                }
+            }
+        })
+        .collect()
+}
+
+/// Prints each side's median rate and rate per CPU-second (`unit` per second), then the harness's
+/// share of the bare loop's, as the median of the pairs' ratios with their range. `label` names
+/// the bare loop.
+pub fn print_shares(pairs: &[Pair], work: f64, unit: &str, label: &str, extra: [&str; 2]) {
+    let side = |f: fn(&Pair) -> (f64, f64)| {
+        (
+            median(pairs.iter().map(|p| work / f(p).0).collect()).0,
+            median(pairs.iter().map(|p| work / f(p).1).collect()).0,
+        )
+    };
+    let (bare_rate, bare_eff) = side(|p| p.bare);
+    let (h_rate, h_eff) = side(|p| p.harness);
+    println!(
+        "{label:<22} {bare_rate:>10.0} {unit}/s {bare_eff:>10.0} {unit}/CPU-s  {}(medians of {} rounds)",
+        extra[0],
+        pairs.len()
+    );
+    let line = format!(
+        "{:<22} {h_rate:>10.0} {unit}/s {h_eff:>10.0} {unit}/CPU-s  {}",
+        "harness engine", extra[1]
+    );
+    println!("{}", line.trim_end());
+    let (rate, rate_lo, rate_hi) = median(pairs.iter().map(|p| p.bare.0 / p.harness.0).collect());
+    let (eff, eff_lo, eff_hi) = median(pairs.iter().map(|p| p.bare.1 / p.harness.1).collect());
+    println!(
+        "harness / bare, median of paired rounds: {:.1}% of the throughput (range {:.1}–{:.1}%), \
+         {:.1}% of the {unit} per CPU-second (range {:.1}–{:.1}%)",
+        100.0 * rate,
+        100.0 * rate_lo,
+        100.0 * rate_hi,
+        100.0 * eff,
+        100.0 * eff_lo,
+        100.0 * eff_hi
+    );
+}
+
+/// Runs one side alone `rounds` times (`BENCH_ONLY=bare` or `harness`, for a profiler), printing
+/// each round's rate.
+pub fn one_side(
+    only: &str,
+    rounds: usize,
+    work: f64,
+    unit: &str,
+    mut bare: impl FnMut() -> (f64, f64),
+    mut harness: impl FnMut() -> (f64, f64),
+) {
+    for _ in 0..rounds {
+        let (wall, cpu) = if only == "bare" { bare() } else { harness() };
+        println!(
+            "{only}: {:.0} {unit}/s, {:.0} {unit}/CPU-s",
+            work / wall,
+            work / cpu
+        );
+    }
+}
+
 /// Resident memory of this process, in MiB.
 pub fn resident_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");

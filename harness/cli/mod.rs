@@ -48,26 +48,7 @@ pub enum Command {
     /// List every named configuration: suite, target, load and thresholds.
     List,
     /// Run a scenario and write result.json; exit 0 passed, 1 a threshold failed, 3 incomplete.
-    Run {
-        /// A scenario name (RELIABILITY_STANDARD) or a path to a scenario file.
-        #[arg(value_name = "NAME_OR_FILE")]
-        scenario: String,
-        /// Base URL of the target (overrides the scenario's), e.g. http://127.0.0.1:8080.
-        #[arg(long, value_name = "URL")]
-        target: Option<String>,
-        /// Output folder (default: reports/<name>-<timestamp>/).
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Seed for every random choice (default: the scenario's, else drawn and printed).
-        #[arg(long, value_name = "N")]
-        seed: Option<u64>,
-        /// Allow targets outside loopback (127.0.0.0/8, ::1, localhost).
-        #[arg(long)]
-        allow_remote: bool,
-        /// No progress output; the summary and the folder path are still printed.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Run(run::RunArgs),
     /// Render report.html, junit.xml and summary.md again from a saved result.
     Report {
         /// A result.json written by `harness run`.
@@ -118,24 +99,7 @@ pub fn run(cli: Cli) -> u8 {
             markdown,
         } => report::run(&result, html, junit, markdown),
         Command::Compare(args) => compare::run(args),
-        Command::Run {
-            scenario,
-            target,
-            out,
-            seed,
-            allow_remote,
-            quiet,
-        } => run::run(
-            cli.scenarios.as_deref(),
-            run::RunArgs {
-                scenario,
-                target,
-                out,
-                seed,
-                allow_remote,
-                quiet,
-            },
-        ),
+        Command::Run(args) => run::run(cli.scenarios.as_deref(), args),
     };
     match outcome {
         Ok(code) => code,

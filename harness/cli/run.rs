@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use clap::Args;
 use url::Url;
 
 use super::exit;
@@ -20,12 +21,25 @@ use crate::result::write::write_json;
 use crate::scenario::{Embedded, Endpoint, Library, Scenario, TargetKind};
 
 /// What the user asked for.
+#[derive(Debug, Args)]
 pub struct RunArgs {
+    /// A scenario name (RELIABILITY_STANDARD) or a path to a scenario file.
+    #[arg(value_name = "NAME_OR_FILE")]
     pub scenario: String,
+    /// Base URL of the target (overrides the scenario's), e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    /// Output folder (default: reports/<name>-<timestamp>/).
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Seed for every random choice (default: the scenario's, else drawn and printed).
+    #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Allow targets outside loopback (127.0.0.0/8, ::1, localhost).
+    #[arg(long)]
     pub allow_remote: bool,
+    /// No progress output; the summary and the folder path are still printed.
+    #[arg(long, short)]
     pub quiet: bool,
 }
 

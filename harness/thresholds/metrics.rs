@@ -135,6 +135,15 @@ struct Family {
     needs: &'static str,
 }
 
+/// The first words of the metrics the harness itself produces (`latency`, `ws`, `recovery`, …): a
+/// name a procedure records must not start with one.
+pub fn reserved_roots() -> impl Iterator<Item = &'static str> {
+    FAMILIES
+        .iter()
+        .filter_map(|f| f.pattern.split('.').next())
+        .filter(|root| !root.starts_with('{'))
+}
+
 const FAMILIES: &[Family] = &[
     Family {
         pattern: "iterations",
@@ -521,4 +530,28 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
             "{error}" => ErrorKind::ALL.iter().any(|k| k.as_str() == *n),
             lit => lit == *n,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_of_the_catalogue_reserves_its_first_word() {
+        let roots: Vec<&str> = reserved_roots().collect();
+        for root in [
+            "latency",
+            "errors",
+            "ws",
+            "rate_limit",
+            "slow_consumer",
+            "recovery",
+        ] {
+            assert!(roots.contains(&root), "{root} is not reserved: {roots:?}");
+        }
+        assert!(
+            roots.iter().all(|r| !r.starts_with('{')),
+            "a placeholder is not a word: {roots:?}"
+        );
+    }
 }

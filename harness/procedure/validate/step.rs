@@ -135,31 +135,6 @@ pub fn step(
     })
 }
 
-/// Metric names the harness itself produces; a recorded metric may not start with one.
-const RESERVED_METRIC_ROOTS: &[&str] = &[
-    "iterations",
-    "succeeded",
-    "failed",
-    "timed_out",
-    "success_rate",
-    "error_rate",
-    "throughput",
-    "latency",
-    "service_time",
-    "schedule",
-    "steps",
-    "warnings",
-    "rollback",
-    "errors",
-    "invariants",
-    "breaking_point",
-    "drift",
-    "ws",
-    "rate_limit",
-    "recovery",
-    "checks",
-];
-
 fn record_name(diag: &mut Diagnostics<'_>, name: &Spanned<String>, key: &str) -> bool {
     let n = name.get_ref();
     let well_formed = !n.is_empty()
@@ -179,7 +154,7 @@ fn record_name(diag: &mut Diagnostics<'_>, name: &Spanned<String>, key: &str) ->
         return false;
     }
     let root = n.split('.').next().unwrap_or_default();
-    if RESERVED_METRIC_ROOTS.contains(&root) {
+    if crate::thresholds::metrics::reserved_roots().any(|r| r == root) {
         diag.error(
             name.span(),
             key,
