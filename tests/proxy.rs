@@ -72,9 +72,10 @@ async fn latency_is_added_each_way_within_tolerance() {
     let mut s = TcpStream::connect(p.addr).await.unwrap();
     for _ in 0..5 {
         let rt = round_trip(&mut s, 100).await;
-        // 100 ms each way, ±10 ms of jitter each: 180–220 ms, plus loopback and scheduling.
+        // 100 ms each way, ±10 ms of jitter each: 180–220 ms, plus loopback and scheduling (the
+        // upper bound leaves room for a busy test machine; a toxic applied twice would be 400 ms).
         assert!(
-            rt >= Duration::from_millis(180) && rt < Duration::from_millis(300),
+            rt >= Duration::from_millis(180) && rt < Duration::from_millis(350),
             "{rt:?}"
         );
     }
@@ -82,7 +83,7 @@ async fn latency_is_added_each_way_within_tolerance() {
     let mut s = TcpStream::connect(down.addr).await.unwrap();
     let rt = round_trip(&mut s, 100).await;
     assert!(
-        rt >= Duration::from_millis(100) && rt < Duration::from_millis(180),
+        rt >= Duration::from_millis(100) && rt < Duration::from_millis(190),
         "{rt:?}"
     );
 }
@@ -94,7 +95,7 @@ async fn bandwidth_is_limited_within_tolerance() {
     // 100 KiB at 200 KiB/s: half a second.
     let took = round_trip(&mut s, 100 * 1024).await;
     assert!(
-        took >= Duration::from_millis(425) && took < Duration::from_millis(750),
+        took >= Duration::from_millis(425) && took < Duration::from_millis(900),
         "{took:?}"
     );
 }

@@ -36,6 +36,8 @@ pub enum Defect {
     UncorrelatedErrors,
     /// ws: never disconnects slow consumers.
     KeepSlowConsumers,
+    /// ws: one message handled at a time, publishes waiting on full queues.
+    BlockingFanout,
 }
 
 impl Defect {
@@ -241,6 +243,7 @@ impl ServeArgs {
                 drops_deliveries: self.defect.contains(&Defect::DropsDeliveries),
                 uncorrelated_errors: self.defect.contains(&Defect::UncorrelatedErrors),
                 keep_slow_consumers: self.defect.contains(&Defect::KeepSlowConsumers),
+                blocking_fanout: self.defect.contains(&Defect::BlockingFanout),
             },
             ..defaults
         })

@@ -244,32 +244,49 @@ pub fn report(
         .stalled_at
         .saturating_duration_since(load_start)
         .as_secs_f64();
-    let window = o
-        .disconnected_after
-        .unwrap_or(p.expect_within)
-        .as_secs_f64();
-    let before: Vec<&TimelineRow> = timeline
+    let disconnected_after_ms = o.disconnected_after.map(|d| d.as_secs_f64() * 1000.0);
+    let expect_within_ms = p.expect_within.as_secs_f64() * 1000.0;
+    let (before, during) = split(
+        timeline,
+        stalled_at_s,
+        disconnected_after_ms.unwrap_or(expect_within_ms),
+    );
+    let worst = |rows: &[&TimelineRow]| rows.iter().filter_map(|r| r.p99_ms).reduce(f64::max);
+    let baseline_p99_ms = worst(&before);
+    let slowdown_ms = p.others_slowdown.as_secs_f64() * 1000.0;
+    SlowConsumerReport {
+        stalled_at_s,
+        disconnected_after_ms,
+        expect_within_ms,
+        published: o.published,
+        publisher_ack_ms: o.ack,
+        baseline_p99_ms,
+        during_p99_ms: worst(&during),
+        allowed_p99_ms: baseline_p99_ms.map(|base| (base * 2.0).max(base + slowdown_ms)),
+        during_failed: during.iter().map(|r| r.failed).sum(),
+    }
+}
+
+/// The load's seconds wholly before the stall, and those overlapping it (from the stall to the
+/// disconnection, or to the end of the allowed time when there was none).
+fn split(
+    timeline: &[TimelineRow],
+    stalled_at_s: f64,
+    window_ms: f64,
+) -> (Vec<&TimelineRow>, Vec<&TimelineRow>) {
+    let end = stalled_at_s + window_ms / 1000.0;
+    let before = timeline
         .iter()
         .filter(|r| (r.t_s as f64) + 1.0 <= stalled_at_s)
         .collect();
-    let during: Vec<&TimelineRow> = timeline
+    let during = timeline
         .iter()
         .filter(|r| {
             let t = r.t_s as f64;
-            t + 1.0 > stalled_at_s && t < stalled_at_s + window
+            t + 1.0 > stalled_at_s && t < end
         })
         .collect();
-    let worst = |rows: &[&TimelineRow]| rows.iter().filter_map(|r| r.p99_ms).reduce(f64::max);
-    SlowConsumerReport {
-        stalled_at_s,
-        disconnected_after_ms: o.disconnected_after.map(|d| d.as_secs_f64() * 1000.0),
-        expect_within_ms: p.expect_within.as_secs_f64() * 1000.0,
-        published: o.published,
-        publisher_ack_ms: o.ack,
-        baseline_p99_ms: worst(&before),
-        during_p99_ms: worst(&during),
-        during_failed: during.iter().map(|r| r.failed).sum(),
-    }
+    (before, during)
 }
 
 /// The two checks: disconnected in time, and the load's connections unharmed meanwhile.
@@ -315,20 +332,26 @@ pub fn checks(o: &Outcome, r: &SlowConsumerReport, timeline: &[TimelineRow]) -> 
     vec![disconnected, others_check(r, timeline)]
 }
 
-/// The load's worst second during the stall against its worst second before it: no more than twice
-/// the p99 (or 25 ms more, whichever is larger), and a share of failures at most a point above the
-/// share before.
+/// The load's worst second during the stall against its worst second before it: a p99 no higher than
+/// the report's allowance (twice the one before, or `others_slowdown` above it, whichever is larger),
+/// and a share of failures at most a point above the share before.
 pub fn others_check(r: &SlowConsumerReport, timeline: &[TimelineRow]) -> CheckResult {
     let name = "slow_consumer.others_unaffected";
-    let (Some(base), Some(during)) = (r.baseline_p99_ms, r.during_p99_ms) else {
+    let (Some(base), Some(during), Some(allowed)) =
+        (r.baseline_p99_ms, r.during_p99_ms, r.allowed_p99_ms)
+    else {
         return CheckResult::new(
             name,
             false,
             "the load had no seconds before and during the stall to compare; start the probe later (after) or run the load longer",
         );
     };
-    let window = r.disconnected_after_ms.unwrap_or(r.expect_within_ms) / 1000.0;
-    let share = |rows: Vec<&TimelineRow>| {
+    let (before_rows, during_rows) = split(
+        timeline,
+        r.stalled_at_s,
+        r.disconnected_after_ms.unwrap_or(r.expect_within_ms),
+    );
+    let share = |rows: &[&TimelineRow]| {
         let total: u64 = rows.iter().map(|r| r.succeeded + r.failed).sum();
         let failed: u64 = rows.iter().map(|r| r.failed).sum();
         if total > 0 {
@@ -337,31 +360,124 @@ pub fn others_check(r: &SlowConsumerReport, timeline: &[TimelineRow]) -> CheckRe
             0.0
         }
     };
-    let before = share(
-        timeline
-            .iter()
-            .filter(|row| (row.t_s as f64) + 1.0 <= r.stalled_at_s)
-            .collect(),
-    );
-    let during_share = share(
-        timeline
-            .iter()
-            .filter(|row| {
-                let t = row.t_s as f64;
-                t + 1.0 > r.stalled_at_s && t < r.stalled_at_s + window
-            })
-            .collect(),
-    );
-    let allowed_p99 = (base * 2.0).max(base + 25.0);
-    let latency_ok = during <= allowed_p99;
+    let (before, during_share) = (share(&before_rows), share(&during_rows));
+    let latency_ok = during <= allowed;
     // One point more failures than before is allowed.
     let failures_ok = during_share <= before + 0.01;
     CheckResult::new(
         name,
         latency_ok && failures_ok,
         format!(
-            "the load's worst p99 per second: {base:.1}ms before, {during:.1}ms during the stall (allowed {allowed_p99:.1}ms); {} failed during it",
-            r.during_failed
+            "the load's worst p99 per second: {base:.1}ms before, {during:.1}ms during the stall (allowed {allowed:.1}ms); {} failed during it ({:.1}% against {:.1}% before)",
+            r.during_failed,
+            during_share * 100.0,
+            before * 100.0
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One second of the load: `ok` succeeded, `failed` failed, with this p99.
+    fn second(t_s: u64, ok: u64, failed: u64, p99_ms: f64) -> TimelineRow {
+        TimelineRow {
+            t_s,
+            succeeded: ok,
+            failed,
+            p50_ms: Some(p99_ms / 2.0),
+            p95_ms: Some(p99_ms),
+            p99_ms: Some(p99_ms),
+            max_ms: Some(p99_ms),
+        }
+    }
+
+    fn probe(slowdown_ms: u64) -> SlowConsumerProbe {
+        SlowConsumerProbe {
+            after: Duration::from_secs(2),
+            expect_within: Duration::from_secs(6),
+            publishers: 1,
+            publish_rate: crate::config::units::parse_rate("10/s").unwrap(),
+            payload_size: 1024,
+            path: crate::config::template::Template::parse("/slow").unwrap(),
+            others_slowdown: Duration::from_millis(slowdown_ms),
+        }
+    }
+
+    /// Stalled 2 s into the load, disconnected 3 s later.
+    fn outcome(start: Instant) -> Outcome {
+        Outcome {
+            stalled_at: start + Duration::from_secs(2),
+            disconnected_after: Some(Duration::from_secs(3)),
+            published: 40,
+            ack: None,
+            error: None,
+        }
+    }
+
+    fn judge(timeline: &[TimelineRow], slowdown_ms: u64) -> (SlowConsumerReport, CheckResult) {
+        let start = Instant::now();
+        let r = report(&outcome(start), &probe(slowdown_ms), start, timeline);
+        let check = others_check(&r, timeline);
+        (r, check)
+    }
+
+    #[test]
+    fn the_stall_is_judged_against_the_seconds_before_it() {
+        // Seconds 0–1 before the stall, 2–4 during it, 5 after (its 900 ms is not held against it).
+        let mut timeline: Vec<TimelineRow> = (0..6).map(|t| second(t, 100, 0, 2.0)).collect();
+        timeline[1].p99_ms = Some(4.0);
+        timeline[3].p99_ms = Some(60.0);
+        timeline[5].p99_ms = Some(900.0);
+        let (r, check) = judge(&timeline, 100);
+        assert_eq!(r.baseline_p99_ms, Some(4.0));
+        assert_eq!(r.during_p99_ms, Some(60.0));
+        assert_eq!(r.allowed_p99_ms, Some(104.0));
+        assert!(check.passed, "{}", check.detail);
+
+        // A second of the stall far past the allowance fails, as does one within it when the
+        // allowance is tighter.
+        timeline[4].p99_ms = Some(1500.0);
+        let (r, check) = judge(&timeline, 100);
+        assert_eq!(r.during_p99_ms, Some(1500.0));
+        assert!(!check.passed);
+        assert!(check.detail.contains("1500.0ms during"), "{}", check.detail);
+        timeline[4].p99_ms = Some(2.0);
+        let (_, check) = judge(&timeline, 20);
+        assert!(
+            !check.passed,
+            "60 ms against 4 + 20 allowed: {}",
+            check.detail
+        );
+        // Twice the baseline is allowed when that is more than the slowdown.
+        let (r, _) = judge(&timeline, 1);
+        assert_eq!(r.allowed_p99_ms, Some(8.0));
+    }
+
+    #[test]
+    fn failures_during_the_stall_fail_the_check_however_fast() {
+        let mut timeline: Vec<TimelineRow> = (0..6).map(|t| second(t, 100, 0, 2.0)).collect();
+        timeline[3].failed = 5;
+        let (r, check) = judge(&timeline, 100);
+        assert_eq!(r.during_failed, 5);
+        assert!(!check.passed, "{}", check.detail);
+        // A point more failures than before is tolerated.
+        timeline[3].failed = 2;
+        let (_, check) = judge(&timeline, 100);
+        assert!(check.passed, "{}", check.detail);
+    }
+
+    #[test]
+    fn without_seconds_before_the_stall_there_is_nothing_to_judge() {
+        let timeline: Vec<TimelineRow> = (2..6).map(|t| second(t, 100, 0, 2.0)).collect();
+        let (r, check) = judge(&timeline, 100);
+        assert_eq!(r.allowed_p99_ms, None);
+        assert!(!check.passed);
+        assert!(
+            check.detail.contains("start the probe later"),
+            "{}",
+            check.detail
+        );
+    }
 }

@@ -108,9 +108,10 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
             pair(
                 "load's worst p99 per second, before → during",
                 format!(
-                    "{} → {}",
+                    "{} → {} (allowed {})",
                     s.baseline_p99_ms.map_or("—".into(), ms),
-                    s.during_p99_ms.map_or("—".into(), ms)
+                    s.during_p99_ms.map_or("—".into(), ms),
+                    s.allowed_p99_ms.map_or("—".into(), ms)
                 ),
             ),
             pair(

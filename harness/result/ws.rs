@@ -107,6 +107,9 @@ pub struct SlowConsumerReport {
     pub baseline_p99_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub during_p99_ms: Option<f64>,
+    /// The most `during_p99_ms` may be: twice the baseline, or the probe's `others_slowdown` above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_p99_ms: Option<f64>,
     /// The load's failed iterations during the stall.
     #[serde(default)]
     pub during_failed: u64,

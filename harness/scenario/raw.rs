@@ -185,4 +185,5 @@ pub struct RawSlowConsumer {
     pub publish_rate: Option<Spanned<String>>,
     pub payload_size: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
+    pub others_slowdown: Option<Spanned<String>>,
 }

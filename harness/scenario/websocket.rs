@@ -205,4 +205,8 @@ pub struct SlowConsumerProbe {
     pub publish_rate: Rate,
     pub payload_size: usize,
     pub path: Template,
+    /// How much the load's worst per-second p99 may rise during the stall above its worst before
+    /// (or twice that worst, if larger). A consumer whose stall spreads to the others costs them
+    /// seconds; scheduler noise on a busy machine costs tens of milliseconds.
+    pub others_slowdown: Duration,
 }

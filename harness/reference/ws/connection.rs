@@ -162,6 +162,12 @@ async fn handle(
 ) -> Flow {
     let counters = &app.counters;
     let config = &app.config;
+    // The blocking-fanout defect handles one message at a time, server-wide.
+    let _serial = if config.defects.blocking_fanout {
+        Some(app.dispatch.lock().await)
+    } else {
+        None
+    };
     Counters::bump(&counters.messages_received);
     if bytes.len() > config.max_message_bytes && !config.defects.no_size_limit {
         Counters::bump(&counters.closed_too_large);
@@ -264,7 +270,13 @@ async fn handle(
                     Counters::bump(&counters.dropped);
                     continue;
                 }
-                if sub.offer(Outbound::Text(frame.clone()), counters) {
+                let frame = Outbound::Text(frame.clone());
+                let queued = if config.defects.blocking_fanout {
+                    sub.deliver_waiting(frame).await
+                } else {
+                    sub.offer(frame, counters)
+                };
+                if queued {
                     delivered += 1;
                 }
             }

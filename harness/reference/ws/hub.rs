@@ -105,6 +105,11 @@ impl Peer {
         }
     }
 
+    /// Queues a frame, waiting for room (the blocking-fanout defect); false once the peer has gone.
+    pub async fn deliver_waiting(&self, frame: Outbound) -> bool {
+        self.queue.send(frame).await.is_ok()
+    }
+
     /// Marks the peer for disconnection when its queue has been full for longer than the grace.
     pub fn check_stalled(&self, now: Instant) {
         let mut since = self.full_since.lock().unwrap_or_else(|p| p.into_inner());

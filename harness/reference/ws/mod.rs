@@ -45,6 +45,9 @@ pub struct WsDefects {
     pub uncorrelated_errors: bool,
     /// Never disconnects a slow consumer.
     pub keep_slow_consumers: bool,
+    /// Handles every message under one server-wide lock, and a publish waits for room in each
+    /// subscriber's queue: a consumer that stops reading stalls every connection until it is evicted.
+    pub blocking_fanout: bool,
 }
 
 /// Bytes read from a socket at a time (tungstenite zeroes this much before each read; its default of
@@ -118,6 +121,8 @@ pub struct App {
     pub chaos: Arc<Chaos>,
     ids: AtomicU64,
     deliveries: AtomicU64,
+    /// Held while a message is handled, under [`WsDefects::blocking_fanout`] only.
+    dispatch: tokio::sync::Mutex<()>,
 }
 
 impl App {
@@ -148,6 +153,7 @@ pub fn router(config: WsConfig) -> Router {
         chaos: Arc::clone(&chaos),
         ids: AtomicU64::new(0),
         deliveries: AtomicU64::new(0),
+        dispatch: tokio::sync::Mutex::new(()),
     });
     Router::new()
         .route("/ws", get(upgrade))

@@ -337,6 +337,12 @@ fn slow_consumer(diag: &mut Diagnostics<'_>, s: &RawSlowConsumer) -> Option<Slow
         "/probe/slow/{{run_id}}",
         &["run_id"],
     );
+    let others_slowdown = duration(
+        diag,
+        s.others_slowdown.as_ref(),
+        &key("others_slowdown"),
+        Duration::from_millis(100),
+    );
     Some(SlowConsumerProbe {
         after: after?,
         expect_within: expect_within?,
@@ -344,5 +350,6 @@ fn slow_consumer(diag: &mut Diagnostics<'_>, s: &RawSlowConsumer) -> Option<Slow
         publish_rate: publish_rate?,
         payload_size: payload_size?,
         path: path?,
+        others_slowdown: others_slowdown?,
     })
 }
