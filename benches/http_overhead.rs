@@ -25,10 +25,7 @@ fn main() {
     }
     let (mut server, url) = common::spawn_server();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let plan = plan(&url);
     // Warm up connections and code paths.
     rt.block_on(bare(&url));

@@ -32,10 +32,7 @@ fn main() {
     }
     let (mut server, url) = common::spawn_server();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let plan = plan(&url);
     rt.block_on(bare(&url));
     rt.block_on(engine::run(&plan, &Quiet, Signals::default()));

@@ -14,10 +14,7 @@ use harness::scenario::Embedded;
 /// Runs a scenario text against a reference service started with `config`.
 fn run_against_service(text: &str, config: HandoffConfig, seed: u64) -> RunResult {
     let scenario = scenario_of(text);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let service = harness::reference::start_handoff(config).await.unwrap();
         let plan = RunPlan {

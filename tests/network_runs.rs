@@ -15,10 +15,7 @@ use harness::scenario::Embedded;
 
 #[test]
 fn a_five_second_outage_recovers_within_the_backoff_and_loses_nothing_acknowledged() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let server = rt
         .block_on(harness::reference::start_ws(WsConfig::default()))
         .unwrap();

@@ -70,13 +70,6 @@ const CHECKS: [&str; 11] = [
     "hardening.correlation_ids",
 ];
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Runs `text` against a reference WebSocket server started with `config`.
 fn run_against(text: &str, config: WsConfig) -> RunResult {
     let rt = runtime();

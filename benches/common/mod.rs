@@ -6,6 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+/// A multi-threaded runtime, as `harness run` uses.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
 /// Clock ticks per second of the CPU times in /proc.
 pub fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")

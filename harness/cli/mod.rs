@@ -80,6 +80,12 @@ pub enum Command {
 }
 
 /// Entry point of the binary.
+/// The multi-threaded runtime a verb that does I/O runs on.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(run(cli))

@@ -46,10 +46,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<u8> {
             args.listen
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let upstream = tokio::net::lookup_host(&args.upstream)
             .await

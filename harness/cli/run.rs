@@ -59,10 +59,7 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
     let seed = args.seed.or(scenario.seed).unwrap_or_else(rand::random);
     let out = output_folder(args.out.as_deref(), &scenario.name)?;
     let result_path = out.join("result.json");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     let result = runtime.block_on(async {
         let (url, embedded, reference) = start_target(target, seed).await?;
         let plan = RunPlan {

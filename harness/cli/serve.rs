@@ -274,10 +274,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         Which::Ws => Config::Ws(args.ws_config()?),
     };
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await

@@ -10,6 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 
+/// A multi-threaded runtime, as `harness run` uses.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
 /// A server that stops when dropped.
 pub struct TestServer {
     pub url: String,
@@ -163,10 +168,7 @@ pub fn run_plan(
 /// Runs `plan` in this process on a runtime of its own, and checks the result against the schema.
 pub fn execute(plan: &harness::engine::RunPlan) -> harness::result::RunResult {
     use harness::engine::{self, Quiet, Signals};
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let result = rt.block_on(engine::run(plan, &Quiet, Signals::default()));
     assert_matches_schema(&serde_json::to_value(&result).unwrap());
     result
