@@ -7,7 +7,8 @@
 //! - [`config`]: shared plumbing for reading configuration files and reporting every problem at once;
 //! - [`scenario`] and [`procedure`]: the two file formats, read in two stages (raw, then validated);
 //! - [`thresholds`]: conditions on metrics, and the catalogue of metrics each kind of run produces;
-//! - [`taxonomy`]: the kinds of error an iteration can end with;
+//! - [`kinds`], [`taxonomy`] and [`iteration`]: the words every layer shares — suites, target kinds,
+//!   load models; the kinds of error an iteration can end with; what a driver reports of an iteration;
 //! - [`engine`]: runs a scenario — executors, the worker pool, the run's budget and interrupts;
 //! - [`drivers`]: one iteration against a target (HTTP procedures, WebSocket frames);
 //! - [`probes`]: checks of a target's stated policy (rate limit, input hardening, slow consumers);
@@ -23,6 +24,8 @@ pub mod drivers;
 pub mod engine;
 pub mod faults;
 pub mod invariants;
+pub mod iteration;
+pub mod kinds;
 pub mod metrics;
 pub mod probes;
 pub mod procedure;

@@ -54,7 +54,7 @@ fn row(s: &Scenario, source: String) -> [String; 6] {
         s.name.clone(),
         s.suite.to_string(),
         format!("{}{work} ({endpoint})", s.target.kind.as_str()),
-        format!("{}: {}", s.load.model_name(), s.load.summary()),
+        format!("{}: {}", s.load.model(), s.load.summary()),
         s.thresholds.len().to_string(),
         source,
     ]

@@ -507,7 +507,7 @@ fn load_info(plan: &RunPlan, injected: u64) -> LoadInfo {
         ),
     };
     LoadInfo {
-        model: sc.load.model_name().into(),
+        model: sc.load.model(),
         planned_iterations: sc.load.planned_iterations(),
         concurrency,
         iteration_timeout_ms: sc.iteration_timeout.as_secs_f64() * 1e3,

@@ -175,8 +175,8 @@ fn splitmix64(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drivers::IterationReport;
     use crate::engine::closed::ClosedLoop;
+    use crate::iteration::IterationReport;
     use rand::RngExt;
 
     struct Sleepy(Duration);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::histogram::{Hist, merge, new_histogram, record, record_millis};
-use crate::drivers::{IterationReport, Outcome};
+use crate::iteration::{IterationReport, Outcome};
 use crate::taxonomy::ErrorKind;
 
 /// Distinct example messages kept per error key.
@@ -331,7 +331,7 @@ pub fn millis(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drivers::{Failure, RollbackOutcome, StepSample};
+    use crate::iteration::{Failure, RollbackOutcome, StepSample};
 
     fn timing(intended_ms: u64, started_ms: u64, finished_ms: u64) -> Timing {
         let t0 = Instant::now();

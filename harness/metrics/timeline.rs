@@ -205,7 +205,7 @@ fn window_stats(i: &Interval) -> WindowStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drivers::{Failure, IterationReport};
+    use crate::iteration::{Failure, IterationReport};
     use crate::metrics::recorder::Timing;
     use crate::taxonomy::ErrorKind;
     use std::time::{Duration, Instant};

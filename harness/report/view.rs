@@ -193,10 +193,10 @@ impl ReportView {
         }
         let l = &r.load;
         let mut load = vec![
-            pair("model", &l.model),
+            pair("model", l.model.as_str()),
             pair("planned iterations", l.planned_iterations.to_string()),
             pair(
-                if l.model == "closed" {
+                if !l.model.is_scheduled() {
                     "concurrency"
                 } else {
                     "max in flight"

@@ -88,7 +88,7 @@ pub struct TargetInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadInfo {
-    pub model: String,
+    pub model: crate::kinds::LoadModel,
     pub planned_iterations: u64,
     /// Closed load: workers; open and stepped: the bound on iterations in flight.
     pub concurrency: u64,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::units::{Rate, format_duration};
+pub use crate::kinds::{Embedded, LoadModel, Suite, TargetKind};
 use crate::procedure::Procedure;
 use crate::thresholds::Threshold;
 
@@ -31,71 +32,6 @@ pub struct Scenario {
     pub websocket: Option<super::websocket::WsSettings>,
     pub probes: super::websocket::Probes,
     pub thresholds: Vec<Threshold>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Suite {
-    Reliability,
-    Performance,
-    Stress,
-    FailureInjection,
-    Concurrency,
-    Endurance,
-}
-
-impl Suite {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Suite::Reliability => "reliability",
-            Suite::Performance => "performance",
-            Suite::Stress => "stress",
-            Suite::FailureInjection => "failure_injection",
-            Suite::Concurrency => "concurrency",
-            Suite::Endurance => "endurance",
-        }
-    }
-}
-
-impl fmt::Display for Suite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetKind {
-    Handoff,
-    Websocket,
-    Http,
-}
-
-impl TargetKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetKind::Handoff => "handoff",
-            TargetKind::Websocket => "websocket",
-            TargetKind::Http => "http",
-        }
-    }
-}
-
-/// A reference target the harness can start itself on 127.0.0.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Embedded {
-    Handoff,
-    Websocket,
-}
-
-impl Embedded {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Embedded::Handoff => "handoff",
-            Embedded::Websocket => "websocket",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,11 +84,11 @@ pub struct OpenStage {
 }
 
 impl Load {
-    pub fn model_name(&self) -> &'static str {
+    pub fn model(&self) -> LoadModel {
         match self {
-            Load::Closed { .. } => "closed",
-            Load::Open(_) => "open",
-            Load::Stepped { .. } => "stepped",
+            Load::Closed { .. } => LoadModel::Closed,
+            Load::Open(_) => LoadModel::Open,
+            Load::Stepped { .. } => LoadModel::Stepped,
         }
     }
 

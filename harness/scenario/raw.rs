@@ -39,13 +39,8 @@ pub struct RawTarget {
     pub request: Option<Spanned<RawStep>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RawLoadModel {
-    Closed,
-    Open,
-    Stepped,
-}
+/// The load model as written (`model = "open"`): the shared [`LoadModel`].
+pub use crate::kinds::LoadModel as RawLoadModel;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

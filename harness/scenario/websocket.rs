@@ -9,30 +9,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::template::Template;
 use crate::config::units::Rate;
 
-/// What one iteration of a websocket run does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WsMode {
-    /// Send the `echo` frame and wait for the reply carrying its correlation id.
-    Echo,
-    /// Send the `publish` frame and wait for its acknowledgement; subscribers check delivery.
-    Publish,
-}
-
-impl WsMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WsMode::Echo => "echo",
-            WsMode::Publish => "publish",
-        }
-    }
-}
+pub use crate::kinds::WsMode;
 
 /// The variables a frame template may use.
 pub const FRAME_VARIABLES: &[&str] = &[

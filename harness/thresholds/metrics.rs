@@ -6,8 +6,9 @@
 
 use std::fmt;
 
+use crate::kinds::{LoadModel, Suite, TargetKind, WsMode};
 use crate::procedure::{Procedure, Severity};
-use crate::scenario::{Probes, Suite, TargetKind, WsMode};
+use crate::scenario::Probes;
 use crate::taxonomy::ErrorKind;
 
 /// What a metric measures, which decides how its condition is written.
@@ -66,8 +67,7 @@ pub const STATS: &[&str] = &[
 pub struct RunShape<'a> {
     pub kind: Option<TargetKind>,
     pub suite: Option<Suite>,
-    /// `closed`, `open` or `stepped`.
-    pub load_model: Option<&'static str>,
+    pub load_model: Option<LoadModel>,
     /// The procedure, when the target has one and it resolved.
     pub procedure: Option<&'a Procedure>,
     /// False when the target names a procedure that could not be read.
@@ -109,7 +109,7 @@ impl RunShape<'_> {
         self.procedure_has(|p| !p.recorded_metrics().is_empty())
     }
     fn is_scheduled(&self) -> bool {
-        self.load_model.is_none_or(|m| m != "closed")
+        self.load_model.is_none_or(LoadModel::is_scheduled)
     }
     fn is_ws(&self) -> bool {
         self.is_kind(TargetKind::Websocket)

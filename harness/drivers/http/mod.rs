@@ -18,10 +18,9 @@ use url::Url;
 
 use self::client::{Effect, Request, Response, send};
 use self::vars::{Builtins, Vars};
-use super::{
-    Driver, Failure, IterationContext, IterationReport, Outcome, RecordedSample, StepSample, Timer,
-};
+use super::{Driver, IterationContext, Timer};
 use crate::faults::FaultPlan;
+use crate::iteration::{Failure, IterationReport, Outcome, RecordedSample, StepSample};
 use crate::procedure::{Method, Procedure, RequestTarget, RequestTemplate, Severity, Step};
 use crate::scenario::FaultKind;
 use crate::taxonomy::ErrorKind;

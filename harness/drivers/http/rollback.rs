@@ -7,7 +7,8 @@ use std::time::Instant;
 use super::client::{Effect, send};
 use super::vars::Vars;
 use super::{HttpDriver, checks};
-use crate::drivers::{RollbackOutcome, Timer};
+use crate::drivers::Timer;
+use crate::iteration::RollbackOutcome;
 use crate::procedure::Rollback;
 
 /// Attempts a verification read gets; reads are safe to repeat.

@@ -57,11 +57,7 @@ pub(super) fn load(
             ("duration", l.duration.as_ref().map(Spanned::span)),
         ],
     };
-    let model_name = match model {
-        RawLoadModel::Closed => "closed",
-        RawLoadModel::Open => "open",
-        RawLoadModel::Stepped => "stepped",
-    };
+    let model_name = model.as_str();
     let article = if model_name == "open" { "an" } else { "a" };
     for (key, at) in foreign {
         if let Some(at) = at {

@@ -192,7 +192,7 @@ pub fn scenario(
     let shape = RunShape {
         kind,
         suite,
-        load_model: load.as_ref().map(Load::model_name),
+        load_model: load.as_ref().map(Load::model),
         procedure: target.as_ref().and_then(|t| t.procedure.as_deref()),
         procedure_known: target.is_some() || kind.is_some_and(|k| k == TargetKind::Websocket),
         fault_windows: faults.as_ref().is_none_or(Faults::has_windows),
