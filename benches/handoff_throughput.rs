@@ -43,7 +43,7 @@ fn main() {
     let mut rates = Vec::new();
     for round in 1..=ROUNDS {
         // Ids carry the run id; a new one per round keeps rounds from colliding on the service.
-        plan.run_id = format!("bench{}-{round}", std::process::id());
+        plan.identity.run_id = format!("bench{}-{round}", std::process::id());
         let before = common::cpu_by_thread_group(&["svc", "harness"]);
         let started = std::time::Instant::now();
         let r = harness_rt.block_on(engine::run(&plan, &Quiet, Signals::default()));

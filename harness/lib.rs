@@ -9,7 +9,9 @@
 //! - [`thresholds`]: conditions on metrics, and the catalogue of metrics each kind of run produces;
 //! - [`kinds`], [`taxonomy`] and [`iteration`]: the words every layer shares — suites, target kinds,
 //!   load models; the kinds of error an iteration can end with; what a driver reports of an iteration;
-//! - [`engine`]: runs a scenario — executors, the worker pool, the run's budget and interrupts;
+//! - [`plan`]: a scenario and the command line's overrides resolved into what the engine runs;
+//! - [`schedule`]: when each iteration of a load model should start;
+//! - [`engine`]: runs a plan — one lifecycle for every target, the worker pool, budget, interrupts;
 //! - [`drivers`]: one iteration against a target (HTTP procedures, WebSocket frames);
 //! - [`probes`]: checks of a target's stated policy (rate limit, input hardening, slow consumers);
 //! - [`metrics`], [`result`], [`report`], [`compare`]: what was measured, and how it is shown;
@@ -27,6 +29,8 @@ pub mod invariants;
 pub mod iteration;
 pub mod kinds;
 pub mod metrics;
+pub mod net;
+pub mod plan;
 pub mod probes;
 pub mod procedure;
 pub mod proxy;
@@ -34,5 +38,6 @@ pub mod reference;
 pub mod report;
 pub mod result;
 pub mod scenario;
+pub mod schedule;
 pub mod taxonomy;
 pub mod thresholds;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use harness::engine::{self, Quiet, RunPlan, Signals};
+use harness::engine::{self, Quiet, Signals};
 use harness::reference::handoff::{Defects, HandoffConfig};
 use harness::result::{RunResult, Status};
 use harness::scenario::Embedded;
@@ -17,14 +17,13 @@ fn run_against_service(text: &str, config: HandoffConfig, seed: u64) -> RunResul
     let rt = runtime();
     rt.block_on(async {
         let service = harness::reference::start_handoff(config).await.unwrap();
-        let plan = RunPlan {
-            scenario,
-            url: service.url.clone(),
-            embedded: Some(Embedded::Handoff),
+        let plan = plan_for(
+            &scenario,
+            service.url.as_str(),
+            Some(Embedded::Handoff),
             seed,
-            run_id: format!("e2e{seed}"),
-            allow_remote: false,
-        };
+            &format!("e2e{seed}"),
+        );
         let result = engine::run(&plan, &Quiet, Signals::default()).await;
         service.stop().await.unwrap();
         assert_matches_schema(&serde_json::to_value(&result).unwrap());

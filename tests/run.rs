@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::*;
-use harness::engine::RunPlan;
+use harness::plan::RunPlan;
 use harness::result::{RunResult, Status};
 use harness::scenario::Library;
 use serde_json::{Value, json};
@@ -28,14 +28,7 @@ fn plan(text: &str, url: &str) -> RunPlan {
         Ok(s) => s,
         Err(e) => panic!("{e}"),
     };
-    RunPlan {
-        scenario,
-        url: url::Url::parse(url).unwrap(),
-        embedded: None,
-        seed: 42,
-        run_id: "test".into(),
-        allow_remote: false,
-    }
+    plan_for(&scenario, url, None, 42, "test")
 }
 
 fn run(text: &str, url: &str) -> RunResult {
@@ -296,14 +289,7 @@ fn run_in(dir: &std::path::Path, text: &str, url: &str) -> RunResult {
         .unwrap()
         .load(path.to_str().unwrap())
         .unwrap_or_else(|e| panic!("{e}"));
-    let plan = RunPlan {
-        scenario,
-        url: url::Url::parse(url).unwrap(),
-        embedded: None,
-        seed: 7,
-        run_id: "t".into(),
-        allow_remote: false,
-    };
+    let plan = plan_for(&scenario, url, None, 7, "t");
     execute(&plan)
 }
 

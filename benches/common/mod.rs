@@ -73,14 +73,15 @@ pub fn plan(
     let scenario = harness::scenario::Library::open(Some(&dir))
         .and_then(|l| l.load(path.to_str().unwrap_or_default()))
         .unwrap_or_else(|e| panic!("the benchmark's scenario is valid: {e}"));
-    harness::engine::RunPlan {
-        scenario,
-        url: url.clone(),
+    let overrides = harness::plan::Overrides {
+        target: Some(url.clone()),
         embedded,
-        seed: 1,
-        run_id: format!("bench{}", std::process::id()),
-        allow_remote: false,
-    }
+        seed: Some(1),
+        run_id: Some(format!("bench{}", std::process::id())),
+        ..Default::default()
+    };
+    harness::plan::build(&scenario, overrides)
+        .unwrap_or_else(|e| panic!("the benchmark's plan resolves: {e}"))
 }
 
 /// `(wall seconds, CPU seconds of this process)` spent in `f`.

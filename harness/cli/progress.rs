@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use url::Url;
+
 use crate::engine::{Observer, Progress};
+use crate::kinds::Embedded;
+use crate::plan::RunPlan;
 use crate::result::RunResult;
 use crate::result::write::write_json;
 
@@ -25,10 +29,13 @@ enum Display {
 pub struct CliObserver {
     display: Display,
     result_path: PathBuf,
+    /// What runs, for the line that says where it runs: name, suite, seed, run id.
+    run: (String, String, u64, String),
 }
 
 impl CliObserver {
-    pub fn new(quiet: bool, planned: u64, result_path: PathBuf) -> Self {
+    pub fn new(plan: &RunPlan, quiet: bool, result_path: PathBuf) -> Self {
+        let planned = plan.load.planned();
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
         let display = if quiet {
             Display::Quiet
@@ -46,9 +53,16 @@ impl CliObserver {
                 last: Mutex::new(None),
             }
         };
+        let id = &plan.identity;
         Self {
             display,
             result_path,
+            run: (
+                id.name.clone(),
+                id.suite.to_string(),
+                id.seed,
+                id.run_id.clone(),
+            ),
         }
     }
 
@@ -73,6 +87,18 @@ fn describe(p: &Progress) -> String {
 }
 
 impl Observer for CliObserver {
+    fn target(&self, url: &Url, embedded: Option<Embedded>) {
+        if matches!(self.display, Display::Quiet) {
+            return;
+        }
+        let on = match embedded {
+            Some(e) => format!("the embedded {} reference target at {url}", e.as_str()),
+            None => url.to_string(),
+        };
+        let (name, suite, seed, run_id) = &self.run;
+        eprintln!("running {name} ({suite}) against {on} — seed {seed}, run id {run_id}");
+    }
+
     fn progress(&self, p: &Progress) {
         match &self.display {
             Display::Bar(bar) => {

@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use super::RunPlan;
 use crate::config::units::format_duration;
 use crate::metrics::histogram::encode;
 use crate::metrics::timeline::Drift;
 use crate::metrics::{LatencySummary, Recorder, TimelineRow};
+use crate::plan::{RunPlan, TargetPlan};
 use crate::result::*;
-use crate::scenario::{Load, Suite, TargetKind};
 use crate::thresholds::Threshold;
 use crate::thresholds::evaluate::{Values, judge, judge_one};
 
@@ -37,6 +36,8 @@ pub enum Stop {
 /// Everything [`assemble`] needs.
 pub struct Snapshot<'a> {
     pub plan: &'a RunPlan,
+    /// Where the target was.
+    pub url: &'a url::Url,
     pub merged: &'a Recorder,
     pub recorded_names: &'a [String],
     pub timeline: Vec<TimelineRow>,
@@ -49,8 +50,6 @@ pub struct Snapshot<'a> {
     pub abandoned: u64,
     pub crashed_workers: u64,
     pub injected: u64,
-    /// The invariant check, when the run made one (or why it could not).
-    pub invariants: Option<Result<crate::invariants::InvariantReport, String>>,
     /// What the WebSocket driver and the probes measured.
     pub extras: &'a Extras,
 }
@@ -61,6 +60,8 @@ pub struct Extras {
     pub ws: Option<WsMetrics>,
     pub rate_limit: Option<RateLimitMetrics>,
     pub recovery: Option<RecoveryMetrics>,
+    /// The acknowledged history checked against the target's state.
+    pub invariants: Option<crate::invariants::InvariantReport>,
     pub checks: Vec<CheckResult>,
     pub notes: Vec<String>,
 }
@@ -77,6 +78,9 @@ impl Extras {
         if other.recovery.is_some() {
             self.recovery = other.recovery;
         }
+        if other.invariants.is_some() {
+            self.invariants = other.invariants;
+        }
         self.checks.extend(other.checks);
         self.notes.extend(other.notes);
     }
@@ -84,27 +88,20 @@ impl Extras {
 
 pub fn assemble(s: Snapshot<'_>) -> RunResult {
     let plan = s.plan;
-    let scenario = &plan.scenario;
-    let load = &scenario.load;
-    let totals = ResultTotals::from(&s.merged.totals, load.planned_iterations(), s.abandoned);
-    let scheduled = !matches!(load, Load::Closed { .. });
+    let load = &plan.load;
+    let thresholds = &plan.judgement.thresholds;
+    let totals = ResultTotals::from(&s.merged.totals, load.planned(), s.abandoned);
+    let scheduled = load.is_scheduled();
     let mut metrics = base_metrics(&s, scheduled);
-    let stress = if scenario.suite == Suite::Stress {
-        if let Load::Stepped { stages, .. } = load {
-            Some(stress(&s, stages, &scenario.thresholds))
-        } else {
-            None
-        }
-    } else {
-        None
-    };
+    let stress = plan
+        .judgement
+        .breaking_point
+        .then(|| stress(&s, load.judged_stages(), thresholds));
     metrics.stress = stress.as_ref().map(|(m, _)| m.clone());
-    if scenario.suite == Suite::Endurance {
+    if plan.judgement.drift_window_s.is_some() {
         metrics.drift = s.drift;
     }
-    if let Some(Ok(report)) = &s.invariants {
-        metrics.invariants = Some(report.clone());
-    }
+    metrics.invariants = s.extras.invariants.clone();
     metrics.ws = s.extras.ws.clone();
     metrics.rate_limit = s.extras.rate_limit.clone();
     metrics.recovery = s.extras.recovery.clone();
@@ -115,20 +112,18 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         s.extras.checks.iter().filter(|c| !c.passed).count() as f64,
     );
     let mut verdicts = match &stress {
-        Some((_, base_verdicts)) => scenario
-            .thresholds
+        Some((_, base_verdicts)) => thresholds
             .iter()
             .map(|t| match base_verdicts.get(&t.metric) {
                 Some(v) => v.clone(),
                 None => judge_one(t, &values),
             })
             .collect(),
-        None => judge(&scenario.thresholds, &values),
+        None => judge(thresholds, &values),
     };
     if scheduled
         && stress.is_none()
-        && !scenario
-            .thresholds
+        && !thresholds
             .iter()
             .any(|t| t.metric == "schedule.on_time_rate")
         && let Some(sched) = &metrics.schedule
@@ -147,24 +142,25 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
     let mut notes = notes(&s, &totals, scheduled);
     notes.extend(s.extras.notes.iter().cloned());
     let finished_at = s.started_at + s.elapsed;
+    let id = &plan.identity;
     RunResult {
         schema_version: SCHEMA_VERSION,
-        scenario: scenario.name.clone(),
-        description: scenario.description.clone(),
-        suite: scenario.suite.to_string(),
-        seed: plan.seed,
-        run_id: plan.run_id.clone(),
+        scenario: id.name.clone(),
+        description: id.description.clone(),
+        suite: id.suite.to_string(),
+        seed: id.seed,
+        run_id: id.run_id.clone(),
         status,
         reason,
         started_at: humantime::format_rfc3339_millis(s.started_at).to_string(),
         finished_at: humantime::format_rfc3339_millis(finished_at).to_string(),
         duration_s: s.elapsed.as_secs_f64(),
-        shard: Shard { index: 0, count: 1 },
+        shard: id.shard,
         target: TargetInfo {
-            kind: scenario.target.kind.as_str().to_string(),
-            url: plan.url.to_string(),
-            embedded: plan.embedded.map(|e| e.as_str().to_string()),
-            procedure: scenario.target.procedure.as_ref().map(|p| p.name.clone()),
+            kind: plan.target.kind().as_str().to_string(),
+            url: s.url.to_string(),
+            embedded: plan.endpoint.embedded().map(|e| e.as_str().to_string()),
+            procedure: plan.target.procedure().map(|p| p.name.clone()),
         },
         load: load_info(plan, s.injected),
         totals,
@@ -179,7 +175,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
 
 fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
     let m = s.merged;
-    let scenario = &s.plan.scenario;
+    let plan = s.plan;
     let mut out = Metrics {
         success_rate: m.totals.success_rate(),
         error_rate: m.totals.success_rate().map(|r| 1.0 - r),
@@ -202,7 +198,7 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
         if m.totals.iterations > 0 {
             let on_time = 1.0 - m.late as f64 / m.totals.iterations as f64;
             out.schedule = Some(ScheduleMetrics {
-                intended_rate_per_s: intended_rate(&scenario.load),
+                intended_rate_per_s: plan.load.intended_rate().unwrap_or(0.0),
                 achieved_rate_per_s: out.throughput_per_s.unwrap_or(0.0),
                 late: m.late,
                 on_time_rate: on_time,
@@ -210,8 +206,7 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
             });
         }
     }
-    let procedure = scenario.target.procedure.as_deref();
-    if let (TargetKind::Handoff, Some(p)) = (scenario.target.kind, procedure) {
+    if let TargetPlan::Procedure(p) = &plan.target {
         for (i, step) in p.steps.iter().enumerate() {
             if let Some(summary) = m.steps.get(i).and_then(LatencySummary::of) {
                 out.steps.insert(
@@ -257,18 +252,6 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
     out
 }
 
-fn intended_rate(load: &Load) -> f64 {
-    match load {
-        Load::Closed { .. } => 0.0,
-        Load::Open(stage) => stage.rate.per_second,
-        Load::Stepped { stages, .. } => {
-            let secs: f64 = stages.iter().map(|s| s.duration.as_secs_f64()).sum();
-            let n: u64 = stages.iter().map(|s| s.iterations).sum();
-            if secs > 0.0 { n as f64 / secs } else { 0.0 }
-        }
-    }
-}
-
 /// Metrics each stage can be judged on by itself.
 fn judged_per_stage(metric: &str) -> bool {
     [
@@ -291,7 +274,7 @@ fn judged_per_stage(metric: &str) -> bool {
 /// Also returns the first stage's verdicts, which stand for the run's own.
 fn stress(
     s: &Snapshot<'_>,
-    stages: &[crate::scenario::OpenStage],
+    stages: &[crate::schedule::OpenStage],
     thresholds: &[Threshold],
 ) -> (StressMetrics, BTreeMap<String, Verdict>) {
     let per_stage: Vec<Threshold> = thresholds
@@ -379,7 +362,7 @@ fn status(
     totals: &ResultTotals,
     verdicts: &[Verdict],
 ) -> (Status, Option<String>) {
-    let budget = format_duration(s.plan.scenario.timeout);
+    let budget = format_duration(s.plan.budget.timeout);
     match &s.stop {
         Stop::Budget => {
             return (
@@ -459,7 +442,7 @@ fn notes(s: &Snapshot<'_>, totals: &ResultTotals, scheduled: bool) -> Vec<String
     if s.injected > 0 {
         notes.push(format!(
             "Faults were injected into {} iterations (drawn from seed {}); they count as failures under errors.injected.",
-            s.injected, s.plan.seed
+            s.injected, s.plan.identity.seed
         ));
     }
     if totals.not_started > 0 || totals.abandoned > 0 {
@@ -467,9 +450,6 @@ fn notes(s: &Snapshot<'_>, totals: &ResultTotals, scheduled: bool) -> Vec<String
             "Stopped early: {} planned iterations never started and {} were cut off in flight; neither counts as a failure.",
             totals.not_started, totals.abandoned
         ));
-    }
-    if let Some(Err(why)) = &s.invariants {
-        notes.push(format!("Invariants were not checked: {why}"));
     }
     if s.crashed_workers > 0 {
         notes.push(format!(
@@ -481,52 +461,18 @@ fn notes(s: &Snapshot<'_>, totals: &ResultTotals, scheduled: bool) -> Vec<String
 }
 
 fn load_info(plan: &RunPlan, injected: u64) -> LoadInfo {
-    let sc = &plan.scenario;
-    let (concurrency, rate, stages) = match &sc.load {
-        Load::Closed { concurrency, .. } => (u64::from(*concurrency), None, Vec::new()),
-        Load::Open(s) => (
-            u64::from(s.max_in_flight),
-            Some(s.rate.per_second),
-            Vec::new(),
-        ),
-        Load::Stepped { stages, .. } => (
-            stages
-                .iter()
-                .map(|s| u64::from(s.max_in_flight))
-                .max()
-                .unwrap_or(1),
-            None,
-            stages
-                .iter()
-                .map(|s| StagePlan {
-                    rate_per_s: s.rate.per_second,
-                    duration_s: s.duration.as_secs_f64(),
-                    iterations: s.iterations,
-                })
-                .collect(),
-        ),
-    };
+    let load = &plan.load;
     LoadInfo {
-        model: sc.load.model(),
-        planned_iterations: sc.load.planned_iterations(),
-        concurrency,
-        iteration_timeout_ms: sc.iteration_timeout.as_secs_f64() * 1e3,
-        timeout_ms: sc.timeout.as_secs_f64() * 1e3,
-        rate_per_s: rate,
-        stages,
-        faults: sc.faults.is_active().then(|| FaultInfo {
-            failure_rate: sc.faults.failure_rate,
-            kinds: sc
-                .faults
-                .kinds
-                .iter()
-                .map(|k| {
-                    serde_json::to_value(k)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                })
-                .collect(),
+        model: load.model(),
+        planned_iterations: load.planned(),
+        concurrency: u64::from(load.concurrency()),
+        iteration_timeout_ms: plan.budget.iteration.as_secs_f64() * 1e3,
+        timeout_ms: plan.budget.timeout.as_secs_f64() * 1e3,
+        rate_per_s: load.rate_per_s(),
+        stages: load.stage_plans(),
+        faults: plan.faults.injected.as_ref().map(|i| FaultInfo {
+            failure_rate: i.rate,
+            kinds: i.kinds.iter().map(|k| k.as_str().to_string()).collect(),
             injected,
         }),
     }

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use crate::proxy::{Epoch, Proxy, ProxyConfig};
-use crate::scenario::Scenario;
+use crate::proxy::{Epoch, Fault, Proxy, ProxyConfig};
 
 /// The proxy of a run, and the URL the load uses through it.
 pub struct Interposed {
@@ -24,16 +23,11 @@ impl Interposed {
     }
 
     /// Stops the proxy; returns a note for the result.
-    pub async fn stop(self, scenario: &Scenario) -> String {
+    pub async fn stop(self, faults: &[Fault]) -> String {
         let stats = self.proxy.stats();
         let addr = self.proxy.addr;
         self.proxy.stop().await;
-        let faults: Vec<String> = scenario
-            .faults
-            .network
-            .iter()
-            .map(|f| f.to_string())
-            .collect();
+        let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
         format!(
             "Network faults ({}) were applied by the fault proxy at {addr}: {} connections through it, {} cut by outages, {} that could not reach the target.",
             faults.join("; "),
@@ -44,13 +38,13 @@ impl Interposed {
     }
 }
 
-/// Starts the proxy when the scenario has network faults.
+/// Starts the proxy when the plan has network faults.
 pub async fn interpose(
-    scenario: &Scenario,
+    faults: &[Fault],
     target: &Url,
     seed: u64,
 ) -> Result<Option<Interposed>, String> {
-    if scenario.faults.network.is_empty() {
+    if faults.is_empty() {
         return Ok(None);
     }
     let host = target
@@ -75,7 +69,7 @@ pub async fn interpose(
         listener,
         ProxyConfig {
             upstream,
-            faults: scenario.faults.network.clone(),
+            faults: faults.to_vec(),
             seed,
             epoch: std::sync::Arc::clone(&epoch),
             connect_timeout: Duration::from_secs(5),

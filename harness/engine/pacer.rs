@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, mpsc};
 
-use super::schedule::{Schedule, Ticket};
+use crate::schedule::{Schedule, Ticket};
 
 /// Tickets released but not yet taken; a stalled target cannot make this grow.
 const QUEUE: usize = 1024;
@@ -82,8 +82,8 @@ fn release(schedule: &dyn Schedule, tx: &mpsc::Sender<Ticket>, stop: &AtomicBool
 mod tests {
     use super::*;
     use crate::config::units::Rate;
-    use crate::engine::open::OpenLoop;
-    use crate::scenario::OpenStage;
+    use crate::schedule::OpenStage;
+    use crate::schedule::open::OpenLoop;
 
     fn stage(rate: f64, n: u64) -> OpenStage {
         OpenStage {

@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::pacer::Pacer;
 use super::recovery::RecoveryTracker;
-use super::schedule::{Schedule, Ticket};
 use crate::drivers::{Driver, IterationContext, Timer};
 use crate::faults::FaultSchedule;
 use crate::metrics::{Recorder, Timing};
+use crate::schedule::{Schedule, Ticket};
 
 /// The two levels of stopping.
 #[derive(Debug, Clone, Default)]
@@ -175,8 +175,8 @@ fn splitmix64(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::closed::ClosedLoop;
     use crate::iteration::IterationReport;
+    use crate::schedule::closed::ClosedLoop;
     use rand::RngExt;
 
     struct Sleepy(Duration);

@@ -11,7 +11,32 @@ use rand::SeedableRng;
 use rand::seq::index;
 use rand_chacha::ChaCha8Rng;
 
-use crate::scenario::{FaultKind, Faults};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The step fails with an injected error instead of sending its request.
+    Error,
+    /// The step hangs until its timeout.
+    Timeout,
+    /// The step's response is treated as failing a critical validation rule.
+    Validation,
+    /// The step is delayed by `faults.latency` before it is sent.
+    Latency,
+}
+
+impl FaultKind {
+    /// The name used in scenario files and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Error => "error",
+            FaultKind::Timeout => "timeout",
+            FaultKind::Validation => "validation",
+            FaultKind::Latency => "latency",
+        }
+    }
+}
 
 /// The fault one iteration gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +56,13 @@ pub struct FaultSchedule {
 const FAULT_STREAM: u64 = 0xFA17_5EED;
 
 impl FaultSchedule {
-    /// Draws the schedule for `iterations` iterations of a procedure of `steps` steps.
-    pub fn draw(seed: u64, faults: &Faults, iterations: u64, steps: usize) -> Self {
-        if !faults.is_active() || iterations == 0 || steps == 0 {
+    /// Draws the schedule: `rate` of `iterations` iterations get one of `kinds`, at one of `steps`
+    /// points (a procedure's steps; 1 for drivers with one action per iteration).
+    pub fn draw(seed: u64, rate: f64, kinds: &[FaultKind], iterations: u64, steps: usize) -> Self {
+        if rate <= 0.0 || kinds.is_empty() || iterations == 0 || steps == 0 {
             return Self::default();
         }
-        let hits = ((faults.failure_rate * iterations as f64).round() as u64).min(iterations);
+        let hits = ((rate * iterations as f64).round() as u64).min(iterations);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ FAULT_STREAM);
         let mut chosen: Vec<u64> = if iterations <= usize::MAX as u64 {
             index::sample(&mut rng, iterations as usize, hits as usize)
@@ -47,7 +73,6 @@ impl FaultSchedule {
             Vec::new()
         };
         chosen.sort_unstable();
-        let kinds = &faults.kinds;
         let plans = chosen
             .into_iter()
             .enumerate()
@@ -77,24 +102,16 @@ impl FaultSchedule {
 mod tests {
     use super::*;
 
-    fn faults(rate: f64) -> Faults {
-        Faults {
-            failure_rate: rate,
-            kinds: vec![
-                FaultKind::Error,
-                FaultKind::Timeout,
-                FaultKind::Validation,
-                FaultKind::Latency,
-            ],
-            latency: Some(std::time::Duration::from_millis(10)),
-            server: None,
-            network: Vec::new(),
-        }
-    }
+    const KINDS: [FaultKind; 4] = [
+        FaultKind::Error,
+        FaultKind::Timeout,
+        FaultKind::Validation,
+        FaultKind::Latency,
+    ];
 
     #[test]
     fn hits_the_rate_exactly_and_covers_every_step_and_kind() {
-        let s = FaultSchedule::draw(7, &faults(0.1), 80, 4);
+        let s = FaultSchedule::draw(7, 0.1, &KINDS, 80, 4);
         assert_eq!(s.len(), 8);
         let plans: Vec<FaultPlan> = (0..80).filter_map(|i| s.for_iteration(i)).collect();
         for step in 0..4 {
@@ -103,7 +120,7 @@ mod tests {
                 "step {step} never hit"
             );
         }
-        for kind in faults(0.1).kinds {
+        for kind in KINDS {
             assert!(
                 plans.iter().any(|p| p.kind == kind),
                 "{kind:?} never injected"
@@ -122,9 +139,9 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
-        let a = FaultSchedule::draw(42, &faults(0.25), 100, 3);
-        let b = FaultSchedule::draw(42, &faults(0.25), 100, 3);
-        let c = FaultSchedule::draw(43, &faults(0.25), 100, 3);
+        let a = FaultSchedule::draw(42, 0.25, &KINDS, 100, 3);
+        let b = FaultSchedule::draw(42, 0.25, &KINDS, 100, 3);
+        let c = FaultSchedule::draw(43, 0.25, &KINDS, 100, 3);
         let hits = |s: &FaultSchedule| {
             (0..100)
                 .filter(|i| s.for_iteration(*i).is_some())
@@ -136,7 +153,7 @@ mod tests {
 
     #[test]
     fn nothing_is_injected_without_faults() {
-        assert!(FaultSchedule::draw(1, &Faults::default(), 100, 4).is_empty());
-        assert!(FaultSchedule::draw(1, &faults(0.0), 100, 4).is_empty());
+        assert!(FaultSchedule::draw(1, 0.1, &[], 100, 4).is_empty());
+        assert!(FaultSchedule::draw(1, 0.0, &KINDS, 100, 4).is_empty());
     }
 }

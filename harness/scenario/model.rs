@@ -5,11 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::units::{Rate, format_duration};
+use crate::config::units::format_duration;
+pub use crate::faults::FaultKind;
 pub use crate::kinds::{Embedded, LoadModel, Suite, TargetKind};
 use crate::procedure::Procedure;
+pub use crate::schedule::OpenStage;
 use crate::thresholds::Threshold;
 
 #[derive(Debug, Clone)]
@@ -71,16 +71,6 @@ pub enum Load {
         /// When the stages were derived from a base rate: the factor between consecutive stages.
         stress_factor: Option<f64>,
     },
-}
-
-/// One stretch of open-model load.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct OpenStage {
-    pub rate: Rate,
-    pub duration: Duration,
-    /// Iterations the schedule holds: `rate × duration`, rounded down, at least 1.
-    pub iterations: u64,
-    pub max_in_flight: u32,
 }
 
 impl Load {
@@ -145,19 +135,6 @@ impl Load {
             }
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
-    /// The step fails with an injected error instead of sending its request.
-    Error,
-    /// The step hangs until its timeout.
-    Timeout,
-    /// The step's response is treated as failing a critical validation rule.
-    Validation,
-    /// The step is delayed by `faults.latency` before it is sent.
-    Latency,
 }
 
 /// Faults injected into a run: in-process into iterations, and on the target's side.

@@ -154,19 +154,30 @@ pub fn run_plan(
     url: &str,
     embedded: Option<harness::scenario::Embedded>,
 ) -> harness::result::RunResult {
-    let plan = harness::engine::RunPlan {
-        scenario: scenario_of(text),
-        url: url::Url::parse(url).unwrap(),
+    execute(&plan_for(&scenario_of(text), url, embedded, 5, "run"))
+}
+
+/// The plan of `scenario` against `url` (a reference target the test started when `embedded`),
+/// with a fixed seed and run id.
+pub fn plan_for(
+    scenario: &harness::scenario::Scenario,
+    url: &str,
+    embedded: Option<harness::scenario::Embedded>,
+    seed: u64,
+    run_id: &str,
+) -> harness::plan::RunPlan {
+    let overrides = harness::plan::Overrides {
+        target: Some(url::Url::parse(url).unwrap()),
         embedded,
-        seed: 5,
-        run_id: "run".into(),
-        allow_remote: false,
+        seed: Some(seed),
+        run_id: Some(run_id.into()),
+        ..Default::default()
     };
-    execute(&plan)
+    harness::plan::build(scenario, overrides).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs `plan` in this process on a runtime of its own, and checks the result against the schema.
-pub fn execute(plan: &harness::engine::RunPlan) -> harness::result::RunResult {
+pub fn execute(plan: &harness::plan::RunPlan) -> harness::result::RunResult {
     use harness::engine::{self, Quiet, Signals};
     let rt = runtime();
     let result = rt.block_on(engine::run(plan, &Quiet, Signals::default()));

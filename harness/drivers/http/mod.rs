@@ -9,7 +9,9 @@ mod client;
 mod rollback;
 mod vars;
 
-pub use client::{MAX_BODY_BYTES, build_client, is_loopback};
+pub use client::{MAX_BODY_BYTES, build_client};
+
+use crate::net::is_loopback;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

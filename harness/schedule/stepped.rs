@@ -4,8 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::schedule::{Schedule, Ticket, late_tolerance};
-use crate::scenario::OpenStage;
+use super::{OpenStage, Schedule, Ticket, late_tolerance};
 
 struct Stage {
     /// When the stage begins, from the start of the run.

@@ -1,8 +1,25 @@
-//! What the executors have in common: a schedule hands out tickets, and the worker pool
-//! ([`super::pool`]) runs one iteration per ticket. A schedule only decides *which* iteration comes
-//! next and *when* it should start; it never does the work.
+//! The load models' schedules: a schedule hands out tickets, and the engine's worker pool runs one
+//! iteration per ticket. A schedule only decides *which* iteration comes next and *when* it should
+//! start; it never does the work. One small implementation per model: [`closed::ClosedLoop`],
+//! [`open::OpenLoop`], [`stepped::SteppedLoad`]; the plan picks one.
+
+pub mod closed;
+pub mod open;
+pub mod stepped;
 
 use std::time::{Duration, Instant};
+
+use crate::config::units::Rate;
+
+/// One stretch of open-model load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpenStage {
+    pub rate: Rate,
+    pub duration: Duration,
+    /// Iterations the schedule holds: `rate × duration`, rounded down, at least 1.
+    pub iterations: u64,
+    pub max_in_flight: u32,
+}
 
 /// Permission to run one iteration.
 #[derive(Debug, Clone, Copy, PartialEq)]

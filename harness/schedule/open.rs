@@ -6,8 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::schedule::{Schedule, Ticket, late_tolerance};
-use crate::scenario::OpenStage;
+use super::{OpenStage, Schedule, Ticket, late_tolerance};
 
 pub struct OpenLoop {
     start: Instant,

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::schedule::{Schedule, Ticket};
+use super::{Schedule, Ticket};
 
 pub struct ClosedLoop {
     iterations: u64,

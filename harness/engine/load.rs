@@ -1,0 +1,354 @@
+//! The load phase of a run: the plan's schedule (released by the pacing thread for open and stepped
+//! loads), the worker pool with its fault schedule, one recorder per worker, the timeline taken once a
+//! second with progress and checkpoints, and the three ways the load ends — its schedule done, its
+//! budget spent, or an interrupt — with the grace iterations in flight get.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use url::Url;
+
+use super::assemble::{Extras, Snapshot, Stop, assemble};
+use super::pacer::Pacer;
+use super::pool::{Control, Live, Pool, Tickets};
+use super::recovery::RecoveryTracker;
+use super::{CHECKPOINT_EVERY, Observer, Progress, Signals};
+use crate::drivers::Driver;
+use crate::faults::FaultSchedule;
+use crate::metrics::{Recorder, Timeline, TimelineRow};
+use crate::plan::RunPlan;
+use crate::result::{RecoveryWindow, RunResult};
+
+/// When the run and its load started.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub started_at: SystemTime,
+    /// Start of the whole run (probes before the load included): the budget counts from here.
+    pub run_start: Instant,
+    /// Start of the load: the timeline counts from here.
+    pub t0: Instant,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        let now = Instant::now();
+        Self {
+            started_at: SystemTime::now(),
+            run_start: now,
+            t0: now,
+        }
+    }
+
+    /// When the run's budget runs out.
+    pub fn deadline(&self, plan: &RunPlan) -> Instant {
+        self.run_start + plan.budget.timeout
+    }
+}
+
+/// What the load needs beside its driver: the shape of each worker's recorder.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    /// Steps with their own latency histograms (a procedure's; 0 otherwise).
+    pub steps: usize,
+    /// Points where a fault can be injected (a procedure's steps; 1 otherwise).
+    pub fault_points: usize,
+    /// Metrics the target reports that a procedure records.
+    pub recorded_names: Vec<String>,
+}
+
+impl Shape {
+    pub fn of(plan: &RunPlan) -> Self {
+        match plan.target.procedure() {
+            Some(p) => Self {
+                steps: p.steps.len(),
+                fault_points: p.steps.len().max(1),
+                recorded_names: p.recorded_metrics().iter().map(|s| s.to_string()).collect(),
+            },
+            None => Self {
+                steps: 0,
+                fault_points: 1,
+                recorded_names: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Everything a running load shares between the ticker, the pool and the final assembly.
+pub struct Running<'a> {
+    pub plan: &'a RunPlan,
+    pub url: &'a Url,
+    recorders: Vec<Arc<Mutex<Recorder>>>,
+    shape: Shape,
+    timeline: Arc<Mutex<Timeline>>,
+    live: Arc<Live>,
+    pub clock: Clock,
+    injected: u64,
+    /// What the probes before the load measured (for checkpoints).
+    before: Extras,
+    /// How long the load ran, once it has ended.
+    load_elapsed: Option<Duration>,
+    /// Network fault windows, and how the target recovered after each.
+    recovery: Option<Arc<Mutex<RecoveryTracker>>>,
+}
+
+impl<'a> Running<'a> {
+    fn new(plan: &'a RunPlan, url: &'a Url, shape: Shape, clock: Clock, before: Extras) -> Self {
+        let stages = plan.load.judged_stages().len();
+        let history = plan.judgement.invariants;
+        let scheduled = plan.load.is_scheduled();
+        Self {
+            plan,
+            url,
+            recorders: (0..plan.load.workers())
+                .map(|_| {
+                    let r = Recorder::new(shape.steps, shape.recorded_names.len(), stages);
+                    let r = if scheduled {
+                        r
+                    } else {
+                        r.without_service_time()
+                    };
+                    let r = if history { r.with_history() } else { r };
+                    Arc::new(Mutex::new(r))
+                })
+                .collect(),
+            shape,
+            timeline: Arc::new(Mutex::new(Timeline::new(plan.judgement.drift_window_s))),
+            live: Arc::new(Live::default()),
+            clock,
+            injected: 0,
+            before,
+            load_elapsed: None,
+            recovery: RecoveryTracker::new(&plan.faults.network, clock.t0)
+                .map(|r| Arc::new(Mutex::new(r))),
+        }
+    }
+
+    /// Iterations started and not yet recorded.
+    fn in_flight(&self) -> u64 {
+        let done: u64 = self
+            .recorders
+            .iter()
+            .map(|r| {
+                r.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .totals
+                    .iterations
+            })
+            .sum();
+        self.live
+            .started
+            .load(Ordering::Relaxed)
+            .saturating_sub(done)
+    }
+
+    /// The result as it stands: final when `stop` says how the load ended, a checkpoint while running.
+    pub fn snapshot(&self, stop: Stop, extras: &Extras) -> RunResult {
+        let mut merged = Recorder::new(
+            self.shape.steps,
+            self.shape.recorded_names.len(),
+            self.plan.load.judged_stages().len(),
+        );
+        for r in &self.recorders {
+            merged.absorb(&r.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        let timeline = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
+        // Started but never recorded: cut off by a hard stop (while running, simply in flight).
+        let abandoned = match stop {
+            Stop::Running => 0,
+            _ => self
+                .live
+                .started
+                .load(Ordering::Relaxed)
+                .saturating_sub(merged.totals.iterations),
+        };
+        assemble(Snapshot {
+            plan: self.plan,
+            url: self.url,
+            merged: &merged,
+            recorded_names: &self.shape.recorded_names,
+            timeline: timeline.rows().to_vec(),
+            drift: timeline.drift(),
+            started_at: self.clock.started_at,
+            elapsed: self.clock.run_start.elapsed(),
+            load_elapsed: self.load_elapsed.unwrap_or_else(|| self.clock.t0.elapsed()),
+            stop,
+            abandoned,
+            crashed_workers: self.live.crashed_workers.load(Ordering::Relaxed),
+            injected: self.injected,
+            extras,
+        })
+    }
+
+    pub fn timeline_rows(&self) -> Vec<TimelineRow> {
+        self.timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rows()
+            .to_vec()
+    }
+
+    /// The windows and the recovery after each, when the run had fault windows.
+    pub fn recovery_report(&self) -> Option<Vec<RecoveryWindow>> {
+        let tracker = self.recovery.as_ref()?;
+        let rows = self.timeline_rows();
+        Some(
+            tracker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .report(&rows),
+        )
+    }
+
+    /// Every acknowledged operation the workers kept.
+    pub fn history(&self) -> Vec<crate::invariants::Ack> {
+        self.recorders
+            .iter()
+            .flat_map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).history.clone())
+            .collect()
+    }
+}
+
+/// Runs the load with `driver`; returns the running state (for the caller's final snapshot) and why
+/// the load ended.
+pub async fn run_load<'a, D: Driver>(
+    plan: &'a RunPlan,
+    url: &'a Url,
+    observer: &dyn Observer,
+    signals: &Signals,
+    driver: Arc<D>,
+    clock: Clock,
+    before: Extras,
+) -> (Running<'a>, Stop) {
+    let shape = Shape::of(plan);
+    let schedule = plan.load.schedule(clock.t0);
+    let faults = match &plan.faults.injected {
+        Some(i) => FaultSchedule::draw(
+            plan.identity.seed,
+            i.rate,
+            &i.kinds,
+            schedule.planned(),
+            shape.fault_points,
+        ),
+        None => FaultSchedule::default(),
+    };
+    let mut running = Running::new(plan, url, shape, clock, before);
+    running.injected = faults.len() as u64;
+    let control = Control::default();
+    let pacer = if plan.load.is_scheduled() {
+        match Pacer::start(Arc::clone(&schedule)) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                let why = format!("cannot start the pacing thread: {e}");
+                return (running, Stop::NotStarted(why));
+            }
+        }
+    } else {
+        None
+    };
+    let tickets = match &pacer {
+        Some(p) => Tickets::Paced(Arc::clone(p)),
+        None => Tickets::Direct(Arc::clone(&schedule)),
+    };
+    let pool = Pool {
+        tickets,
+        driver,
+        faults: Arc::new(faults),
+        control: control.clone(),
+        live: Arc::clone(&running.live),
+        seed: plan.identity.seed,
+        iteration_timeout: plan.budget.iteration,
+        recovery: running.recovery.clone(),
+    };
+
+    let stop = {
+        let ticker = tick(&running, observer, schedule.planned());
+        let work = pool.run(&running.recorders);
+        tokio::pin!(work);
+        tokio::pin!(ticker);
+        let budget = tokio::time::sleep_until(clock.deadline(plan).into());
+        tokio::pin!(budget);
+        let stop = tokio::select! {
+            _ = &mut work => Stop::Completed,
+            _ = &mut budget => Stop::Budget,
+            _ = signals.stop.cancelled() => Stop::Interrupted,
+            _ = &mut ticker => unreachable!("the ticker never ends by itself"),
+        };
+        if stop != Stop::Completed {
+            control.soft.cancel();
+            if let Some(p) = &pacer {
+                p.stop();
+            }
+            let grace = plan.budget.grace();
+            observer.stopping(&format!(
+                "{}: no new iterations; {} in flight get up to {}s to finish",
+                if stop == Stop::Budget {
+                    "budget spent"
+                } else {
+                    "interrupted"
+                },
+                running.in_flight(),
+                grace.as_secs_f64()
+            ));
+            let finished = tokio::select! {
+                _ = &mut work => true,
+                _ = tokio::time::sleep(grace) => false,
+                _ = signals.force.cancelled() => false,
+            };
+            if !finished {
+                // Abandoned iterations stop at their next await; the pool then ends at once.
+                control.hard.cancel();
+                work.await;
+            }
+        }
+        stop
+    };
+    running.load_elapsed = Some(running.clock.t0.elapsed());
+    // The last, partial second.
+    let t_s = running.clock.t0.elapsed().as_secs();
+    {
+        let mut timeline = running.timeline.lock().unwrap_or_else(|p| p.into_inner());
+        let last = timeline.rows().last().map(|r| r.t_s + 1).unwrap_or(0);
+        if last <= t_s {
+            timeline.tick(&running.recorders, t_s);
+        }
+    }
+    (running, stop)
+}
+
+/// Once a second: a timeline row and a progress report; every [`CHECKPOINT_EVERY`], a checkpoint.
+async fn tick(running: &Running<'_>, observer: &dyn Observer, planned: u64) {
+    let mut interval = tokio::time::interval_at(
+        (running.clock.t0 + Duration::from_secs(1)).into(),
+        Duration::from_secs(1),
+    );
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_checkpoint = running.clock.t0;
+    let mut t_s = 0;
+    loop {
+        interval.tick().await;
+        let (last_second, p95, (done, failed, late)) = {
+            let mut timeline = running.timeline.lock().unwrap_or_else(|p| p.into_inner());
+            let row = timeline.tick(&running.recorders, t_s);
+            let n = row.succeeded + row.failed;
+            (n, timeline.running_p95(), timeline.counts())
+        };
+        t_s += 1;
+        let live = &running.live;
+        observer.progress(&Progress {
+            elapsed: running.clock.t0.elapsed(),
+            scheduled: running.plan.load.scheduled_duration(),
+            planned,
+            done,
+            failed,
+            late,
+            in_flight: live.started.load(Ordering::Relaxed).saturating_sub(done),
+            last_second,
+            p95_ms: p95,
+        });
+        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            last_checkpoint = Instant::now();
+            observer.checkpoint(&running.snapshot(Stop::Running, &running.before));
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The session of an HTTP target (a procedure, or one request per iteration): a TCP connection to see
+//! the target is there, the HTTP rate-limit probe, the HTTP driver, and — when the plan checks
+//! invariants — the acknowledged history compared with the state the service reports.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use super::{BeforeLoad, Finish, Session};
+use crate::drivers::http::{HttpDriver, HttpSettings};
+use crate::engine::assemble::Extras;
+use crate::engine::{preflight, target_admin};
+use crate::plan::RunPlan;
+use crate::probes::rate_limit;
+use crate::procedure::Procedure;
+
+pub struct HttpSession<'a> {
+    plan: &'a RunPlan,
+    url: Url,
+    procedure: Arc<Procedure>,
+}
+
+impl<'a> HttpSession<'a> {
+    pub fn new(plan: &'a RunPlan, url: Url, procedure: Arc<Procedure>) -> Self {
+        Self {
+            plan,
+            url,
+            procedure,
+        }
+    }
+}
+
+impl Session for HttpSession<'_> {
+    type Driver = HttpDriver;
+
+    async fn preflight(&mut self) -> Result<(), String> {
+        preflight::check_reachable(&self.url).await
+    }
+
+    fn admin_base(&self) -> Url {
+        self.url.clone()
+    }
+
+    async fn probe(&mut self, probe: BeforeLoad<'_>) -> Result<Extras, String> {
+        match probe {
+            BeforeLoad::RateLimit(p) => {
+                let m = rate_limit::probe_http(&self.url, p, self.plan.budget.iteration).await?;
+                let mut extras = Extras::default();
+                extras.checks.push(rate_limit::check(&m));
+                if p.require_retry_after
+                    && let Some(c) = rate_limit::retry_after_check(&m)
+                {
+                    extras.checks.push(c);
+                }
+                extras.rate_limit = Some(m);
+                Ok(extras)
+            }
+            BeforeLoad::Hardening(_) => {
+                Err("input hardening is probed on WebSocket targets".into())
+            }
+        }
+    }
+
+    fn starting(&self) -> Option<String> {
+        None
+    }
+
+    async fn start(&mut self, load_url: &Url) -> Result<Arc<HttpDriver>, String> {
+        let plan = self.plan;
+        let settings = HttpSettings {
+            run_id: plan.identity.run_id.clone(),
+            seed: plan.identity.seed,
+            allow_remote: plan.allow_remote,
+            iteration_timeout: plan.budget.iteration,
+            fault_latency: plan
+                .faults
+                .injected
+                .as_ref()
+                .map_or(Duration::ZERO, |i| i.latency),
+            pool_size: plan.load.concurrency() as usize,
+        };
+        HttpDriver::new(Arc::clone(&self.procedure), load_url, settings)
+            .map(Arc::new)
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+    }
+
+    fn beside(&mut self, _t0: Instant) {}
+
+    async fn finish(&mut self, end: Finish<'_>) -> Extras {
+        let mut extras = Extras::default();
+        if let Some(history) = end.history {
+            match target_admin::state(&self.url)
+                .await
+                .and_then(|state| crate::invariants::check(&history, &state))
+            {
+                Ok(report) => extras.invariants = Some(report),
+                Err(why) => extras
+                    .notes
+                    .push(format!("Invariants were not checked: {why}")),
+            }
+        }
+        extras
+    }
+}
