@@ -52,16 +52,23 @@ pub struct InvariantReport {
     pub details: Vec<String>,
 }
 
+/// Why a state dump could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the state has no `{list}` list")]
+pub struct MissingList {
+    pub list: &'static str,
+}
+
 /// Checks `history` against the service's `state` dump.
-pub fn check(history: &[Ack], state: &Value) -> Result<InvariantReport, String> {
+pub fn check(history: &[Ack], state: &Value) -> Result<InvariantReport, MissingList> {
     let resources = state
         .get("resources")
         .and_then(Value::as_array)
-        .ok_or("the state has no `resources` list")?;
+        .ok_or(MissingList { list: "resources" })?;
     let agents = state
         .get("agents")
         .and_then(Value::as_array)
-        .ok_or("the state has no `agents` list")?;
+        .ok_or(MissingList { list: "agents" })?;
     let mut violations = Vec::new();
 
     let mut by_resource: BTreeMap<&str, Vec<&Ack>> = BTreeMap::new();

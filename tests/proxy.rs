@@ -61,6 +61,14 @@ async fn without_toxics_every_byte_passes() {
     let p = proxy(&[], 1).await;
     let mut s = TcpStream::connect(p.addr).await.unwrap();
     round_trip(&mut s, 1 << 20).await;
+    // A pump counts what it passed once its write has returned, which can be after the echo is
+    // back; wait for the counts to settle rather than race them.
+    let settled = async {
+        while (p.stats().bytes_up, p.stats().bytes_down) != (1 << 20, 1 << 20) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), settled).await;
     assert_eq!(p.stats().bytes_up, 1 << 20);
     assert_eq!(p.stats().bytes_down, 1 << 20);
     p.stop().await;

@@ -545,6 +545,40 @@ fn a_breached_threshold_exits_1_with_its_verdict_recorded() {
 }
 
 #[test]
+fn a_completed_run_whose_result_cannot_be_written_exits_3_with_the_path() {
+    let server = serve(delayed(1));
+    let dir = temp_dir("unwritable");
+    let file = scenario_file(
+        &dir,
+        "timeout = \"20s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 5\n",
+    );
+    // result.json cannot replace a folder of that name, whoever runs the test.
+    let out_dir = dir.join("out");
+    let blocked = out_dir.join("result.json");
+    std::fs::create_dir_all(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), "").unwrap();
+    let o = run_harness(&[
+        "run",
+        &file,
+        "--target",
+        &server.url,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("cannot write {}", blocked.display())),
+        "the message names the file: {err}"
+    );
+    assert!(
+        stdout(&o).contains("cli PASSED"),
+        "the run's verdict is still shown: {}",
+        stdout(&o)
+    );
+}
+
+#[test]
 fn sigint_writes_an_aborted_result_with_partial_counts_and_exits_3() {
     let server = serve(delayed(50));
     let dir = temp_dir("sigint");

@@ -349,8 +349,10 @@ fn failure_injection_is_measured_on_both_sides() {
     let r = run_against(&text, WsConfig::default());
     assert_eq!(r.status, Status::Passed, "{:?}", r.reason);
     let e = &r.metrics.errors;
+    // Injected errors and injected timeouts both count as `injected`, as they do on HTTP targets:
+    // one fault injector for every driver. No iteration ran out of its own time.
     assert!(e.get("injected").copied().unwrap_or(0) > 0, "{e:?}");
-    assert!(e.get("timeout").copied().unwrap_or(0) > 0, "{e:?}");
+    assert_eq!(e.get("timeout"), None, "{e:?}");
     assert!(
         e.get("rejected").copied().unwrap_or(0) > 0,
         "server-side errors: {e:?}"

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use super::exit;
-use crate::compare::{self, METRICS, Options, Verdict};
+use crate::compare::{self, Options, Verdict};
 use crate::config::suggest;
 use crate::config::units::parse_ratio;
 use crate::result::write::read_json;
@@ -44,10 +44,10 @@ fn options(args: &CompareArgs) -> anyhow::Result<Options> {
         let (metric, value) = item.split_once('=').with_context(|| {
             format!("--noise-for {item}: write METRIC=BAND, e.g. latency.p99=10%")
         })?;
-        if !METRICS.contains(&metric) {
+        if !compare::metrics().any(|m| m == metric) {
             bail!(
                 "--noise-for {item}: `{metric}` is not a compared metric — {}",
-                suggest::did_you_mean(metric, METRICS.iter().copied())
+                suggest::did_you_mean(metric, compare::metrics())
             );
         }
         opts.noise_for
@@ -62,8 +62,8 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 
 pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     let opts = options(&args)?;
-    let base = read_json(&args.base).map_err(anyhow::Error::msg)?;
-    let new = read_json(&args.new).map_err(anyhow::Error::msg)?;
+    let base = read_json(&args.base)?;
+    let new = read_json(&args.new)?;
     let c = compare::compare(&base, &new, &opts);
     let md = compare::markdown(&c)?;
     print!("{md}");

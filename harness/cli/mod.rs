@@ -111,8 +111,23 @@ pub fn run(cli: Cli) -> u8 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            exit::INVALID
+            exit_code(&e)
         }
+    }
+}
+
+/// The exit code an error means: a result that could not be written after the run is an incomplete
+/// run (3), with what was measured lost only from disk; anything else stopped the command before it
+/// ran (2).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use crate::result::write::ResultFileError;
+    let unwritten = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref(), Some(ResultFileError::Write { .. })));
+    if unwritten {
+        exit::INCOMPLETE
+    } else {
+        exit::INVALID
     }
 }
 

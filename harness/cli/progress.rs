@@ -129,10 +129,7 @@ impl Observer for CliObserver {
 
     fn checkpoint(&self, partial: &RunResult) {
         if let Err(e) = write_json(partial, &self.result_path) {
-            self.stopping(&format!(
-                "could not write the checkpoint {}: {e}",
-                self.result_path.display()
-            ));
+            self.stopping(&format!("could not write the checkpoint: {e}"));
         }
     }
 

@@ -15,7 +15,7 @@ pub fn run(
     junit: Option<PathBuf>,
     markdown: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
-    let r = read_json(result).map_err(anyhow::Error::msg)?;
+    let r = read_json(result)?;
     let written = if html.is_none() && junit.is_none() && markdown.is_none() {
         let dir = result
             .parent()

@@ -77,8 +77,11 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
         observer.finish();
         result
     });
-    write_json(&result, &result_path)
-        .with_context(|| format!("cannot write {}", result_path.display()))?;
+    if let Err(e) = write_json(&result, &result_path) {
+        // The run happened: say how it went, then fail with the path and the OS's reason (exit 3).
+        print!("{}", summary::render(&result));
+        return Err(e.into());
+    }
     if let Err(e) = crate::report::write_all(&result, &out) {
         eprintln!(
             "warning: {e:#}; result.json is complete, and `harness report` can render it again"

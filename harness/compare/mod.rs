@@ -18,6 +18,7 @@ use serde::Serialize;
 use self::bootstrap::{Counts, Interval, Window};
 use crate::metrics::histogram::decode;
 use crate::report::charts::{self, Line};
+use crate::thresholds::catalogue::{self, Compared, Estimator};
 use minijinja::value::Serde;
 
 use crate::report::{ReportError, render};
@@ -48,15 +49,10 @@ impl Default for Options {
     }
 }
 
-/// The metrics compared, in order.
-pub const METRICS: [&str; 6] = [
-    "latency.p50",
-    "latency.p95",
-    "latency.p99",
-    "success_rate",
-    "rollback.success_rate",
-    "throughput",
-];
+/// The metrics compared, in order (those the metric catalogue says `compare` judges).
+pub fn metrics() -> impl Iterator<Item = &'static str> + Clone {
+    catalogue::compared().map(|(_, c)| c.name)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,16 +105,6 @@ fn label(r: &RunResult) -> RunLabel {
         seed: r.seed,
         run_id: r.run_id.clone(),
     }
-}
-
-/// Whether a rise of the metric is bad (latencies) or good (rates, throughput).
-fn rise_is_bad(metric: &str) -> bool {
-    metric.starts_with("latency.")
-}
-
-/// Whether the metric changes in percentage points rather than relatively.
-fn in_points(metric: &str) -> bool {
-    metric.ends_with("success_rate")
 }
 
 fn judge(i: &Interval, band: f64, rise_is_bad: bool) -> Verdict {
@@ -176,20 +162,17 @@ pub fn compare(base: &RunResult, new: &RunResult, opts: &Options) -> Comparison 
         }
     }
     let mut metrics = Vec::new();
-    for metric in METRICS {
+    for (family, compared) in catalogue::compared() {
+        let metric = compared.name;
         let band = opts.noise_for.get(metric).copied().unwrap_or(opts.noise);
-        let points = in_points(metric);
-        let (base_v, new_v, interval, method) = estimate(&mut rng, metric, base, new);
-        let kind = match metric {
-            m if m.starts_with("latency.") => "duration",
-            "throughput" => "rate",
-            _ => "ratio",
-        };
+        let points = compared.in_points;
+        let (base_v, new_v, interval, method) = estimate(&mut rng, compared, base, new);
+        let kind = family.kind.as_str();
         let show = |v: Option<f64>| v.map_or("—".to_string(), |v| format_value(kind, v));
         let (verdict, method) = match (&interval, method) {
-            (Some(i), Ok(how)) => (judge(i, band, rise_is_bad(metric)), how),
-            (_, Err(why)) => (Verdict::NotCompared, why),
-            (None, Ok(how)) => (
+            (Some(i), Method::Estimated(how)) => (judge(i, band, compared.rise_is_bad), how),
+            (_, Method::NotCompared(why)) => (Verdict::NotCompared, why),
+            (None, Method::Estimated(how)) => (
                 Verdict::NotCompared,
                 format!("{how}: too little data for an interval"),
             ),
@@ -250,26 +233,29 @@ fn too_few_beyond(q: f64, base: u64, new: u64) -> Option<String> {
     ))
 }
 
-type Estimate = (
-    Option<f64>,
-    Option<f64>,
-    Option<Interval>,
-    Result<String, String>,
-);
+/// How a change was estimated, or why it could not be.
+enum Method {
+    /// The samples the interval came from, in words.
+    Estimated(String),
+    /// Why the metric is not compared.
+    NotCompared(String),
+}
 
-fn estimate(rng: &mut ChaCha8Rng, metric: &str, base: &RunResult, new: &RunResult) -> Estimate {
+type Estimate = (Option<f64>, Option<f64>, Option<Interval>, Method);
+
+fn estimate(rng: &mut ChaCha8Rng, c: &Compared, base: &RunResult, new: &RunResult) -> Estimate {
     let (mb, mn) = (&base.metrics, &new.metrics);
-    match metric {
-        "latency.p50" | "latency.p95" | "latency.p99" => {
-            let (q, pick): (f64, fn(&crate::metrics::TimelineRow) -> Option<f64>) = match metric {
-                "latency.p50" => (0.50, |r| r.p50_ms),
-                "latency.p95" => (0.95, |r| r.p95_ms),
-                _ => (0.99, |r| r.p99_ms),
+    match c.estimator {
+        Estimator::Quantile(q) => {
+            let Some(pick) = timeline_quantile(q) else {
+                let why = format!("the timeline keeps no p{:.0} per second", q * 100.0);
+                return (None, None, None, Method::NotCompared(why));
             };
-            let stat = |r: &RunResult| r.metrics.latency_ms.and_then(|l| l.stat(&metric[8..]));
+            let stat_name = c.name.rsplit('.').next().unwrap_or_default();
+            let stat = |r: &RunResult| r.metrics.latency_ms.and_then(|l| l.stat(stat_name));
             let count = |r: &RunResult| r.metrics.latency_ms.map_or(0, |l| l.count);
             if let Some(why) = too_few_beyond(q, count(base), count(new)) {
-                return (stat(base), stat(new), None, Err(why));
+                return (stat(base), stat(new), None, Method::NotCompared(why));
             }
             let (wb, wn) = (windows(base, pick), windows(new, pick));
             if wb.len() >= MIN_WINDOWS && wn.len() >= MIN_WINDOWS {
@@ -278,7 +264,7 @@ fn estimate(rng: &mut ChaCha8Rng, metric: &str, base: &RunResult, new: &RunResul
                     stat(base),
                     stat(new),
                     bootstrap::windows_relative(rng, &wb, &wn),
-                    Ok(method),
+                    Method::Estimated(method),
                 );
             }
             let hists = (
@@ -296,18 +282,18 @@ fn estimate(rng: &mut ChaCha8Rng, metric: &str, base: &RunResult, new: &RunResul
                         stat(base),
                         stat(new),
                         bootstrap::quantile_relative(rng, &hb, &hn, q),
-                        Ok(method),
+                        Method::Estimated(method),
                     )
                 }
                 _ => (
                     stat(base),
                     stat(new),
                     None,
-                    Err("no latency histogram in both runs".into()),
+                    Method::NotCompared("no latency histogram in both runs".into()),
                 ),
             }
         }
-        "success_rate" => {
+        Estimator::SuccessRate => {
             let counts = |r: &RunResult| -> Vec<Counts> {
                 r.timeline
                     .iter()
@@ -322,7 +308,7 @@ fn estimate(rng: &mut ChaCha8Rng, metric: &str, base: &RunResult, new: &RunResul
                     mb.success_rate,
                     mn.success_rate,
                     bootstrap::windows_ratio_difference(rng, &cb, &cn),
-                    Ok(method),
+                    Method::Estimated(method),
                 );
             }
             let t = |r: &RunResult| (r.totals.succeeded as f64, r.totals.iterations as f64);
@@ -334,10 +320,10 @@ fn estimate(rng: &mut ChaCha8Rng, metric: &str, base: &RunResult, new: &RunResul
                 mb.success_rate,
                 mn.success_rate,
                 bootstrap::counts_difference(rng, t(base), t(new)),
-                Ok(method),
+                Method::Estimated(method),
             )
         }
-        "rollback.success_rate" => {
+        Estimator::RollbackRate => {
             let rb = |r: &RunResult| {
                 r.metrics
                     .rollback
@@ -351,18 +337,18 @@ fn estimate(rng: &mut ChaCha8Rng, metric: &str, base: &RunResult, new: &RunResul
                         Some(b.0 / b.1),
                         Some(n.0 / n.1),
                         bootstrap::counts_difference(rng, b, n),
-                        Ok(method),
+                        Method::Estimated(method),
                     )
                 }
                 _ => (
                     None,
                     None,
                     None,
-                    Err("no rollback was attempted in both runs".into()),
+                    Method::NotCompared("no rollback was attempted in both runs".into()),
                 ),
             }
         }
-        _ => {
+        Estimator::Throughput => {
             let per_second = |r: &RunResult| -> Vec<Window> {
                 // Whole seconds only: the last row of a run is usually a fraction of one.
                 let n = r.timeline.len().saturating_sub(1);
@@ -381,16 +367,35 @@ fn estimate(rng: &mut ChaCha8Rng, metric: &str, base: &RunResult, new: &RunResul
                     mb.throughput_per_s,
                     mn.throughput_per_s,
                     bootstrap::windows_relative(rng, &wb, &wn),
-                    Ok(method),
+                    Method::Estimated(method),
                 )
             } else {
                 let why = format!(
                     "fewer than {MIN_WINDOWS} whole seconds in a run, too few to estimate the noise"
                 );
-                (mb.throughput_per_s, mn.throughput_per_s, None, Err(why))
+                (
+                    mb.throughput_per_s,
+                    mn.throughput_per_s,
+                    None,
+                    Method::NotCompared(why),
+                )
             }
         }
     }
+}
+
+/// The timeline's per-second column for a latency percentile, if it keeps one.
+fn timeline_quantile(q: f64) -> Option<fn(&crate::metrics::TimelineRow) -> Option<f64>> {
+    let pick: fn(&crate::metrics::TimelineRow) -> Option<f64> = if q == 0.50 {
+        |r| r.p50_ms
+    } else if q == 0.95 {
+        |r| r.p95_ms
+    } else if q == 0.99 {
+        |r| r.p99_ms
+    } else {
+        return None;
+    };
+    Some(pick)
 }
 
 /// The comparison as Markdown.

@@ -49,9 +49,22 @@ impl fmt::Display for MissingVariable {
     }
 }
 
+/// Why a template is malformed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("`{{{{` without a closing `}}}}` in \"{text}\"")]
+    Unclosed { text: String },
+    #[error(
+        "`{{{{{name}}}}}` is not a variable name (letters, digits, `_` and `.`, starting with a letter)"
+    )]
+    BadName { name: String },
+    #[error("{value} is not a finite number")]
+    NotFinite { value: f64 },
+}
+
 impl Template {
     /// Parses `text`; the error says what is malformed.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
@@ -60,14 +73,13 @@ impl Template {
             }
             let after = &rest[open + 2..];
             let Some(close) = after.find("}}") else {
-                return Err(format!("`{{{{` without a closing `}}}}` in \"{text}\""));
+                return Err(TemplateError::Unclosed { text: text.into() });
             };
             let name = after[..close].trim();
             if !is_variable_name(name) {
-                return Err(format!(
-                    "`{{{{{}}}}}` is not a variable name (letters, digits, `_` and `.`, starting with a letter)",
-                    &after[..close]
-                ));
+                return Err(TemplateError::BadName {
+                    name: after[..close].to_string(),
+                });
             }
             parts.push(Part::Variable(name.to_string()));
             rest = &after[close + 2..];
@@ -169,13 +181,12 @@ pub enum JsonTemplate {
 
 impl JsonTemplate {
     /// Builds from a TOML value; the error names the malformed string.
-    pub fn from_toml(value: &toml::Value) -> Result<Self, String> {
+    pub fn from_toml(value: &toml::Value) -> Result<Self, TemplateError> {
         Ok(match value {
             toml::Value::String(s) => Self::String(Template::parse(s)?),
             toml::Value::Integer(i) => Self::Number((*i).into()),
             toml::Value::Float(f) => Self::Number(
-                serde_json::Number::from_f64(*f)
-                    .ok_or_else(|| format!("{f} is not a finite number"))?,
+                serde_json::Number::from_f64(*f).ok_or(TemplateError::NotFinite { value: *f })?,
             ),
             toml::Value::Boolean(b) => Self::Bool(*b),
             toml::Value::Datetime(d) => Self::String(Template::literal(&d.to_string())),
@@ -188,7 +199,7 @@ impl JsonTemplate {
             toml::Value::Table(t) => Self::Object(
                 t.iter()
                     .map(|(k, v)| Ok((k.clone(), Self::from_toml(v)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, TemplateError>>()?,
             ),
         })
     }
@@ -254,11 +265,13 @@ mod tests {
         assert!(
             Template::parse("/a/{{agent")
                 .unwrap_err()
+                .to_string()
                 .contains("without a closing")
         );
         assert!(
             Template::parse("{{9lives}}")
                 .unwrap_err()
+                .to_string()
                 .contains("not a variable name")
         );
         let t = Template::parse("{{nobody}}").unwrap();

@@ -13,6 +13,7 @@ use crate::metrics::{LatencySummary, Recorder, TimelineRow};
 use crate::plan::{RunPlan, TargetPlan};
 use crate::result::*;
 use crate::thresholds::Threshold;
+use crate::thresholds::catalogue::judged_per_stage;
 use crate::thresholds::evaluate::{Values, judge, judge_one};
 
 /// Share of late starts above which an open load did not apply the load it claims.
@@ -102,15 +103,53 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         metrics.drift = s.drift;
     }
     metrics.invariants = s.extras.invariants.clone();
-    metrics.ws = s.extras.ws.clone();
+    metrics.ws = match (s.extras.ws.clone(), &s.merged.connections) {
+        (None, None) => None,
+        (ws, counts) => {
+            let mut ws = ws.unwrap_or_default();
+            if let Some(c) = counts {
+                connection_counts(c, &mut ws);
+            }
+            Some(ws)
+        }
+    };
     metrics.rate_limit = s.extras.rate_limit.clone();
     metrics.recovery = s.extras.recovery.clone();
 
-    let mut values = Values::of_run(&totals, &metrics);
-    values.set(
-        "checks.failed",
-        s.extras.checks.iter().filter(|c| !c.passed).count() as f64,
-    );
+    let mut notes = notes(&s, &totals, scheduled);
+    notes.extend(s.extras.notes.iter().cloned());
+    let finished_at = s.started_at + s.elapsed;
+    let id = &plan.identity;
+    let mut result = RunResult {
+        schema_version: SCHEMA_VERSION,
+        scenario: id.name.clone(),
+        description: id.description.clone(),
+        suite: id.suite.to_string(),
+        seed: id.seed,
+        run_id: id.run_id.clone(),
+        status: Status::Passed,
+        reason: None,
+        started_at: humantime::format_rfc3339_millis(s.started_at).to_string(),
+        finished_at: humantime::format_rfc3339_millis(finished_at).to_string(),
+        duration_s: s.elapsed.as_secs_f64(),
+        shard: id.shard,
+        target: TargetInfo {
+            kind: plan.target.kind().as_str().to_string(),
+            url: s.url.to_string(),
+            embedded: plan.endpoint.embedded().map(|e| e.as_str().to_string()),
+            procedure: plan.target.procedure().map(|p| p.name.clone()),
+        },
+        load: load_info(plan, s.injected),
+        totals,
+        metrics,
+        timeline: s.timeline.clone(),
+        thresholds: Vec::new(),
+        checks: s.extras.checks.clone(),
+        notes,
+        histograms: HistogramInfo::default(),
+    };
+
+    let values = Values::of_result(&result);
     let mut verdicts = match &stress {
         Some((_, base_verdicts)) => thresholds
             .iter()
@@ -126,7 +165,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         && !thresholds
             .iter()
             .any(|t| t.metric == "schedule.on_time_rate")
-        && let Some(sched) = &metrics.schedule
+        && let Some(sched) = &result.metrics.schedule
     {
         verdicts.push(Verdict {
                 metric: "schedule.on_time_rate".into(),
@@ -137,40 +176,31 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
                 note: Some("built in: an open load must keep to its schedule, or its latencies describe a lighter load".into()),
             });
     }
-
     let (status, reason) = status(&s, &totals, &verdicts);
-    let mut notes = notes(&s, &totals, scheduled);
-    notes.extend(s.extras.notes.iter().cloned());
-    let finished_at = s.started_at + s.elapsed;
-    let id = &plan.identity;
-    RunResult {
-        schema_version: SCHEMA_VERSION,
-        scenario: id.name.clone(),
-        description: id.description.clone(),
-        suite: id.suite.to_string(),
-        seed: id.seed,
-        run_id: id.run_id.clone(),
-        status,
-        reason,
-        started_at: humantime::format_rfc3339_millis(s.started_at).to_string(),
-        finished_at: humantime::format_rfc3339_millis(finished_at).to_string(),
-        duration_s: s.elapsed.as_secs_f64(),
-        shard: id.shard,
-        target: TargetInfo {
-            kind: plan.target.kind().as_str().to_string(),
-            url: s.url.to_string(),
-            embedded: plan.endpoint.embedded().map(|e| e.as_str().to_string()),
-            procedure: plan.target.procedure().map(|p| p.name.clone()),
-        },
-        load: load_info(plan, s.injected),
-        totals,
-        metrics,
-        timeline: s.timeline,
-        thresholds: verdicts,
-        checks: s.extras.checks.clone(),
-        notes,
-        histograms: HistogramInfo::default(),
-    }
+    result.status = status;
+    result.reason = reason;
+    result.thresholds = verdicts;
+    result
+}
+
+/// Writes what the connections recorded into `metrics.ws`, beside what the driver and the probes
+/// filled.
+fn connection_counts(c: &crate::metrics::ConnectionStats, m: &mut WsMetrics) {
+    m.connections = c.connections;
+    m.failed_connections = c.failed_connections;
+    m.reconnects = c.reconnects;
+    m.messages_sent = c.sent;
+    m.messages_received = c.received;
+    m.frames_without_correlation = c.without_correlation;
+    m.connect_ms = LatencySummary::of(&c.connect);
+    m.connect_hdr = (!c.connect.is_empty()).then(|| encode(&c.connect));
+    m.ping_ms = LatencySummary::of(&c.ping);
+    m.reconnect_ms = LatencySummary::of(&c.reconnect);
+    m.close_codes = c
+        .close_codes
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
 }
 
 fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
@@ -250,23 +280,6 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
         }
     }
     out
-}
-
-/// Metrics each stage can be judged on by itself.
-fn judged_per_stage(metric: &str) -> bool {
-    [
-        "iterations",
-        "succeeded",
-        "failed",
-        "timed_out",
-        "success_rate",
-        "error_rate",
-        "throughput",
-    ]
-    .contains(&metric)
-        || ["latency.", "service_time.", "errors.", "schedule."]
-            .iter()
-            .any(|p| metric.starts_with(p))
 }
 
 /// The stress suite: every stage judged on the thresholds (and on keeping to its schedule); the

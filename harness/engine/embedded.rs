@@ -3,6 +3,7 @@
 
 use url::Url;
 
+use super::error::TargetError;
 use crate::kinds::Embedded;
 use crate::plan::Endpoint;
 use crate::reference::{self, handoff::HandoffConfig, ws::WsConfig};
@@ -29,7 +30,7 @@ impl Reached {
 }
 
 /// The target's URL, starting the embedded reference target when the plan asks for one.
-pub async fn reach(endpoint: &Endpoint, seed: u64) -> Result<Reached, String> {
+pub async fn reach(endpoint: &Endpoint, seed: u64) -> Result<Reached, TargetError> {
     match endpoint {
         Endpoint::At { url, .. } => Ok(Reached {
             url: url.clone(),
@@ -40,9 +41,13 @@ pub async fn reach(endpoint: &Endpoint, seed: u64) -> Result<Reached, String> {
                 seed,
                 ..HandoffConfig::default()
             };
-            let running = reference::start_handoff(config)
-                .await
-                .map_err(|e| format!("cannot start the embedded reference handoff service: {e}"))?;
+            let running =
+                reference::start_handoff(config)
+                    .await
+                    .map_err(|source| TargetError::Embedded {
+                        which: "handoff service",
+                        source,
+                    })?;
             Ok(Reached {
                 url: running.url.clone(),
                 running: Some(running),
@@ -53,9 +58,13 @@ pub async fn reach(endpoint: &Endpoint, seed: u64) -> Result<Reached, String> {
                 seed,
                 ..WsConfig::default()
             };
-            let running = reference::start_ws(config).await.map_err(|e| {
-                format!("cannot start the embedded reference WebSocket server: {e}")
-            })?;
+            let running =
+                reference::start_ws(config)
+                    .await
+                    .map_err(|source| TargetError::Embedded {
+                        which: "WebSocket server",
+                        source,
+                    })?;
             Ok(Reached {
                 url: running.url.clone(),
                 running: Some(running),

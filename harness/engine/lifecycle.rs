@@ -137,7 +137,7 @@ async fn with_chaos_set<S: Session>(
 
     let interposed = match network::interpose(&plan.faults.network, url, plan.identity.seed).await {
         Ok(i) => i,
-        Err(why) => return early.ended(Stop::NotStarted(why), &before),
+        Err(why) => return early.ended(Stop::NotStarted(why.to_string()), &before),
     };
     let load_url = interposed.as_ref().map_or(url, |i| &i.url).clone();
     if let Some(what) = session.starting() {
@@ -145,7 +145,7 @@ async fn with_chaos_set<S: Session>(
     }
     let driver = match guarded(session.start(&load_url), signals, deadline).await {
         Ok(Ok(d)) => d,
-        Ok(Err(why)) => return early.ended(Stop::NotStarted(why), &before),
+        Ok(Err(why)) => return early.ended(Stop::NotStarted(why.to_string()), &before),
         Err(c) => return early.cut(c, &before),
     };
 
@@ -157,8 +157,17 @@ async fn with_chaos_set<S: Session>(
         i.start_clock(clock.t0);
     }
     session.beside(clock.t0);
-    let (running, stop) =
-        run_load(plan, url, observer, signals, driver, clock, before.clone()).await;
+    let side = session.recorders();
+    let (running, stop) = run_load(
+        plan,
+        url,
+        observer,
+        signals,
+        (driver, side),
+        clock,
+        before.clone(),
+    )
+    .await;
 
     let mut extras = before;
     let mut windows = running.recovery_report();

@@ -79,6 +79,8 @@ pub struct Running<'a> {
     pub plan: &'a RunPlan,
     pub url: &'a Url,
     recorders: Vec<Arc<Mutex<Recorder>>>,
+    /// The session's own recorders (connections, subscribers, probes), merged with the workers'.
+    side: Vec<Arc<Mutex<Recorder>>>,
     shape: Shape,
     timeline: Arc<Mutex<Timeline>>,
     live: Arc<Live>,
@@ -93,7 +95,13 @@ pub struct Running<'a> {
 }
 
 impl<'a> Running<'a> {
-    fn new(plan: &'a RunPlan, url: &'a Url, shape: Shape, clock: Clock, before: Extras) -> Self {
+    fn new(
+        plan: &'a RunPlan,
+        url: &'a Url,
+        (shape, side): (Shape, Vec<Arc<Mutex<Recorder>>>),
+        clock: Clock,
+        before: Extras,
+    ) -> Self {
         let stages = plan.load.judged_stages().len();
         let history = plan.judgement.invariants;
         let scheduled = plan.load.is_scheduled();
@@ -112,6 +120,7 @@ impl<'a> Running<'a> {
                     Arc::new(Mutex::new(r))
                 })
                 .collect(),
+            side,
             shape,
             timeline: Arc::new(Mutex::new(Timeline::new(plan.judgement.drift_window_s))),
             live: Arc::new(Live::default()),
@@ -149,7 +158,7 @@ impl<'a> Running<'a> {
             self.shape.recorded_names.len(),
             self.plan.load.judged_stages().len(),
         );
-        for r in &self.recorders {
+        for r in self.recorders.iter().chain(&self.side) {
             merged.absorb(&r.lock().unwrap_or_else(|p| p.into_inner()));
         }
         let timeline = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,14 +218,14 @@ impl<'a> Running<'a> {
     }
 }
 
-/// Runs the load with `driver`; returns the running state (for the caller's final snapshot) and why
-/// the load ended.
+/// Runs the load with `driver` (and the session's own recorders, `side`); returns the running state
+/// (for the caller's final snapshot) and why the load ended.
 pub async fn run_load<'a, D: Driver>(
     plan: &'a RunPlan,
     url: &'a Url,
     observer: &dyn Observer,
     signals: &Signals,
-    driver: Arc<D>,
+    (driver, side): (Arc<D>, Vec<Arc<Mutex<Recorder>>>),
     clock: Clock,
     before: Extras,
 ) -> (Running<'a>, Stop) {
@@ -227,12 +236,13 @@ pub async fn run_load<'a, D: Driver>(
             plan.identity.seed,
             i.rate,
             &i.kinds,
+            i.latency,
             schedule.planned(),
             shape.fault_points,
         ),
         None => FaultSchedule::default(),
     };
-    let mut running = Running::new(plan, url, shape, clock, before);
+    let mut running = Running::new(plan, url, (shape, side), clock, before);
     running.injected = faults.len() as u64;
     let control = Control::default();
     let pacer = if plan.load.is_scheduled() {

@@ -7,6 +7,7 @@
 
 pub mod assemble;
 pub mod embedded;
+pub mod error;
 pub mod lifecycle;
 pub mod load;
 pub mod network;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use self::assemble::{Extras, Snapshot, Stop, assemble};
+pub use self::error::{AdminError, TargetError};
 use self::load::Clock;
 use self::session::http::HttpSession;
 use self::session::ws::WsSession;
@@ -87,7 +89,7 @@ pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> R
                 Endpoint::At { url, .. } => url.clone(),
                 Endpoint::Start(e) => embedded::placeholder(*e),
             };
-            return not_started(plan, &url, why);
+            return not_started(plan, &url, why.to_string());
         }
     };
     observer.target(&target.url, plan.endpoint.embedded());

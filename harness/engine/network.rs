@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+use super::error::TargetError;
 use crate::proxy::{Epoch, Fault, Proxy, ProxyConfig};
 
 /// The proxy of a run, and the URL the load uses through it.
@@ -43,27 +44,14 @@ pub async fn interpose(
     faults: &[Fault],
     target: &Url,
     seed: u64,
-) -> Result<Option<Interposed>, String> {
+) -> Result<Option<Interposed>, TargetError> {
     if faults.is_empty() {
         return Ok(None);
     }
-    let host = target
-        .host_str()
-        .ok_or_else(|| format!("{target} has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = target
-        .port_or_known_default()
-        .ok_or_else(|| format!("{target} has no port"))?;
-    let upstream = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to no address"))?;
+    let upstream = crate::net::resolve(target).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| format!("cannot start the fault proxy: {e}"))?;
+        .map_err(TargetError::Proxy)?;
     let epoch = Epoch::new(Instant::now());
     let proxy = Proxy::start(
         listener,
@@ -75,11 +63,12 @@ pub async fn interpose(
             connect_timeout: Duration::from_secs(5),
         },
     )
-    .map_err(|e| format!("cannot start the fault proxy: {e}"))?;
+    .map_err(TargetError::Proxy)?;
     let mut url = target.clone();
-    url.set_host(Some("127.0.0.1"))
-        .map_err(|e| format!("cannot route {target} through the proxy: {e}"))?;
-    url.set_port(Some(proxy.addr.port()))
-        .map_err(|_| format!("cannot route {target} through the proxy"))?;
+    let route = || TargetError::Route {
+        url: target.clone(),
+    };
+    url.set_host(Some("127.0.0.1")).map_err(|_| route())?;
+    url.set_port(Some(proxy.addr.port())).map_err(|_| route())?;
     Ok(Some(Interposed { proxy, epoch, url }))
 }

@@ -5,35 +5,35 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::error::TargetError;
+
 /// How long the first connection may take.
 pub const CONNECT_WITHIN: Duration = Duration::from_secs(3);
 
 /// Opens (and closes) one TCP connection to the target.
-pub async fn check_reachable(url: &Url) -> Result<(), String> {
-    let host = url.host_str().ok_or_else(|| format!("{url} has no host"))?;
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| format!("{url} has no port and its scheme has no default one"))?;
+pub async fn check_reachable(url: &Url) -> Result<(), TargetError> {
+    let (host, port) = crate::net::host_port(url)?;
     let address = format!("{host}:{port}");
     let connect = async {
         let mut last = None;
-        for addr in tokio::net::lookup_host(&address)
-            .await
-            .map_err(|e| format!("cannot resolve {address}: {e}"))?
-        {
+        for addr in crate::net::resolve_all(url).await? {
             match tokio::net::TcpStream::connect(addr).await {
                 Ok(_) => return Ok(()),
-                Err(e) => last = Some(format!("cannot connect to {addr}: {e}")),
+                Err(source) => last = Some(TargetError::Connect { addr, source }),
             }
         }
-        Err(last.unwrap_or_else(|| format!("{address} resolves to no address")))
+        Err(
+            last.unwrap_or(TargetError::Net(crate::net::NetError::NoAddress {
+                address: address.clone(),
+            })),
+        )
     };
     match tokio::time::timeout(CONNECT_WITHIN, connect).await {
         Ok(result) => result,
-        Err(_) => Err(format!(
-            "no connection to {address} within {}s",
-            CONNECT_WITHIN.as_secs()
-        )),
+        Err(_) => Err(TargetError::ConnectTimeout {
+            address,
+            secs: CONNECT_WITHIN.as_secs(),
+        }),
     }
 }
 
@@ -54,6 +54,6 @@ mod tests {
         let err = check_reachable(&Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap())
             .await
             .unwrap_err();
-        assert!(err.contains("cannot connect"), "{err}");
+        assert!(err.to_string().contains("cannot connect"), "{err}");
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
+use super::error::AdminError;
 use crate::drivers::http::build_client;
 
 /// Route of the chaos controls on the reference targets (and any target that offers the same).
@@ -19,32 +20,43 @@ fn join(base: &Url, route: &str) -> String {
     format!("{}{route}", base.as_str().trim_end_matches('/'))
 }
 
-async fn call(method: reqwest::Method, url: String, body: Option<&Value>) -> Result<Value, String> {
-    let client = build_client(1).map_err(|e| e.to_string())?;
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    body: Option<&Value>,
+) -> Result<Value, AdminError> {
+    let client = build_client(1).map_err(AdminError::Client)?;
     let mut req = client.request(method.clone(), &url).timeout(ADMIN_TIMEOUT);
     if let Some(b) = body {
         req = req
             .header("content-type", "application/json")
             .body(b.to_string());
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("{method} {url}: {e}"))?;
+    let failed = |source| AdminError::Request {
+        method: method.clone(),
+        url: url.clone(),
+        source,
+    };
+    let resp = req.send().await.map_err(failed)?;
     let status = resp.status();
-    let text = resp
-        .text()
-        .await
-        .map_err(|e| format!("{method} {url}: {e}"))?;
+    let text = resp.text().await.map_err(failed)?;
     if !status.is_success() {
-        let clipped: String = text.chars().take(200).collect();
-        return Err(format!("{method} {url} answered {status}: {clipped}"));
+        return Err(AdminError::Status {
+            method,
+            url,
+            status,
+            body: text.chars().take(200).collect(),
+        });
     }
-    serde_json::from_str(&text).map_err(|e| format!("{method} {url} did not answer JSON: {e}"))
+    serde_json::from_str(&text).map_err(|source| AdminError::NotJson {
+        method,
+        url,
+        source,
+    })
 }
 
 /// Sets the target's chaos controls.
-pub async fn set_chaos(base: &Url, settings: &Value) -> Result<(), String> {
+pub async fn set_chaos(base: &Url, settings: &Value) -> Result<(), AdminError> {
     call(
         reqwest::Method::PUT,
         join(base, CHAOS_ROUTE),
@@ -55,13 +67,13 @@ pub async fn set_chaos(base: &Url, settings: &Value) -> Result<(), String> {
 }
 
 /// Turns the target's chaos off.
-pub async fn clear_chaos(base: &Url) -> Result<(), String> {
+pub async fn clear_chaos(base: &Url) -> Result<(), AdminError> {
     call(reqwest::Method::DELETE, join(base, CHAOS_ROUTE), None)
         .await
         .map(|_| ())
 }
 
 /// Reads the coordination state.
-pub async fn state(base: &Url) -> Result<Value, String> {
+pub async fn state(base: &Url) -> Result<Value, AdminError> {
     call(reqwest::Method::GET, join(base, STATE_ROUTE), None).await
 }

@@ -1,11 +1,17 @@
-//! In-process fault injection: which iterations get a fault, at which step, of which kind.
+//! In-process fault injection: which iterations get a fault, at which step, of which kind
+//! ([`FaultSchedule`]), and how a fault is applied to the work of an iteration ([`inject`]).
 //!
 //! The schedule is drawn once from the run's seed, so the same seed replays the same faults whatever
 //! the timing of the run. Exactly `round(failure_rate × iterations)` iterations are hit, and the hits
 //! cycle through the step positions (and, shifted each round, through the kinds), so that a run
 //! exercises rollback from every point of the procedure rather than wherever chance lands.
 
+pub mod inject;
+
+pub use inject::{Injected, inject};
+
 use std::collections::HashMap;
+use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::seq::index;
@@ -41,9 +47,12 @@ impl FaultKind {
 /// The fault one iteration gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultPlan {
-    /// Index into the procedure's steps.
+    /// The point it applies at: an index into the procedure's steps (0 for drivers with one action
+    /// per iteration).
     pub step: usize,
     pub kind: FaultKind,
+    /// What a `latency` fault adds.
+    pub latency: Duration,
 }
 
 /// Faults for every planned iteration, keyed by iteration index. Holds one entry per injected fault.
@@ -56,9 +65,17 @@ pub struct FaultSchedule {
 const FAULT_STREAM: u64 = 0xFA17_5EED;
 
 impl FaultSchedule {
-    /// Draws the schedule: `rate` of `iterations` iterations get one of `kinds`, at one of `steps`
-    /// points (a procedure's steps; 1 for drivers with one action per iteration).
-    pub fn draw(seed: u64, rate: f64, kinds: &[FaultKind], iterations: u64, steps: usize) -> Self {
+    /// Draws the schedule: `rate` of `iterations` iterations get one of `kinds` (a `latency` fault
+    /// adding `latency`), at one of `steps` points (a procedure's steps; 1 for drivers with one action
+    /// per iteration).
+    pub fn draw(
+        seed: u64,
+        rate: f64,
+        kinds: &[FaultKind],
+        latency: Duration,
+        iterations: u64,
+        steps: usize,
+    ) -> Self {
         if rate <= 0.0 || kinds.is_empty() || iterations == 0 || steps == 0 {
             return Self::default();
         }
@@ -79,7 +96,14 @@ impl FaultSchedule {
             .map(|(k, iteration)| {
                 let step = k % steps;
                 let kind = kinds[(k + k / steps) % kinds.len()];
-                (iteration, FaultPlan { step, kind })
+                (
+                    iteration,
+                    FaultPlan {
+                        step,
+                        kind,
+                        latency,
+                    },
+                )
             })
             .collect();
         Self { plans }
@@ -111,7 +135,7 @@ mod tests {
 
     #[test]
     fn hits_the_rate_exactly_and_covers_every_step_and_kind() {
-        let s = FaultSchedule::draw(7, 0.1, &KINDS, 80, 4);
+        let s = FaultSchedule::draw(7, 0.1, &KINDS, Duration::ZERO, 80, 4);
         assert_eq!(s.len(), 8);
         let plans: Vec<FaultPlan> = (0..80).filter_map(|i| s.for_iteration(i)).collect();
         for step in 0..4 {
@@ -139,9 +163,9 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
-        let a = FaultSchedule::draw(42, 0.25, &KINDS, 100, 3);
-        let b = FaultSchedule::draw(42, 0.25, &KINDS, 100, 3);
-        let c = FaultSchedule::draw(43, 0.25, &KINDS, 100, 3);
+        let a = FaultSchedule::draw(42, 0.25, &KINDS, Duration::ZERO, 100, 3);
+        let b = FaultSchedule::draw(42, 0.25, &KINDS, Duration::ZERO, 100, 3);
+        let c = FaultSchedule::draw(43, 0.25, &KINDS, Duration::ZERO, 100, 3);
         let hits = |s: &FaultSchedule| {
             (0..100)
                 .filter(|i| s.for_iteration(*i).is_some())
@@ -153,7 +177,7 @@ mod tests {
 
     #[test]
     fn nothing_is_injected_without_faults() {
-        assert!(FaultSchedule::draw(1, 0.1, &[], 100, 4).is_empty());
-        assert!(FaultSchedule::draw(1, 0.0, &KINDS, 100, 4).is_empty());
+        assert!(FaultSchedule::draw(1, 0.1, &[], Duration::ZERO, 100, 4).is_empty());
+        assert!(FaultSchedule::draw(1, 0.0, &KINDS, Duration::ZERO, 100, 4).is_empty());
     }
 }

@@ -112,14 +112,21 @@ pub fn encode(h: &Hist) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Why an encoded histogram could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("not an HdrHistogram V2 serialisation: {0:?}")]
+    Histogram(hdrhistogram::serialization::DeserializeError),
+}
+
 /// Rebuilds a histogram from [`encode`]'s output.
-pub fn decode(text: &str) -> Result<Hist, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|e| format!("not base64: {e}"))?;
+pub fn decode(text: &str) -> Result<Hist, DecodeError> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim())?;
     let mut h: Hist = Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .map_err(|e| format!("not an HdrHistogram V2 serialisation: {e:?}"))?;
+        .map_err(DecodeError::Histogram)?;
     h.auto(true);
     Ok(h)
 }

@@ -1,10 +1,12 @@
-//! Measurement: latency histograms, per-worker recorders merged by addition, and the one-second
-//! timeline. Nothing here knows how iterations are paced or what a target is.
+//! Measurement: latency histograms, per-worker recorders merged by addition (connection statistics
+//! among them), and the one-second timeline. Nothing here knows how iterations are paced or what a target is.
 
+pub mod connections;
 pub mod histogram;
 pub mod recorder;
 pub mod timeline;
 
+pub use connections::ConnectionStats;
 pub use histogram::{Hist, LatencySummary};
 pub use recorder::{ErrorCount, Recorder, Timing, Totals};
 pub use timeline::{Drift, Timeline, TimelineRow};

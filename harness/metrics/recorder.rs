@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::connections::ConnectionStats;
 use super::histogram::{Hist, merge, new_histogram, record, record_millis};
 use crate::iteration::{IterationReport, Outcome};
 use crate::taxonomy::ErrorKind;
@@ -145,6 +146,8 @@ pub struct Recorder {
     /// [`MAX_HISTORY`] per worker.
     pub history: Vec<crate::invariants::Ack>,
     keep_history: bool,
+    /// What WebSocket connections did (absent until something is recorded).
+    pub connections: Option<Box<ConnectionStats>>,
 }
 
 /// Most acknowledged operations one worker keeps for the invariant check.
@@ -176,7 +179,13 @@ impl Recorder {
             track_service: true,
             history: Vec::new(),
             keep_history: false,
+            connections: None,
         }
+    }
+
+    /// The connection statistics, to record into.
+    pub fn connections(&mut self) -> &mut ConnectionStats {
+        self.connections.get_or_insert_with(Box::default)
     }
 
     /// A recorder that keeps the history of acknowledged operations (concurrency runs).
@@ -277,6 +286,9 @@ impl Recorder {
     /// Adds another recorder's measurements into this one (the current-second data excepted).
     pub fn absorb(&mut self, o: &Recorder) {
         self.totals.add(&o.totals);
+        if let Some(c) = &o.connections {
+            self.connections().absorb(c);
+        }
         self.history.extend(o.history.iter().cloned());
         merge(&mut self.latency, &o.latency);
         merge(&mut self.service, &o.service);

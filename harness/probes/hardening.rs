@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{WsEnv, json_escaped};
+use super::{ProbeError, WsEnv, json_escaped};
 use crate::drivers::ws::conn::{Conn, Reply};
 use crate::result::CheckResult;
 use crate::scenario::websocket::HardeningProbe;
@@ -44,7 +44,7 @@ fn id(env: &WsEnv, what: &str) -> String {
 }
 
 /// An echo frame of exactly `size` bytes, padding its `{{payload}}`.
-fn echo_of_size(env: &WsEnv, cid: &str, size: usize) -> Result<String, String> {
+fn echo_of_size(env: &WsEnv, cid: &str, size: usize) -> Result<String, ProbeError> {
     let render = |payload: &str| -> String {
         let (id, p) = (
             serde_json::Value::String(cid.into()),
@@ -68,12 +68,10 @@ fn echo_of_size(env: &WsEnv, cid: &str, size: usize) -> Result<String, String> {
     let empty = render("").len();
     let per_char = render("x").len().saturating_sub(empty);
     if per_char == 0 {
-        return Err("the echo template has no {{payload}} to pad".into());
+        return Err(ProbeError::NoPayload);
     }
     if size < empty || !(size - empty).is_multiple_of(per_char) {
-        return Err(format!(
-            "cannot make an echo frame of exactly {size} bytes from the template ({empty} bytes empty)"
-        ));
+        return Err(ProbeError::Size { size, empty });
     }
     Ok(render(&"x".repeat((size - empty) / per_char)))
 }
@@ -100,17 +98,17 @@ async fn sizes(env: &WsEnv, p: &HardeningProbe) -> Vec<CheckResult> {
         let frame = match echo_of_size(env, &cid, size) {
             Ok(f) => f,
             Err(e) => {
-                out.push(CheckResult::new(name, false, e));
+                out.push(CheckResult::new(name, false, e.to_string()));
                 continue;
             }
         };
         let reply = env.send_text(&conn, &cid, |_| frame, WAIT).await;
         let over = size > limit;
         out.push(match (over, reply) {
-            (false, Ok(Some(Reply::Answer(_)))) => {
+            (false, Some(Reply::Answer(_))) => {
                 CheckResult::new(name, true, format!("a {size}-byte message was answered"))
             }
-            (true, Ok(Some(Reply::Closed(c)))) if c.code == Some(p.size_close_code) => {
+            (true, Some(Reply::Closed(c))) if c.code == Some(p.size_close_code) => {
                 CheckResult::new(
                     name,
                     true,
@@ -120,7 +118,7 @@ async fn sizes(env: &WsEnv, p: &HardeningProbe) -> Vec<CheckResult> {
                     ),
                 )
             }
-            (true, Ok(Some(Reply::Answer(_)))) => CheckResult::new(
+            (true, Some(Reply::Answer(_))) => CheckResult::new(
                 name,
                 false,
                 format!("a {size}-byte message was accepted, though the limit is {limit} bytes"),
@@ -144,13 +142,12 @@ async fn sizes(env: &WsEnv, p: &HardeningProbe) -> Vec<CheckResult> {
     out
 }
 
-fn describe(reply: &Result<Option<Reply>, String>) -> String {
+fn describe(reply: &Option<Reply>) -> String {
     match reply {
-        Ok(Some(Reply::Answer(_))) => "was answered".into(),
-        Ok(Some(Reply::Rejected { frame, .. })) => format!("was refused ({frame})"),
-        Ok(Some(Reply::Closed(c))) => format!("ended the connection ({c})"),
-        Ok(None) => "got no answer".into(),
-        Err(e) => e.clone(),
+        Some(Reply::Answer(_)) => "was answered".into(),
+        Some(Reply::Rejected { frame, .. }) => format!("was refused ({frame})"),
+        Some(Reply::Closed(c)) => format!("ended the connection ({c})"),
+        None => "got no answer".into(),
     }
 }
 
@@ -165,7 +162,7 @@ async fn refusals(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
     for (i, text) in p.malformed.iter().enumerate() {
         let cid = id(env, &format!("malformed-{i}"));
         let reply = env.send_text(&conn, &cid, |_| text.clone(), WAIT).await;
-        if !matches!(reply, Ok(Some(Reply::Rejected { .. }))) {
+        if !matches!(reply, Some(Reply::Rejected { .. })) {
             problems.push(format!("{text:?} {}", describe(&reply)));
         }
     }
@@ -182,21 +179,23 @@ async fn refusals(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
         ),
         (_, after) => {
             if let Err(e) = after {
-                problems.push(e);
+                problems.push(e.to_string());
             }
             CheckResult::new(name, false, problems.join("; "))
         }
     }
 }
 
-async fn still_answers(env: &WsEnv, conn: &Conn) -> Result<(), String> {
+async fn still_answers(env: &WsEnv, conn: &Conn) -> Result<(), ProbeError> {
     let cid = id(env, "after");
     match env
         .ask(conn, &env.shared.protocol.echo, &cid, "", "", WAIT)
         .await
     {
-        Ok(Some(Reply::Answer(_))) => Ok(()),
-        other => Err(format!("afterwards, a valid echo {}", describe(&other))),
+        Some(Reply::Answer(_)) => Ok(()),
+        other => Err(ProbeError::NotAnswering {
+            what: describe(&other),
+        }),
     }
 }
 
@@ -211,7 +210,7 @@ async fn unknown_type(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
     let after = still_answers(env, &conn).await;
     conn.close().await;
     match (&reply, after) {
-        (Ok(Some(Reply::Rejected { .. })), Ok(())) => CheckResult::new(
+        (Some(Reply::Rejected { .. }), Ok(())) => CheckResult::new(
             name,
             true,
             "a message of an unknown type was refused with an error frame",
@@ -247,7 +246,7 @@ async fn invalid_paths(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
                 WAIT,
             )
             .await;
-        if !matches!(reply, Ok(Some(Reply::Rejected { .. }))) {
+        if !matches!(reply, Some(Reply::Rejected { .. })) {
             accepted.push(format!("{:?} {}", shorten(path), describe(&reply)));
         }
     }
@@ -287,11 +286,11 @@ async fn normalisation(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
             )
             .await;
         let answer = match &reply {
-            Ok(Some(Reply::Answer(frame))) => Reply::json(frame),
+            Some(Reply::Answer(frame)) => Reply::json(frame),
             _ => None,
         };
         match &reply {
-            Ok(Some(Reply::Answer(_)))
+            Some(Reply::Answer(_))
                 if answer
                     .as_ref()
                     .is_some_and(|f| protocol.subscribed.matches(f)) =>

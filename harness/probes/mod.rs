@@ -17,6 +17,33 @@ use url::Url;
 use crate::config::template::Template;
 use crate::drivers::ws::FrameVars;
 use crate::drivers::ws::conn::{self, Conn, Reply, Shared};
+use crate::drivers::ws::stats::{Tally, note};
+
+/// Why a probe could not do what it needed to.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Connect(#[from] conn::ConnectError),
+    #[error("cannot make a URL of {base} and {path}: {source}")]
+    Url {
+        base: Url,
+        path: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("the echo template has no {{{{payload}}}} to pad")]
+    NoPayload,
+    #[error(
+        "cannot make an echo frame of exactly {size} bytes from the template ({empty} bytes empty)"
+    )]
+    Size { size: usize, empty: usize },
+    #[error("afterwards, a valid echo {what}")]
+    NotAnswering { what: String },
+    #[error("the slow consumer {what}")]
+    SlowConsumer { what: String },
+}
 
 /// Where and how the probes talk to a WebSocket endpoint.
 pub struct WsEnv {
@@ -25,20 +52,27 @@ pub struct WsEnv {
     pub run_id: String,
     pub shared: Arc<Shared>,
     pub connect_timeout: Duration,
+    /// Where the probes' connections record what they do.
+    pub tally: Tally,
 }
 
 impl WsEnv {
     /// Opens a connection of the probe's own (counted with the run's connections).
-    pub async fn open(&self, id: u32) -> Result<Conn, String> {
-        let (ws, took) = conn::open(&self.url, self.addr, self.connect_timeout, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.shared.stats.handshake(took);
-        Ok(Conn::start(ws, id, Arc::clone(&self.shared), None, None))
+    pub async fn open(&self, id: u32) -> Result<Conn, ProbeError> {
+        let (ws, took) = conn::open(&self.url, self.addr, self.connect_timeout, None).await?;
+        note(&self.tally, |c| c.handshake(took));
+        Ok(Conn::start(
+            ws,
+            id,
+            Arc::clone(&self.shared),
+            None,
+            None,
+            Arc::clone(&self.tally),
+        ))
     }
 
     /// Sends `template` (rendered with `id` and the given path and payload) and waits up to `wait`
-    /// for its reply; `None` when none came.
+    /// for its reply; `None` when none came (a connection that closed first is a reply).
     pub async fn ask(
         &self,
         conn: &Conn,
@@ -47,7 +81,7 @@ impl WsEnv {
         path: &str,
         payload: &str,
         wait: Duration,
-    ) -> Result<Option<Reply>, String> {
+    ) -> Option<Reply> {
         let (id_v, path_v, payload_v) = (
             Value::String(id.to_string()),
             Value::String(path.to_string()),
@@ -80,16 +114,16 @@ impl WsEnv {
         id: &str,
         text: impl FnOnce(u64) -> String,
         wait: Duration,
-    ) -> Result<Option<Reply>, String> {
-        let rx = match conn.request(id, &self.shared.stats, text).await {
+    ) -> Option<Reply> {
+        let rx = match conn.request(id, text).await {
             Ok(rx) => rx,
-            Err(closed) => return Ok(Some(Reply::Closed(closed))),
+            Err(closed) => return Some(Reply::Closed(closed)),
         };
         match tokio::time::timeout(wait, conn.wait(rx)).await {
-            Ok(reply) => Ok(Some(reply)),
+            Ok(reply) => Some(reply),
             Err(_) => {
                 conn.forget(id);
-                Ok(None)
+                None
             }
         }
     }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 use url::Url;
 
-use super::WsEnv;
+use super::{ProbeError, WsEnv};
 use crate::drivers::ws::conn::Reply;
 use crate::result::ws::{RateSample, RetryAfter};
 use crate::result::{CheckResult, RateLimitMetrics};
@@ -226,7 +226,7 @@ pub fn check(m: &RateLimitMetrics) -> CheckResult {
 }
 
 /// Runs the probe against a WebSocket endpoint, on a connection of its own.
-pub async fn probe_ws(env: &WsEnv, p: &RateLimitProbe) -> Result<RateLimitMetrics, String> {
+pub async fn probe_ws(env: &WsEnv, p: &RateLimitProbe) -> Result<RateLimitMetrics, ProbeError> {
     let conn = env.open(u32::MAX).await?;
     tokio::time::sleep(p.idle).await;
     let protocol = &env.shared.protocol;
@@ -242,7 +242,7 @@ pub async fn probe_ws(env: &WsEnv, p: &RateLimitProbe) -> Result<RateLimitMetric
         let cid = format!("{}-rl-{i}", env.run_id);
         let id = Value::String(cid.clone());
         let sent = conn
-            .request(&cid, &env.shared.stats, |seq| {
+            .request(&cid, |seq| {
                 let seq = Value::from(seq);
                 protocol
                     .echo
@@ -298,15 +298,17 @@ pub async fn probe_http(
     base: &Url,
     p: &RateLimitProbe,
     timeout: Duration,
-) -> Result<RateLimitMetrics, String> {
-    let url = base
-        .join(&p.path)
-        .map_err(|e| format!("cannot make a URL of {base} and {}: {e}", p.path))?;
+) -> Result<RateLimitMetrics, ProbeError> {
+    let url = base.join(&p.path).map_err(|source| ProbeError::Url {
+        base: base.clone(),
+        path: p.path.clone(),
+        source,
+    })?;
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .pool_max_idle_per_host(p.burst_size as usize)
         .build()
-        .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        .map_err(ProbeError::Client)?;
     tokio::time::sleep(p.idle).await;
     let t0 = Instant::now();
     let mut tasks = JoinSet::new();

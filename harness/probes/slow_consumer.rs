@@ -15,9 +15,10 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::WsEnv;
+use super::{ProbeError, WsEnv};
 use crate::drivers::ws::FrameVars;
 use crate::drivers::ws::conn::{self, Conn, Reply};
+use crate::drivers::ws::stats::note;
 use crate::metrics::histogram::{self, Hist};
 use crate::metrics::{LatencySummary, TimelineRow};
 use crate::result::CheckResult;
@@ -77,7 +78,7 @@ pub async fn probe(
     let stalled = match stall(&env, &path).await {
         Ok(s) => s,
         Err(e) => {
-            outcome.error = Some(e);
+            outcome.error = Some(e.to_string());
             return outcome;
         }
     };
@@ -123,7 +124,8 @@ type Sink = futures_util::stream::SplitSink<conn::Stream, Message>;
 type Unread = futures_util::stream::SplitStream<conn::Stream>;
 
 /// Opens the connection that will stop reading, subscribes it, and returns its halves.
-async fn stall(env: &WsEnv, path: &str) -> Result<(Sink, Unread), String> {
+async fn stall(env: &WsEnv, path: &str) -> Result<(Sink, Unread), ProbeError> {
+    let failed = |what: String| ProbeError::SlowConsumer { what };
     let (ws, took) = conn::open(
         &env.url,
         env.addr,
@@ -131,8 +133,8 @@ async fn stall(env: &WsEnv, path: &str) -> Result<(Sink, Unread), String> {
         Some(STALLED_RECV_BUFFER),
     )
     .await
-    .map_err(|e| format!("could not open the slow consumer's connection: {e}"))?;
-    env.shared.stats.handshake(took);
+    .map_err(|e| failed(format!("could not open its connection: {e}")))?;
+    note(&env.tally, |c| c.handshake(took));
     let (mut sink, mut stream) = ws.split();
     let protocol = &env.shared.protocol;
     let cid = format!("{}-slow-sub", env.run_id);
@@ -155,13 +157,15 @@ async fn stall(env: &WsEnv, path: &str) -> Result<(Sink, Unread), String> {
         .unwrap_or_default();
     sink.send(Message::text(frame))
         .await
-        .map_err(|e| format!("could not subscribe the slow consumer: {e}"))?;
+        .map_err(|e| failed(format!("could not subscribe: {e}")))?;
     let deadline = tokio::time::Instant::now() + env.connect_timeout;
     loop {
         let next = tokio::time::timeout_at(deadline, stream.next())
             .await
             .map_err(|_| {
-                format!("no acknowledgement of the slow consumer's subscription to {path}")
+                failed(format!(
+                    "got no acknowledgement of its subscription to {path}"
+                ))
             })?;
         match next {
             Some(Ok(Message::Text(t))) => {
@@ -170,11 +174,11 @@ async fn stall(env: &WsEnv, path: &str) -> Result<(Sink, Unread), String> {
                     return Ok((sink, stream));
                 }
                 if protocol.rejection.matches(&v) {
-                    return Err(format!("the slow consumer's subscription was refused: {t}"));
+                    return Err(failed(format!("had its subscription refused: {t}")));
                 }
             }
             Some(Ok(_)) => {}
-            _ => return Err("the slow consumer's connection closed while subscribing".into()),
+            _ => return Err(failed("lost its connection while subscribing".into())),
         }
     }
 }
@@ -215,14 +219,14 @@ async fn publish(
             )
             .await;
         match reply {
-            Ok(Some(Reply::Answer(_))) => {
+            Some(Reply::Answer(_)) => {
                 published.fetch_add(1, Ordering::Relaxed);
                 histogram::record(
                     &mut acks.lock().unwrap_or_else(|p| p.into_inner()),
                     sent.elapsed(),
                 );
             }
-            Ok(Some(Reply::Closed(_))) | Err(_) => break,
+            Some(Reply::Closed(_)) => break,
             _ => {}
         }
     }

@@ -37,6 +37,24 @@ impl Procedure {
         !self.rollbacks.is_empty()
     }
 
+    /// What the metric catalogue needs to know of it.
+    pub fn facts(&self) -> crate::thresholds::ProcedureFacts {
+        crate::thresholds::ProcedureFacts {
+            steps: self.steps.iter().map(|s| s.id.clone()).collect(),
+            rules: self.rules.iter().map(|r| r.id.clone()).collect(),
+            records: self
+                .recorded_metrics()
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+            has_rollbacks: self.has_rollbacks(),
+            has_warnings: self
+                .rules
+                .iter()
+                .any(|r| r.severity >= super::Severity::Medium),
+        }
+    }
+
     /// Every request the procedure can send: setup, steps, rollback steps and verifications.
     pub fn requests(&self) -> impl Iterator<Item = &RequestTemplate> {
         self.setup

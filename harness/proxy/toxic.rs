@@ -388,10 +388,10 @@ impl Fault {
     }
 
     /// Parses the command line's `NAME=VALUE,KEY=VALUE…`, e.g. `latency=200ms,jitter=50ms` or `down,from=5s,until=10s`.
-    pub fn parse_spec(spec: &str) -> Result<Self, String> {
+    pub fn parse_spec(spec: &str) -> Result<Self, SpecError> {
         let mut parts = spec.split(',').map(str::trim).filter(|p| !p.is_empty());
         let Some(first) = parts.next() else {
-            return Err("an empty toxic; write e.g. latency=200ms,jitter=50ms".into());
+            return Err(SpecError::Empty);
         };
         let (name, first_value) = match first.split_once('=') {
             Some((n, v)) => (n.trim(), Some(v.trim())),
@@ -406,16 +406,17 @@ impl Fault {
                 "slow_close" | "slicer" => "delay",
                 "timeout" | "reset_peer" => "timeout",
                 "limit_data" => "bytes",
-                "down" => return Err("`down` takes no value; write `down` alone".into()),
+                "down" => return Err(SpecError::DownTakesNoValue),
                 // Not a toxic: the error below names the nearest one.
                 _ => "toxic",
             };
             params.push((key.to_string(), v.to_string()));
         }
         for p in parts {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| format!("`{p}` in `{spec}`: write KEY=VALUE"))?;
+            let (k, v) = p.split_once('=').ok_or_else(|| SpecError::NotKeyValue {
+                part: p.to_string(),
+                spec: spec.to_string(),
+            })?;
             params.push((k.trim().to_string(), v.trim().to_string()));
         }
         Fault::from_params(name, params.iter().map(|(k, _)| k.as_str()), |key| {
@@ -425,13 +426,29 @@ impl Fault {
                 .map(|(_, v)| v.clone())
         })
         .map_err(|errors| {
-            errors
-                .iter()
-                .map(|e| format!("{}: {} — {}", e.key, e.message, e.hint))
-                .collect::<Vec<_>>()
-                .join("; ")
+            SpecError::Invalid(
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {} — {}", e.key, e.message, e.hint))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })
     }
+}
+
+/// Why a `--toxic` spec could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("an empty toxic; write e.g. latency=200ms,jitter=50ms")]
+    Empty,
+    #[error("`down` takes no value; write `down` alone")]
+    DownTakesNoValue,
+    #[error("`{part}` in `{spec}`: write KEY=VALUE")]
+    NotKeyValue { part: String, spec: String },
+    /// Every problem of its keys, `key: what — how`, joined by `; `.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[cfg(test)]
@@ -469,13 +486,19 @@ mod tests {
 
     #[test]
     fn mistakes_name_the_key() {
-        let e = Fault::parse_spec("latncy=1s").unwrap_err();
+        let e = Fault::parse_spec("latncy=1s").unwrap_err().to_string();
         assert!(e.contains("did you mean `latency`"), "{e}");
-        let e = Fault::parse_spec("latency=1s,rate=5").unwrap_err();
+        let e = Fault::parse_spec("latency=1s,rate=5")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("rate: a latency toxic has no `rate`"), "{e}");
-        let e = Fault::parse_spec("down,from=10s,until=5s").unwrap_err();
+        let e = Fault::parse_spec("down,from=10s,until=5s")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("until"), "{e}");
-        let e = Fault::parse_spec("slicer=1ms,average_size=8B,size_variation=8B").unwrap_err();
+        let e = Fault::parse_spec("slicer=1ms,average_size=8B,size_variation=8B")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("size_variation"), "{e}");
         assert!(Fault::parse_spec("down,toxicity=0.5").is_err());
     }

@@ -30,7 +30,7 @@ pub struct Line {
 
 /// Draws `f` on a fresh SVG canvas and returns the markup.
 fn svg(
-    f: impl FnOnce(&DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
+    f: impl FnOnce(&DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<(), DrawError>,
 ) -> Option<String> {
     let mut out = String::new();
     {
@@ -42,8 +42,12 @@ fn svg(
     Some(out)
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("{e:?}")
+/// Plotters could not draw a chart; the chart is then left out of the report.
+#[derive(Debug)]
+struct DrawError;
+
+fn err<E>(_: E) -> DrawError {
+    DrawError
 }
 
 fn upper(points: impl Iterator<Item = f64>) -> f64 {
@@ -108,7 +112,7 @@ fn axes<'a, 'b: 'a>(
     x: std::ops::Range<f64>,
     ymax: f64,
     x_labels: u32,
-) -> Result<Chart<'a, 'b>, String> {
+) -> Result<Chart<'a, 'b>, DrawError> {
     ChartBuilder::on(root)
         .caption(title, (FONT, 15))
         .margin(10)
@@ -118,7 +122,7 @@ fn axes<'a, 'b: 'a>(
         .map_err(err)
 }
 
-fn draw_lines<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, lines: &[&Line]) -> Result<(), String> {
+fn draw_lines<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, lines: &[&Line]) -> Result<(), DrawError> {
     for line in lines {
         let style = ShapeStyle::from(&line.color).stroke_width(2);
         let color = line.color;
@@ -142,7 +146,7 @@ fn draw_lines<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, lines: &[&Line]) -> Result<
     Ok(())
 }
 
-fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), String> {
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), DrawError> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)

@@ -5,7 +5,7 @@
 use minijinja::value::Serde;
 use serde::Serialize;
 
-use super::view::Pair;
+use super::rows::Pair;
 use super::{Exporter, ReportError};
 use crate::result::{RunResult, Status};
 

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod rows;
 pub mod view;
 pub mod ws_view;
 

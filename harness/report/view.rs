@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::metrics::LatencySummary;
+use super::rows::{LatencyRow, Pair, latency_row, ms, pair, pct};
 use crate::result::{RunResult, Status, format_value};
 
 #[derive(Debug, Serialize)]
@@ -46,38 +46,12 @@ pub struct ReportView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Pair {
-    pub key: String,
-    pub value: String,
-}
-
-pub(super) fn pair(key: impl Into<String>, value: impl Into<String>) -> Pair {
-    Pair {
-        key: key.into(),
-        value: value.into(),
-    }
-}
-
-#[derive(Debug, Serialize)]
 pub struct VerdictRow {
     pub metric: String,
     pub condition: String,
     pub actual: String,
     pub passed: bool,
     pub note: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct LatencyRow {
-    pub name: String,
-    pub count: u64,
-    pub min: String,
-    pub p50: String,
-    pub p90: String,
-    pub p95: String,
-    pub p99: String,
-    pub p999: String,
-    pub max: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,28 +123,6 @@ pub fn steps_in_order(
     let mut steps: Vec<_> = r.metrics.steps.iter().collect();
     steps.sort_by_key(|(_, s)| s.index);
     steps.into_iter()
-}
-
-pub(super) fn ms(v: f64) -> String {
-    format_value("duration", v)
-}
-
-pub(super) fn pct(v: Option<f64>) -> String {
-    v.map_or("—".into(), |v| format_value("ratio", v))
-}
-
-pub(super) fn latency_row(name: &str, s: &LatencySummary) -> LatencyRow {
-    LatencyRow {
-        name: name.to_string(),
-        count: s.count,
-        min: ms(s.min),
-        p50: ms(s.p50),
-        p90: ms(s.p90),
-        p95: ms(s.p95),
-        p99: ms(s.p99),
-        p999: ms(s.p999),
-        max: ms(s.max),
-    }
 }
 
 impl ReportView {

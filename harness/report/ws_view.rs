@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::view::{LatencyRow, Pair, latency_row, ms, pair, pct};
+use super::rows::{LatencyRow, Pair, latency_row, ms, pair, pct};
 use crate::result::{RunResult, format_value};
 
 #[derive(Debug, Serialize)]

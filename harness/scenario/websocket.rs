@@ -123,6 +123,15 @@ impl Probes {
         self.rate_limit.is_some() || self.hardening.is_some() || self.slow_consumer.is_some()
     }
 
+    /// What the metric catalogue needs to know of them.
+    pub fn facts(&self) -> crate::thresholds::ProbeFacts {
+        crate::thresholds::ProbeFacts {
+            rate_limit: self.rate_limit.is_some(),
+            hardening: self.hardening.is_some(),
+            slow_consumer: self.slow_consumer.is_some(),
+        }
+    }
+
     /// Longest time the probes that run before the load may take.
     pub fn time_before_load(&self) -> Duration {
         let rate = self.rate_limit.as_ref().map_or(Duration::ZERO, |r| {

@@ -9,9 +9,8 @@
 use std::collections::BTreeMap;
 
 use super::Threshold;
-use crate::metrics::LatencySummary;
-use crate::result::{Metrics, ResultTotals, StageResult, Verdict};
-use crate::thresholds::metrics::STATS;
+use super::catalogue::CATALOGUE;
+use crate::result::{RunResult, StageResult, Verdict};
 
 /// Metric values by threshold name.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,163 +36,20 @@ impl Values {
         self.0.iter()
     }
 
-    fn summary(&mut self, prefix: &str, s: Option<&LatencySummary>) {
-        if let Some(s) = s {
-            for stat in STATS {
-                if let Some(v) = s.stat(stat) {
-                    self.set(format!("{prefix}.{stat}"), v);
-                }
-            }
-        }
-    }
-
-    fn totals(&mut self, t: &ResultTotals) {
-        self.set("iterations", t.iterations as f64);
-        self.set("succeeded", t.succeeded as f64);
-        self.set("failed", t.failed as f64);
-        self.set("timed_out", t.timed_out as f64);
-        if t.iterations > 0 {
-            self.set("success_rate", t.succeeded as f64 / t.iterations as f64);
-            self.set("error_rate", t.failed as f64 / t.iterations as f64);
-        }
-    }
-
-    fn errors(&mut self, errors: &BTreeMap<String, u64>) {
-        let mut validation = 0;
-        for (k, v) in errors {
-            self.set(format!("errors.{k}"), *v as f64);
-            if k.starts_with("validation.") {
-                validation += v;
-            }
-        }
-        self.set("errors.validation", validation as f64);
-    }
-
-    fn ws(&mut self, ws: &crate::result::WsMetrics) {
-        self.set("ws.connections", ws.connections as f64);
-        self.set("ws.peak_connections", ws.peak_connections as f64);
-        self.set(
-            "ws.frames_without_correlation",
-            ws.frames_without_correlation as f64,
-        );
-        self.summary("ws.connect", ws.connect_ms.as_ref());
-        self.summary("ws.ping", ws.ping_ms.as_ref());
-        self.summary("ws.delivery", ws.delivery_ms.as_ref());
-        if let Some(rate) = ws.delivery_rate {
-            self.set("ws.delivery_rate", rate);
-        }
-        if let Some(d) = &ws.delivery {
-            self.set("ws.lost", d.lost as f64);
-            self.set("ws.duplicated", d.duplicated as f64);
-            self.set("ws.out_of_order", d.out_of_order as f64);
-            self.set("ws.unexpected", d.unexpected as f64);
-        }
-        if let Some(ms) = ws
-            .slow_consumer
-            .as_ref()
-            .and_then(|s| s.disconnected_after_ms)
-        {
-            self.set("slow_consumer.disconnect_time", ms);
-        }
-    }
-
-    /// Everything a whole run produced.
-    pub fn of_run(totals: &ResultTotals, m: &Metrics) -> Self {
+    /// Everything a whole run produced, each metric read as the catalogue says.
+    pub fn of_result(r: &RunResult) -> Self {
         let mut v = Values::default();
-        v.totals(totals);
-        if let Some(t) = m.throughput_per_s {
-            v.set("throughput", t);
-        }
-        v.summary("latency", m.latency_ms.as_ref());
-        v.summary("service_time", m.service_time_ms.as_ref());
-        v.errors(&m.errors);
-        for (id, step) in &m.steps {
-            v.summary(&format!("steps.{id}.latency"), Some(&step.latency_ms));
-        }
-        for (name, s) in &m.recorded {
-            v.summary(name, Some(s));
-        }
-        v.set("warnings", m.warnings.values().sum::<u64>() as f64);
-        if let Some(rb) = &m.rollback {
-            v.set("rollback.attempted", rb.attempted as f64);
-            v.set("rollback.succeeded", rb.succeeded as f64);
-            if let Some(rate) = rb.success_rate {
-                v.set("rollback.success_rate", rate);
-            }
-        }
-        if let Some(s) = &m.schedule {
-            v.set("schedule.late", s.late as f64);
-            v.set("schedule.on_time_rate", s.on_time_rate);
-        }
-        if let Some(bp) = m.stress.as_ref().and_then(|s| s.breaking_point.as_ref()) {
-            v.set("breaking_point.rate", bp.rate_per_s);
-        }
-        if let Some(inv) = &m.invariants {
-            v.set("invariants.violations", inv.violations as f64);
-        }
-        if let Some(ws) = &m.ws {
-            v.ws(ws);
-        }
-        if let Some(rl) = &m.rate_limit {
-            v.set("rate_limit.conforms", if rl.conforms { 1.0 } else { 0.0 });
-            if let Some(r) = rl.inferred_rate_per_s {
-                v.set("rate_limit.inferred_rate", r);
-            }
-            if let Some(b) = rl.inferred_burst {
-                v.set("rate_limit.inferred_burst", b);
-            }
-        }
-        if let Some(r) = &m.recovery {
-            // The slowest window decides; a window never recovered leaves no value (and the
-            // threshold fails with a note).
-            let worst = |f: fn(&crate::result::RecoveryWindow) -> Option<f64>| {
-                r.windows
-                    .iter()
-                    .map(f)
-                    .try_fold(0.0f64, |acc, v| v.map(|v| acc.max(v)))
-            };
-            if let Some(t) = worst(|w| w.time_to_recover_s) {
-                v.set("recovery.time", t * 1000.0);
-            }
-            if let Some(t) = worst(|w| w.time_to_first_success_s) {
-                v.set("recovery.time_to_first_success", t * 1000.0);
-            }
-            v.set(
-                "recovery.lost",
-                r.windows
-                    .iter()
-                    .map(|w| w.lost + w.messages_lost.unwrap_or(0))
-                    .sum::<u64>() as f64,
-            );
-        }
-        if let Some(d) = &m.drift {
-            if let Some(r) = d.p95_ratio {
-                v.set("drift.p95_ratio", r);
-            }
-            if let Some(c) = d.p95_change_ms {
-                v.set("drift.p95_change", c);
-            }
-            if let Some(c) = d.error_rate_change {
-                v.set("drift.error_rate_change", c);
-            }
+        for m in CATALOGUE {
+            (m.read)(r, &mut v);
         }
         v
     }
 
-    /// What one stage of a stepped load produced.
+    /// What one stage of a stepped load produced, for the metrics a stage can be judged on.
     pub fn of_stage(s: &StageResult) -> Self {
         let mut v = Values::default();
-        v.totals(&s.totals);
-        v.set("throughput", s.achieved_rate_per_s);
-        v.summary("latency", s.latency_ms.as_ref());
-        v.summary("service_time", s.service_time_ms.as_ref());
-        v.errors(&s.errors);
-        if s.totals.iterations > 0 {
-            v.set("schedule.late", s.late as f64);
-            v.set(
-                "schedule.on_time_rate",
-                1.0 - s.late as f64 / s.totals.iterations as f64,
-            );
+        for read in CATALOGUE.iter().filter_map(|m| m.stage) {
+            read(s, &mut v);
         }
         v
     }
@@ -255,8 +111,52 @@ fn no_data(metric: &str, values: &Values) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::RollbackMetrics;
+    use crate::kinds::LoadModel;
+    use crate::result::{
+        HistogramInfo, LoadInfo, Metrics, ResultTotals, RollbackMetrics, Shard, Status, TargetInfo,
+    };
     use crate::thresholds::{Condition, MetricKind};
+
+    /// The values of a result with these totals and metrics.
+    fn of_run(totals: &ResultTotals, metrics: &Metrics) -> Values {
+        Values::of_result(&RunResult {
+            schema_version: 1,
+            scenario: "s".into(),
+            description: String::new(),
+            suite: "reliability".into(),
+            seed: 1,
+            run_id: "r".into(),
+            status: Status::Passed,
+            reason: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_s: 1.0,
+            shard: Shard { index: 0, count: 1 },
+            target: TargetInfo {
+                kind: "http".into(),
+                url: "http://127.0.0.1:1/".into(),
+                embedded: None,
+                procedure: None,
+            },
+            load: LoadInfo {
+                model: LoadModel::Closed,
+                planned_iterations: totals.iterations,
+                concurrency: 1,
+                iteration_timeout_ms: 1000.0,
+                timeout_ms: 1000.0,
+                rate_per_s: None,
+                stages: Vec::new(),
+                faults: None,
+            },
+            totals: *totals,
+            metrics: metrics.clone(),
+            timeline: Vec::new(),
+            thresholds: Vec::new(),
+            checks: Vec::new(),
+            notes: Vec::new(),
+            histograms: HistogramInfo::default(),
+        })
+    }
 
     fn threshold(metric: &str, kind: MetricKind, cond: &str) -> Threshold {
         Threshold {
@@ -281,7 +181,7 @@ mod tests {
     fn verdicts_carry_the_actual_value() {
         let mut m = Metrics::default();
         m.errors.insert("validation.VR001".into(), 2);
-        let v = Values::of_run(&totals(98, 2), &m);
+        let v = of_run(&totals(98, 2), &m);
         let verdicts = judge(
             &[
                 threshold("success_rate", MetricKind::Ratio, ">= 0.99"),
@@ -305,7 +205,7 @@ mod tests {
     #[test]
     fn missing_data_fails_except_rollbacks_nobody_needed() {
         let mut m = Metrics::default();
-        let v = Values::of_run(&totals(10, 0), &m);
+        let v = of_run(&totals(10, 0), &m);
         let p95 = judge_one(&threshold("latency.p95", MetricKind::Duration, "< 1s"), &v);
         assert!(!p95.passed);
         assert_eq!(
@@ -320,7 +220,7 @@ mod tests {
             by_step: Default::default(),
             failures: vec![],
         });
-        let v = Values::of_run(&totals(10, 0), &m);
+        let v = of_run(&totals(10, 0), &m);
         let rb = judge_one(
             &threshold("rollback.success_rate", MetricKind::Ratio, ">= 0.9"),
             &v,
@@ -328,7 +228,7 @@ mod tests {
         assert!(rb.passed);
         assert_eq!(rb.actual, None);
 
-        let v = Values::of_run(&totals(0, 0), &Metrics::default());
+        let v = of_run(&totals(0, 0), &Metrics::default());
         let sr = judge_one(&threshold("success_rate", MetricKind::Ratio, ">= 0.9"), &v);
         assert!(!sr.passed);
         assert!(sr.note.unwrap().contains("no iteration completed"));

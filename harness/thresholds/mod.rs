@@ -2,15 +2,15 @@
 //! conditions against the kind of metric they name and says whether a measured value meets them;
 //! it does not measure anything.
 
+pub mod catalogue;
 pub mod evaluate;
-pub mod metrics;
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use metrics::{Lookup, MetricKind, RunShape};
+pub use catalogue::{Lookup, MetricKind, ProbeFacts, ProcedureFacts, RunShape};
 
 use crate::config::units::{self, UnitError, format_duration};
 

@@ -8,60 +8,74 @@ use super::vars::Vars;
 use crate::config::units::format_duration;
 use crate::procedure::Check;
 
+/// Why a response failed a check: what was found, against what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Mismatch(pub String);
+
+impl From<super::client::NotJson> for Mismatch {
+    fn from(e: super::client::NotJson) -> Self {
+        Mismatch(e.to_string())
+    }
+}
+
 /// `Ok` when the response passes; otherwise why not.
-pub fn evaluate(check: &Check, resp: &Response, vars: &Vars) -> Result<(), String> {
+pub fn evaluate(check: &Check, resp: &Response, vars: &Vars) -> Result<(), Mismatch> {
     match check {
         Check::Status(set) => {
             if set.contains(resp.status) {
                 Ok(())
             } else {
-                Err(format!("status {} is not {set}", resp.status))
+                Err(Mismatch(format!("status {} is not {set}", resp.status)))
             }
         }
         Check::MaxTime(limit) => {
             if resp.elapsed <= *limit {
                 Ok(())
             } else {
-                Err(format!(
+                Err(Mismatch(format!(
                     "response took {}, more than {}",
                     format_duration(resp.elapsed),
                     format_duration(*limit)
-                ))
+                )))
             }
         }
         Check::Exists { pointer, present } => {
             let found = resp.json()?.pointer(pointer).is_some();
             match (found, present) {
                 (true, true) | (false, false) => Ok(()),
-                (false, true) => Err(format!("{pointer} is missing from the response")),
-                (true, false) => Err(format!("{pointer} is present but should not be")),
+                (false, true) => Err(Mismatch(format!("{pointer} is missing from the response"))),
+                (true, false) => Err(Mismatch(format!("{pointer} is present but should not be"))),
             }
         }
         Check::Equals { pointer, value } => {
-            let expected = value.render(vars).map_err(|e| e.to_string())?;
+            let expected = value.render(vars).map_err(|e| Mismatch(e.to_string()))?;
             match resp.json()?.pointer(pointer) {
                 Some(actual) if json_eq(actual, &expected) => Ok(()),
-                Some(actual) => Err(format!(
+                Some(actual) => Err(Mismatch(format!(
                     "{pointer} is {}, expected {}",
                     show(actual),
                     show(&expected)
-                )),
-                None => Err(format!(
+                ))),
+                None => Err(Mismatch(format!(
                     "{pointer} is missing, expected {}",
                     show(&expected)
-                )),
+                ))),
             }
         }
         Check::InRange { pointer, min, max } => {
             let json = resp.json()?;
             let Some(actual) = json.pointer(pointer) else {
-                return Err(format!("{pointer} is missing from the response"));
+                return Err(Mismatch(format!("{pointer} is missing from the response")));
             };
             let Some(n) = actual.as_f64() else {
-                return Err(format!("{pointer} is {}, not a number", show(actual)));
+                return Err(Mismatch(format!(
+                    "{pointer} is {}, not a number",
+                    show(actual)
+                )));
             };
             if min.is_some_and(|lo| n < lo) || max.is_some_and(|hi| n > hi) {
-                Err(format!("{pointer} is {n}, outside {}", check))
+                Err(Mismatch(format!("{pointer} is {n}, outside {}", check)))
             } else {
                 Ok(())
             }
@@ -134,11 +148,11 @@ mod tests {
         assert!(evaluate(&eq("/owner", "'{{target}}'"), &r, &v).is_ok());
         assert!(evaluate(&eq("/n", "100.0"), &r, &v).is_ok(), "100 == 100.0");
         assert_eq!(
-            evaluate(&eq("/owner", "'x'"), &r, &v).unwrap_err(),
+            evaluate(&eq("/owner", "'x'"), &r, &v).unwrap_err().0,
             "/owner is \"agent-b\", expected \"x\""
         );
         assert_eq!(
-            evaluate(&eq("/nobody", "1"), &r, &v).unwrap_err(),
+            evaluate(&eq("/nobody", "1"), &r, &v).unwrap_err().0,
             "/nobody is missing, expected 1"
         );
         let exists = Check::Exists {
@@ -151,21 +165,23 @@ mod tests {
             min: Some(0.0),
             max: Some(50.0),
         };
-        assert!(evaluate(&range, &r, &v).unwrap_err().contains("outside"));
+        assert!(evaluate(&range, &r, &v).unwrap_err().0.contains("outside"));
         let status = Check::Status(StatusSet(vec![StatusMatch::Exact(201)]));
         assert_eq!(
-            evaluate(&status, &r, &v).unwrap_err(),
+            evaluate(&status, &r, &v).unwrap_err().0,
             "status 200 is not 201"
         );
         assert!(
             evaluate(&Check::MaxTime(Duration::from_millis(10)), &r, &v)
                 .unwrap_err()
+                .0
                 .contains("20ms")
         );
         let html = Response::new(200, b"<p>".to_vec(), Duration::ZERO);
         assert!(
             evaluate(&exists, &html, &v)
                 .unwrap_err()
+                .0
                 .contains("not JSON")
         );
     }

@@ -46,7 +46,15 @@ pub struct Response {
     pub body: Vec<u8>,
     /// From sending to the end of the body.
     pub elapsed: Duration,
-    json: OnceLock<Result<Value, String>>,
+    json: OnceLock<Result<Value, NotJson>>,
+}
+
+/// A response body that is not JSON, quoted for the error message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("response is not JSON ({why}): {body}")]
+pub struct NotJson {
+    pub why: String,
+    pub body: String,
 }
 
 impl Response {
@@ -60,11 +68,13 @@ impl Response {
     }
 
     /// The body as JSON, parsed once on first use.
-    pub fn json(&self) -> Result<&Value, String> {
+    pub fn json(&self) -> Result<&Value, NotJson> {
         self.json
             .get_or_init(|| {
-                serde_json::from_slice(&self.body)
-                    .map_err(|e| format!("response is not JSON ({e}): {}", quote(&self.body)))
+                serde_json::from_slice(&self.body).map_err(|e| NotJson {
+                    why: e.to_string(),
+                    body: quote(&self.body),
+                })
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -269,6 +279,6 @@ mod tests {
         let r = Response::new(500, b"boom\n\x07".to_vec(), Duration::ZERO);
         assert_eq!(r.describe(), "500 Internal Server Error: boom\\n\\u{7}");
         let r = Response::new(200, b"<html>".to_vec(), Duration::ZERO);
-        assert!(r.json().unwrap_err().starts_with("response is not JSON"));
+        assert!(r.json().unwrap_err().to_string().starts_with("response is not JSON"));
     }
 }

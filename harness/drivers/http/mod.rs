@@ -21,10 +21,9 @@ use url::Url;
 use self::client::{Effect, Request, Response, send};
 use self::vars::{Builtins, Vars};
 use super::{Driver, IterationContext, Timer};
-use crate::faults::FaultPlan;
+use crate::faults::{FaultPlan, Injected, inject};
 use crate::iteration::{Failure, IterationReport, Outcome, RecordedSample, StepSample};
 use crate::procedure::{Method, Procedure, RequestTarget, RequestTemplate, Severity, Step};
-use crate::scenario::FaultKind;
 use crate::taxonomy::ErrorKind;
 
 /// Longest pause between two attempts of a step.
@@ -39,8 +38,6 @@ pub struct HttpSettings {
     pub allow_remote: bool,
     /// Time a rollback gets, counted from when it starts.
     pub iteration_timeout: Duration,
-    /// Delay the `latency` fault adds.
-    pub fault_latency: Duration,
     /// Idle connections kept per host (about the number of workers).
     pub pool_size: usize,
 }
@@ -61,6 +58,15 @@ struct StepRun {
     latency: Duration,
     effect: Effect,
     result: Result<Response, Failure>,
+    /// An injected fault says to treat the response as failing a critical rule.
+    invalid: bool,
+}
+
+/// The failure of a step that an injected fault stopped.
+fn injected<T>(fault: &Injected<T>, step: &Step) -> Failure {
+    fault
+        .failure(Some(&step.id))
+        .unwrap_or_else(|| Failure::at(&step.id, ErrorKind::Injected, "injected fault"))
 }
 
 impl HttpDriver {
@@ -156,65 +162,60 @@ impl HttpDriver {
         })
     }
 
-    /// Runs one step: every attempt, with the fault planned for it (if any).
+    /// Runs step `index`: every attempt, under the iteration's fault when it falls on this step.
     async fn run_step(
+        &self,
+        (index, step): (usize, &Step),
+        vars: &Vars,
+        deadline: Instant,
+        fault: Option<FaultPlan>,
+        timer: &mut Timer,
+    ) -> StepRun {
+        let started = Instant::now();
+        let step_deadline = step
+            .timeout
+            .map_or(deadline, |t| (started + t).min(deadline));
+        let attempts = self.attempts(step, vars, deadline, timer);
+        let (effect, result, invalid) = match inject(fault, index, step_deadline, attempts).await {
+            Injected::Ran((effect, result)) => (effect, result, false),
+            Injected::Invalid((effect, result)) => (effect, result, true),
+            refused @ Injected::Refused => (Effect::None, Err(injected(&refused, step)), false),
+            withheld @ Injected::Withheld(_) => {
+                (Effect::Maybe, Err(injected(&withheld, step)), false)
+            }
+        };
+        StepRun {
+            latency: started.elapsed(),
+            effect,
+            result,
+            invalid,
+        }
+    }
+
+    /// Sends a step's request, retrying transient failures with backoff while time remains.
+    async fn attempts(
         &self,
         step: &Step,
         vars: &Vars,
         deadline: Instant,
-        fault: Option<FaultKind>,
         timer: &mut Timer,
-    ) -> StepRun {
-        let started = Instant::now();
-        let done = |effect, result| StepRun {
-            latency: started.elapsed(),
-            effect,
-            result,
-        };
+    ) -> (Effect, Result<Response, Failure>) {
         let fail = |kind, detail: String| Failure::at(&step.id, kind, detail);
-        if fault == Some(FaultKind::Latency) {
-            tokio::time::sleep_until(
-                (Instant::now() + self.settings.fault_latency)
-                    .min(deadline)
-                    .into(),
-            )
-            .await;
-        }
-        if fault == Some(FaultKind::Error) {
-            return done(
-                Effect::None,
-                Err(fail(
-                    ErrorKind::Injected,
-                    "injected error: the request was not sent".into(),
-                )),
-            );
-        }
         let req = match self.render(&step.request, vars, &step.id) {
             Ok(r) => r,
-            Err(f) => return done(Effect::None, Err(f)),
+            Err(f) => return (Effect::None, Err(f)),
         };
         let mut effect = Effect::None;
         let attempts = step.retries + 1;
-        for attempt in 0..attempts {
+        let mut attempt = 0;
+        loop {
             let attempt_deadline = step
                 .timeout
                 .map_or(deadline, |t| (Instant::now() + t).min(deadline));
-            if fault == Some(FaultKind::Timeout) {
-                let _ = send(&self.client, &req, attempt_deadline, timer).await;
-                tokio::time::sleep_until(attempt_deadline.into()).await;
-                return done(
-                    Effect::Maybe,
-                    Err(fail(
-                        ErrorKind::Injected,
-                        "injected timeout: the response was withheld until the step's time ran out"
-                            .into(),
-                    )),
-                );
-            }
             let (failure, transient) = match send(&self.client, &req, attempt_deadline, timer).await
             {
                 Ok(resp) if step.expect.contains(resp.status) => {
-                    return done(Effect::Applied, Ok(resp));
+                    return (Effect::Applied, Ok(resp));
                 }
                 Ok(resp) => {
                     let kind = match resp.status {
@@ -242,7 +243,7 @@ impl HttpDriver {
             };
             let backoff =
                 (Duration::from_millis(25) * 2u32.saturating_pow(attempt)).min(MAX_BACKOFF);
-            if !transient || attempt + 1 == attempts || Instant::now() + backoff >= deadline {
+            if !transient || attempt + 1 >= attempts || Instant::now() + backoff >= deadline {
                 let failure = if attempt > 0 {
                     Failure {
                         detail: format!("{} (after {} attempts)", failure.detail, attempt + 1),
@@ -251,11 +252,11 @@ impl HttpDriver {
                 } else {
                     failure
                 };
-                return done(effect, Err(failure));
+                return (effect, Err(failure));
             }
             tokio::time::sleep(backoff).await;
+            attempt += 1;
         }
-        unreachable!("the last attempt always returns")
     }
 
     /// Notes what a successful response of an `ack` step acknowledged.
@@ -305,7 +306,7 @@ fn capture(step: &Step, resp: &Response, vars: &mut Vars) -> Result<(), Failure>
     if step.captures.is_empty() {
         return Ok(());
     }
-    let json = resp.json().map_err(fail)?;
+    let json = resp.json().map_err(|e| fail(e.to_string()))?;
     for c in &step.captures {
         match json.pointer(&c.pointer) {
             Some(v) => vars.set(&c.variable, v.clone()),
@@ -343,7 +344,9 @@ impl Driver for HttpDriver {
             }
         };
         for s in &self.procedure.setup {
-            let run = self.run_step(s, &vars, ctx.deadline, None, timer).await;
+            let run = self
+                .run_step((0, s), &vars, ctx.deadline, None, timer)
+                .await;
             let outcome = run.result.and_then(|resp| {
                 self.recorded_values(s, &resp, &mut report.recorded);
                 capture(s, &resp, &mut vars)
@@ -362,11 +365,9 @@ impl Driver for HttpDriver {
         let mut high: Option<Failure> = None;
         let mut failed: Option<(usize, Failure)> = None;
         'steps: for (i, step) in steps.iter().enumerate() {
-            let fault = ctx
-                .fault
-                .filter(|f: &FaultPlan| f.step == i)
-                .map(|f| f.kind);
-            let run = self.run_step(step, &vars, ctx.deadline, fault, timer).await;
+            let run = self
+                .run_step((i, step), &vars, ctx.deadline, ctx.fault, timer)
+                .await;
             report.steps.push(StepSample {
                 step: i,
                 latency: run.latency,
@@ -381,9 +382,8 @@ impl Driver for HttpDriver {
             };
             self.recorded_values(step, &resp, &mut report.recorded);
             Self::acknowledged(step, &resp, &mut report.acks);
-            if fault == Some(FaultKind::Validation) {
-                let detail = "injected validation failure: the response is treated as failing a critical rule";
-                failed = Some((i, Failure::at(&step.id, ErrorKind::Injected, detail)));
+            if run.invalid {
+                failed = Some((i, injected(&Injected::Invalid(()), step)));
                 break;
             }
             if let Err(f) = capture(step, &resp, &mut vars) {

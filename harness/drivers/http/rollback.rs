@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
+use super::HttpDriver;
+use super::checks::{self, Mismatch};
 use super::client::{Effect, send};
 use super::vars::Vars;
-use super::{HttpDriver, checks};
 use crate::drivers::Timer;
 use crate::iteration::RollbackOutcome;
 use crate::procedure::Rollback;
@@ -46,7 +47,9 @@ pub(super) async fn run(
     let mut problems = Vec::new();
     for (rb, _) in &due {
         for step in &rb.steps {
-            let run = driver.run_step(step, vars, deadline, None, timer).await;
+            let run = driver
+                .run_step((0, step), vars, deadline, None, timer)
+                .await;
             match run.result {
                 Ok(resp) => {
                     HttpDriver::acknowledged(step, &resp, acks);
@@ -88,10 +91,10 @@ async fn verify(
     vars: &Vars,
     deadline: Instant,
     timer: &mut Timer,
-) -> Result<(), String> {
+) -> Result<(), Mismatch> {
     let req = driver
         .render(&v.request, vars, &rb.id)
-        .map_err(|f| f.detail)?;
+        .map_err(|f| Mismatch(f.detail))?;
     let mut last = String::new();
     for _ in 0..VERIFY_ATTEMPTS {
         let attempt_deadline = v
@@ -102,12 +105,12 @@ async fn verify(
                 let failed: Vec<String> = v
                     .checks
                     .iter()
-                    .filter_map(|c| checks::evaluate(c, &resp, vars).err())
+                    .filter_map(|c| checks::evaluate(c, &resp, vars).err().map(|m| m.0))
                     .collect();
                 return if failed.is_empty() {
                     Ok(())
                 } else {
-                    Err(failed.join("; "))
+                    Err(Mismatch(failed.join("; ")))
                 };
             }
             Ok(resp) => last = format!("could not read the state back: {}", resp.describe()),
@@ -117,5 +120,5 @@ async fn verify(
             break;
         }
     }
-    Err(last)
+    Err(Mismatch(last))
 }

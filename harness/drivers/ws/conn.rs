@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::frame::Inbound;
-use super::stats::WsStats;
+use super::stats::{Gauge, Tally, note};
 use crate::scenario::WsProtocol;
 
 pub type Stream = WebSocketStream<TcpStream>;
@@ -147,18 +147,18 @@ fn describe_ws(e: &tungstenite::Error) -> String {
     }
 }
 
-/// What every connection of a run shares: the protocol and the counters.
+/// What every connection of a run shares: the protocol, and how many connections are open.
 pub struct Shared {
     pub protocol: Arc<WsProtocol>,
-    pub stats: Arc<WsStats>,
+    pub gauge: Gauge,
     epoch: Instant,
 }
 
 impl Shared {
-    pub fn new(protocol: Arc<WsProtocol>, stats: Arc<WsStats>) -> Arc<Self> {
+    pub fn new(protocol: Arc<WsProtocol>) -> Arc<Self> {
         Arc::new(Self {
             protocol,
-            stats,
+            gauge: Gauge::default(),
             epoch: Instant::now(),
         })
     }
@@ -192,6 +192,8 @@ struct Inner {
     seq: AtomicU64,
     /// When a frame was last read, in microseconds of the shared epoch.
     last_read: AtomicU64,
+    /// Where this connection records what it does.
+    tally: Tally,
 }
 
 /// An open connection; dropping it cuts the connection.
@@ -226,6 +228,7 @@ impl Conn {
         shared: Arc<Shared>,
         on_delivery: Option<DeliveryHook>,
         ping: Option<Duration>,
+        tally: Tally,
     ) -> Self {
         let (sink, stream) = ws.split();
         let (owned, stream) = match on_delivery {
@@ -240,8 +243,9 @@ impl Conn {
             closed_by: Mutex::new(None),
             seq: AtomicU64::new(0),
             last_read: AtomicU64::new(shared.now_us()),
+            tally,
         });
-        shared.stats.opened();
+        shared.gauge.opened();
         let mut tasks = Vec::new();
         if let Some((stream, hook)) = owned {
             tasks.push(tokio::spawn(read(
@@ -323,7 +327,6 @@ impl Conn {
     pub async fn request(
         &self,
         cid: &str,
-        stats: &WsStats,
         render: impl FnOnce(u64) -> String,
     ) -> Result<oneshot::Receiver<Reply>, ClosedBy> {
         let (tx, rx) = oneshot::channel();
@@ -345,7 +348,7 @@ impl Conn {
                 reason: e.to_string(),
             });
         }
-        stats.sent();
+        note(&self.inner.tally, |c| c.sent += 1);
         Ok(rx)
     }
 
@@ -437,20 +440,20 @@ fn handle(
     on_delivery: Option<&DeliveryHook>,
     next: Option<Result<Message, tungstenite::Error>>,
 ) {
-    let stats = &shared.stats;
     inner.last_read.store(shared.now_us(), Ordering::Relaxed);
     match next {
         Some(Ok(Message::Text(text))) => {
-            stats.received();
+            note(&inner.tally, |c| c.received += 1);
             dispatch(inner, shared, on_delivery, text.into());
         }
         Some(Ok(Message::Binary(bytes))) => {
-            stats.received();
+            note(&inner.tally, |c| c.received += 1);
             dispatch(inner, shared, on_delivery, bytes);
         }
         Some(Ok(Message::Pong(payload))) => {
             if let Ok(sent) = <[u8; 8]>::try_from(payload.as_ref()) {
-                stats.ping(shared.now_us().saturating_sub(u64::from_be_bytes(sent)));
+                let rtt = shared.now_us().saturating_sub(u64::from_be_bytes(sent));
+                note(&inner.tally, |c| c.ping(rtt));
             }
             let waiter = inner
                 .pending
@@ -474,7 +477,7 @@ fn handle(
                 },
             };
             if let Some(code) = by.code {
-                stats.close_code(code);
+                note(&inner.tally, |c| c.close_code(code));
             }
             end(inner, shared, by);
         }
@@ -505,7 +508,7 @@ fn end(inner: &Inner, shared: &Shared, by: ClosedBy) {
     }
     *inner.closed_by.lock().unwrap_or_else(|p| p.into_inner()) = Some(by.clone());
     inner.closed.cancel();
-    shared.stats.closed();
+    shared.gauge.closed();
     let pending = std::mem::take(&mut *inner.pending.lock().unwrap_or_else(|p| p.into_inner()));
     for (_, tx) in pending.waiting {
         let _ = tx.send(Reply::Closed(by.clone()));
@@ -529,12 +532,12 @@ async fn read(
 fn dispatch(inner: &Inner, shared: &Shared, on_delivery: Option<&DeliveryHook>, bytes: Bytes) {
     let protocol = &shared.protocol;
     let Some(frame) = Inbound::parse(&bytes) else {
-        shared.stats.without_correlation();
+        note(&inner.tally, |c| c.without_correlation += 1);
         return;
     };
     let cid = frame.text(&protocol.correlation_id);
     if cid.is_none() {
-        shared.stats.without_correlation();
+        note(&inner.tally, |c| c.without_correlation += 1);
     }
     if frame.matches(&protocol.delivery) {
         if let Some(hook) = on_delivery

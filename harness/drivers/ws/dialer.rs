@@ -1,5 +1,5 @@
-//! Opening connections to the endpoint: every connection of a run (the pool's, the subscribers', the
-//! probes') goes through one dialer, which times the handshakes and numbers the connections.
+//! Opening connections to the endpoint: every connection of the driver (the pool's, the subscribers')
+//! goes through one dialer, which times the handshakes and numbers the connections.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::conn::{self, Conn, ConnectError, DeliveryHook, Shared};
+use super::stats::{Tally, note};
 
 pub struct Dialer {
     pub url: Url,
@@ -38,11 +39,16 @@ impl Dialer {
         }
     }
 
-    /// Opens a connection (with a reader task when it has a delivery hook).
-    pub async fn open(&self, hook: Option<DeliveryHook>) -> Result<Conn, ConnectError> {
+    /// Opens a connection (with a reader task when it has a delivery hook) that records into
+    /// `tally`.
+    pub async fn open(
+        &self,
+        hook: Option<DeliveryHook>,
+        tally: &Tally,
+    ) -> Result<Conn, ConnectError> {
         match conn::open(&self.url, self.addr, self.connect_timeout, None).await {
             Ok((ws, took)) => {
-                self.shared.stats.handshake(took);
+                note(tally, |c| c.handshake(took));
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
                 Ok(Conn::start(
                     ws,
@@ -50,10 +56,11 @@ impl Dialer {
                     Arc::clone(&self.shared),
                     hook,
                     self.ping,
+                    Arc::clone(tally),
                 ))
             }
             Err(e) => {
-                self.shared.stats.connect_failed();
+                note(tally, |c| c.connect_failed());
                 Err(e)
             }
         }

@@ -26,17 +26,22 @@ use url::Url;
 use self::conn::{Conn, Reply, Shared};
 use self::delivery::{Ledger, Outcome as Delivery};
 use self::dialer::Dialer;
-use self::stats::WsStats;
+use self::stats::{Tally, note, tally};
 use self::subscribers::Subscribers;
 use super::{Driver, IterationContext, Timer};
 use crate::config::template::{Lookup, Template};
+use crate::faults::{Injected, inject};
 use crate::iteration::{Failure, IterationReport};
 use crate::result::WsMetrics;
-use crate::scenario::{FaultKind, WsMode, WsSettings};
+use crate::scenario::{WsMode, WsSettings};
 use crate::taxonomy::ErrorKind;
 
 /// Connections opened at once while the pool fills.
 const OPEN_AT_ONCE: usize = 64;
+/// Tallies the pool's connections record into (slot `i` into tally `i % TALLIES`): enough that
+/// connections on different threads rarely share one, few enough that their histograms stay small
+/// whatever the number of connections.
+const TALLIES: usize = 16;
 
 /// The values a frame template can use.
 pub struct FrameVars<'a> {
@@ -64,16 +69,39 @@ impl Lookup for FrameVars<'_> {
     }
 }
 
+/// Why the driver could not start, or a subscription could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum WsError {
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Connect(#[from] conn::ConnectError),
+    #[error("no connection could be opened: {first}")]
+    NoConnection { first: String },
+    #[error("cannot subscribe to {path}: {closed}")]
+    SubscribeClosed {
+        path: String,
+        closed: conn::ClosedBy,
+    },
+    #[error(
+        "the subscription to {path} was answered with {frame}, which the protocol's `subscribed` \
+         matcher ({pointer} = {equals}) does not recognise"
+    )]
+    NotSubscribed {
+        path: String,
+        frame: String,
+        pointer: String,
+        equals: Value,
+    },
+    #[error("the endpoint refused the subscription to {path}: {frame}")]
+    SubscriptionRefused { path: String, frame: String },
+    #[error("no acknowledgement of the subscription to {path} within {timeout:?}")]
+    NoSubscriptionAck { path: String, timeout: Duration },
+}
+
 /// Resolves the endpoint's address once, for every connection of the run.
-pub async fn resolve(url: &Url) -> Result<SocketAddr, String> {
-    let host = url.host_str().ok_or_else(|| format!("{url} has no host"))?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to no address"))
+pub async fn resolve(url: &Url) -> Result<SocketAddr, WsError> {
+    Ok(crate::net::resolve(url).await?)
 }
 
 /// What the driver needs to start.
@@ -84,7 +112,6 @@ pub struct WsSetup {
     pub settings: WsSettings,
     /// Iterations the load plans (sizes the delivery ledger).
     pub planned: u64,
-    pub fault_latency: Duration,
     /// How iterations pick their connection: by worker under a closed load (each worker keeps to
     /// its connection, one request at a time, as a real client would), by iteration under an open one
     /// (whichever worker is free takes the next arrival, so this is what spreads arrivals evenly and
@@ -95,6 +122,7 @@ pub struct WsSetup {
 /// One connection of the pool, opened again after it is lost.
 struct Slot {
     conn: RwLock<Option<Arc<Conn>>>,
+    tally: Tally,
     reconnect: tokio::sync::Mutex<Backoff>,
     ever_open: AtomicBool,
 }
@@ -112,6 +140,8 @@ pub struct WsDriver {
     setup: WsSetup,
     dialer: Arc<Dialer>,
     slots: Vec<Slot>,
+    /// Where the pool's connections and the subscribers record.
+    tallies: Vec<Tally>,
     subscribers: Mutex<Option<Subscribers>>,
     ledger: Option<Arc<Ledger>>,
     path: Value,
@@ -122,9 +152,8 @@ pub struct WsDriver {
 impl WsDriver {
     /// Opens the pool and, in publish mode, the subscribers (each subscribed before the load starts).
     /// Fails when no connection at all could be opened, or a subscription is refused.
-    pub async fn start(setup: WsSetup, stats: Arc<WsStats>) -> Result<Self, String> {
+    pub async fn start(setup: WsSetup, shared: Arc<Shared>) -> Result<Self, WsError> {
         let s = &setup.settings;
-        let shared = Shared::new(Arc::new(s.protocol.clone()), stats);
         let dialer = Arc::new(Dialer::new(
             setup.url.clone(),
             setup.addr,
@@ -136,16 +165,21 @@ impl WsDriver {
         let path = render_path(&s.path, &run_id);
         let ledger = (s.mode == WsMode::Publish)
             .then(|| Arc::new(Ledger::new(&setup.run_id, setup.planned, s.subscribers)));
+        let tallies: Vec<Tally> = (0..(s.connections as usize).clamp(1, TALLIES) + 1)
+            .map(|_| tally())
+            .collect();
         let subscribers = match &ledger {
-            Some(l) => {
-                Some(Subscribers::start(&dialer, l, s.subscribers, &path, &setup.run_id).await?)
-            }
+            Some(l) => Some(
+                Subscribers::start(&dialer, l, s.subscribers, &path, &setup.run_id, &tallies[0])
+                    .await?,
+            ),
             None => None,
         };
         let driver = Self {
-            slots: (0..s.connections)
-                .map(|_| Slot {
+            slots: (0..s.connections as usize)
+                .map(|i| Slot {
                     conn: RwLock::new(None),
+                    tally: Arc::clone(&tallies[1 + i % (tallies.len() - 1)]),
                     reconnect: tokio::sync::Mutex::new(Backoff::default()),
                     ever_open: AtomicBool::new(false),
                 })
@@ -157,24 +191,30 @@ impl WsDriver {
             run_id,
             dialer,
             setup,
+            tallies,
         };
-        let opened: Vec<Result<(), String>> = futures_util::stream::iter(0..driver.slots.len())
+        let opened: Vec<Result<(), Failure>> = futures_util::stream::iter(0..driver.slots.len())
             .map(|i| {
                 let d = &driver;
-                async move { d.open_slot(i).await.map(|_| ()).map_err(|f| f.detail) }
+                async move { d.open_slot(i).await.map(|_| ()) }
             })
             .buffer_unordered(OPEN_AT_ONCE)
             .collect()
             .await;
         if !opened.is_empty() && opened.iter().all(Result::is_err) {
-            let first = opened.into_iter().find_map(Result::err).unwrap_or_default();
-            return Err(format!("no connection could be opened: {first}"));
+            let first = opened
+                .into_iter()
+                .find_map(Result::err)
+                .map(|f| f.detail)
+                .unwrap_or_default();
+            return Err(WsError::NoConnection { first });
         }
         Ok(driver)
     }
 
-    pub fn stats(&self) -> &Arc<WsStats> {
-        &self.dialer.shared.stats
+    /// Where the pool's connections and the subscribers recorded what they did.
+    pub fn tallies(&self) -> &[Tally] {
+        &self.tallies
     }
 
     /// Acknowledged publishes sent between `from` and `until` that a subscriber owed them never
@@ -219,13 +259,11 @@ impl WsDriver {
                 ),
             });
         }
-        match self.dialer.open(None).await {
+        match self.dialer.open(None, &slot.tally).await {
             Ok(conn) => {
-                if slot.ever_open.swap(true, Ordering::Relaxed) {
-                    self.stats().reconnected();
-                }
+                slot.ever_open.store(true, Ordering::Relaxed);
                 if let Some(lost) = backoff.lost_at {
-                    self.stats().reconnect(lost.elapsed());
+                    note(&slot.tally, |c| c.reconnected(lost.elapsed()));
                 }
                 let conn = Arc::new(conn);
                 *slot.conn.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&conn));
@@ -269,7 +307,7 @@ impl WsDriver {
         if let Some(s) = subscribers {
             s.stop().await;
         }
-        let mut m = self.stats().metrics();
+        let mut m = WsMetrics::default();
         if let Some(ledger) = &self.ledger {
             let (report, rate, latency) = ledger.report();
             m.delivery = Some(report);
@@ -305,23 +343,20 @@ fn render_path(path: &Template, run_id: &Value) -> Value {
 
 impl Driver for WsDriver {
     async fn iterate(&self, ctx: IterationContext, timer: &mut Timer) -> IterationReport {
-        match ctx.fault.map(|f| f.kind) {
-            Some(FaultKind::Error) => {
-                return Self::fail(
-                    ErrorKind::Injected,
-                    "injected error: the message was not sent",
-                );
-            }
-            Some(FaultKind::Timeout) => {
-                tokio::time::sleep_until(ctx.deadline.into()).await;
-                return Self::fail(ErrorKind::Timeout, "injected timeout: no reply awaited");
-            }
-            Some(FaultKind::Latency) => {
-                let until = (Instant::now() + self.setup.fault_latency).min(ctx.deadline);
-                tokio::time::sleep_until(until.into()).await;
-            }
-            Some(FaultKind::Validation) | None => {}
+        let (fault, deadline) = (ctx.fault, ctx.deadline);
+        match inject(fault, 0, deadline, self.exchange(ctx, timer)).await {
+            Injected::Ran(report) => report,
+            Injected::Invalid(report) if report.failure().is_some() => report,
+            stopped => stopped
+                .failure(None)
+                .map_or_else(IterationReport::succeeded, IterationReport::failed),
         }
+    }
+}
+
+impl WsDriver {
+    /// One exchange: the iteration's frame sent on its connection, and its reply awaited.
+    async fn exchange(&self, ctx: IterationContext, timer: &mut Timer) -> IterationReport {
         let n = self.slots.len().max(1);
         let slot = if self.setup.by_worker {
             ctx.worker as usize % n
@@ -348,7 +383,7 @@ impl Driver for WsDriver {
             }
         };
         let sent = conn
-            .request(cid, self.stats(), |seq| {
+            .request(cid, |seq| {
                 let seq = Value::from(seq);
                 let vars = FrameVars {
                     id: &id,
@@ -377,12 +412,6 @@ impl Driver for WsDriver {
             }
             Some(Reply::Answer(_)) => {
                 settle(Delivery::Acknowledged);
-                if ctx.fault.is_some_and(|f| f.kind == FaultKind::Validation) {
-                    return Self::fail(
-                        ErrorKind::Injected,
-                        "injected validation failure: the reply was treated as invalid",
-                    );
-                }
                 IterationReport::succeeded()
             }
             Some(Reply::Rejected {

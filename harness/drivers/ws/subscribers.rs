@@ -10,10 +10,11 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::FrameVars;
 use super::conn::{Conn, DeliveryHook, Reply, Shared};
 use super::delivery::Ledger;
 use super::dialer::{Dialer, backoff};
+use super::stats::{Tally, note};
+use super::{FrameVars, WsError};
 
 /// The subscribers' supervisor tasks.
 pub struct Subscribers {
@@ -29,15 +30,13 @@ impl Subscribers {
         n: u32,
         path: &Value,
         run_id: &str,
-    ) -> Result<Self, String> {
+        tally: &Tally,
+    ) -> Result<Self, WsError> {
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         for i in 0..n as usize {
             let hook = hook(ledger, &dialer.shared, i);
-            let conn = dialer
-                .open(Some(Arc::clone(&hook)))
-                .await
-                .map_err(|e| e.to_string())?;
+            let conn = dialer.open(Some(Arc::clone(&hook)), tally).await?;
             let at = subscribe(&conn, &dialer.shared, run_id, dialer.connect_timeout, path).await?;
             ledger.subscribed(i, at);
             let keeper = Keeper {
@@ -48,6 +47,7 @@ impl Subscribers {
                 path: path.clone(),
                 run_id: run_id.to_string(),
                 stop: stop.clone(),
+                tally: Arc::clone(tally),
             };
             tasks.push(tokio::spawn(keeper.run(conn)));
         }
@@ -75,6 +75,7 @@ struct Keeper {
     path: Value,
     run_id: String,
     stop: CancellationToken,
+    tally: Tally,
 }
 
 impl Keeper {
@@ -105,9 +106,7 @@ impl Keeper {
                 match self.resubscribe().await {
                     Ok((c, at)) => {
                         self.ledger.subscribed(self.index, at);
-                        let stats = &self.dialer.shared.stats;
-                        stats.reconnected();
-                        stats.reconnect(lost_at.elapsed());
+                        note(&self.tally, |c| c.reconnected(lost_at.elapsed()));
                         break c;
                     }
                     Err(_) => failures += 1,
@@ -116,12 +115,11 @@ impl Keeper {
         }
     }
 
-    async fn resubscribe(&self) -> Result<(Conn, Instant), String> {
+    async fn resubscribe(&self) -> Result<(Conn, Instant), WsError> {
         let c = self
             .dialer
-            .open(Some(Arc::clone(&self.hook)))
-            .await
-            .map_err(|e| e.to_string())?;
+            .open(Some(Arc::clone(&self.hook)), &self.tally)
+            .await?;
         let shared = &self.dialer.shared;
         let at = subscribe(
             &c,
@@ -160,13 +158,17 @@ pub async fn subscribe(
     run_id: &str,
     timeout: Duration,
     path: &Value,
-) -> Result<Instant, String> {
+) -> Result<Instant, WsError> {
+    let path_text = || {
+        path.as_str()
+            .map_or_else(|| path.to_string(), str::to_string)
+    };
     let cid = format!("{run_id}-sub-{}", conn.id);
     let id = Value::String(cid.clone());
     let null = Value::Null;
     let protocol = &shared.protocol;
     let rx = conn
-        .request(&cid, &shared.stats, |_| {
+        .request(&cid, |_| {
             let vars = FrameVars {
                 id: &id,
                 seq: &null,
@@ -179,25 +181,33 @@ pub async fn subscribe(
             protocol.subscribe.render(&vars).unwrap_or_default()
         })
         .await
-        .map_err(|c| format!("cannot subscribe to {path}: {c}"))?;
+        .map_err(|closed| WsError::SubscribeClosed {
+            path: path_text(),
+            closed,
+        })?;
     match tokio::time::timeout(timeout, conn.wait(rx)).await {
         Ok(Reply::Answer(frame))
             if Reply::json(&frame).is_some_and(|v| protocol.subscribed.matches(&v)) =>
         {
             Ok(Instant::now())
         }
-        Ok(Reply::Answer(frame)) => Err(format!(
-            "the subscription to {path} was answered with {}, which the protocol's `subscribed` matcher ({} = {}) does not recognise",
-            String::from_utf8_lossy(&frame),
-            protocol.subscribed.pointer,
-            protocol.subscribed.equals
-        )),
-        Ok(Reply::Rejected { frame, .. }) => Err(format!(
-            "the endpoint refused the subscription to {path}: {frame}"
-        )),
-        Ok(Reply::Closed(c)) => Err(format!("cannot subscribe to {path}: {c}")),
-        Err(_) => Err(format!(
-            "no acknowledgement of the subscription to {path} within {timeout:?}"
-        )),
+        Ok(Reply::Answer(frame)) => Err(WsError::NotSubscribed {
+            path: path_text(),
+            frame: String::from_utf8_lossy(&frame).into_owned(),
+            pointer: protocol.subscribed.pointer.clone(),
+            equals: protocol.subscribed.equals.clone(),
+        }),
+        Ok(Reply::Rejected { frame, .. }) => Err(WsError::SubscriptionRefused {
+            path: path_text(),
+            frame,
+        }),
+        Ok(Reply::Closed(closed)) => Err(WsError::SubscribeClosed {
+            path: path_text(),
+            closed,
+        }),
+        Err(_) => Err(WsError::NoSubscriptionAck {
+            path: path_text(),
+            timeout,
+        }),
     }
 }

@@ -3,14 +3,14 @@
 //! invariants — the acknowledged history compared with the state the service reports.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use url::Url;
 
 use super::{BeforeLoad, Finish, Session};
 use crate::drivers::http::{HttpDriver, HttpSettings};
 use crate::engine::assemble::Extras;
-use crate::engine::{preflight, target_admin};
+use crate::engine::{TargetError, preflight, target_admin};
 use crate::plan::RunPlan;
 use crate::probes::rate_limit;
 use crate::procedure::Procedure;
@@ -34,7 +34,7 @@ impl<'a> HttpSession<'a> {
 impl Session for HttpSession<'_> {
     type Driver = HttpDriver;
 
-    async fn preflight(&mut self) -> Result<(), String> {
+    async fn preflight(&mut self) -> Result<(), TargetError> {
         preflight::check_reachable(&self.url).await
     }
 
@@ -42,7 +42,7 @@ impl Session for HttpSession<'_> {
         self.url.clone()
     }
 
-    async fn probe(&mut self, probe: BeforeLoad<'_>) -> Result<Extras, String> {
+    async fn probe(&mut self, probe: BeforeLoad<'_>) -> Result<Extras, TargetError> {
         match probe {
             BeforeLoad::RateLimit(p) => {
                 let m = rate_limit::probe_http(&self.url, p, self.plan.budget.iteration).await?;
@@ -56,9 +56,9 @@ impl Session for HttpSession<'_> {
                 extras.rate_limit = Some(m);
                 Ok(extras)
             }
-            BeforeLoad::Hardening(_) => {
-                Err("input hardening is probed on WebSocket targets".into())
-            }
+            BeforeLoad::Hardening(_) => Err(TargetError::Unsupported(
+                "input hardening is probed on WebSocket targets",
+            )),
         }
     }
 
@@ -66,23 +66,18 @@ impl Session for HttpSession<'_> {
         None
     }
 
-    async fn start(&mut self, load_url: &Url) -> Result<Arc<HttpDriver>, String> {
+    async fn start(&mut self, load_url: &Url) -> Result<Arc<HttpDriver>, TargetError> {
         let plan = self.plan;
         let settings = HttpSettings {
             run_id: plan.identity.run_id.clone(),
             seed: plan.identity.seed,
             allow_remote: plan.allow_remote,
             iteration_timeout: plan.budget.iteration,
-            fault_latency: plan
-                .faults
-                .injected
-                .as_ref()
-                .map_or(Duration::ZERO, |i| i.latency),
             pool_size: plan.load.concurrency() as usize,
         };
         HttpDriver::new(Arc::clone(&self.procedure), load_url, settings)
             .map(Arc::new)
-            .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+            .map_err(TargetError::Client)
     }
 
     fn beside(&mut self, _t0: Instant) {}
@@ -90,10 +85,11 @@ impl Session for HttpSession<'_> {
     async fn finish(&mut self, end: Finish<'_>) -> Extras {
         let mut extras = Extras::default();
         if let Some(history) = end.history {
-            match target_admin::state(&self.url)
-                .await
-                .and_then(|state| crate::invariants::check(&history, &state))
-            {
+            let checked = match target_admin::state(&self.url).await {
+                Ok(state) => crate::invariants::check(&history, &state).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match checked {
                 Ok(report) => extras.invariants = Some(report),
                 Err(why) => extras
                     .notes

@@ -8,16 +8,16 @@ pub mod http;
 pub mod ws;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use url::Url;
 
 use super::assemble::{Extras, Stop};
-use super::{Observer, Signals};
+use super::{Observer, Signals, TargetError};
 use crate::drivers::Driver;
 use crate::invariants::Ack;
-use crate::metrics::TimelineRow;
+use crate::metrics::{Recorder, TimelineRow};
 use crate::plan::{HardeningProbe, Probes, RateLimitProbe};
 use crate::result::RecoveryWindow;
 
@@ -82,7 +82,7 @@ pub trait Session: Send {
     type Driver: Driver;
 
     /// Checks that the target answers at all; the reason when it does not.
-    fn preflight(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    fn preflight(&mut self) -> impl Future<Output = Result<(), TargetError>> + Send;
 
     /// Base URL of the target's admin routes (its chaos controls).
     fn admin_base(&self) -> Url;
@@ -91,7 +91,7 @@ pub trait Session: Send {
     fn probe(
         &mut self,
         probe: BeforeLoad<'_>,
-    ) -> impl Future<Output = Result<Extras, String>> + Send;
+    ) -> impl Future<Output = Result<Extras, TargetError>> + Send;
 
     /// What the progress display says while [`Session::start`] runs, if anything.
     fn starting(&self) -> Option<String>;
@@ -101,7 +101,13 @@ pub trait Session: Send {
     fn start(
         &mut self,
         load_url: &Url,
-    ) -> impl Future<Output = Result<Arc<Self::Driver>, String>> + Send;
+    ) -> impl Future<Output = Result<Arc<Self::Driver>, TargetError>> + Send;
+
+    /// Recorders of the session's own (connections, subscribers, probes), merged with the workers'
+    /// by addition; asked for once the driver has started.
+    fn recorders(&self) -> Vec<Arc<Mutex<Recorder>>> {
+        Vec::new()
+    }
 
     /// Starts what runs beside the load, which starts at `t0`.
     fn beside(&mut self, t0: Instant);

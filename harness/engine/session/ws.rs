@@ -4,7 +4,7 @@
 //! (correlation ids, the load's health during the stall, acknowledged messages lost in fault windows).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -13,9 +13,11 @@ use url::Url;
 
 use super::{BeforeLoad, Finish, Session};
 use crate::drivers::ws::conn::{self, Shared};
-use crate::drivers::ws::stats::WsStats;
-use crate::drivers::ws::{WsDriver, WsSetup, resolve};
+use crate::drivers::ws::stats::{Tally, tally};
+use crate::drivers::ws::{WsDriver, WsSetup};
+use crate::engine::TargetError;
 use crate::engine::assemble::{Extras, Stop};
+use crate::metrics::{ConnectionStats, Recorder};
 use crate::plan::{RunPlan, SlowConsumerProbe, WsSettings};
 use crate::probes::{WsEnv, hardening, rate_limit, slow_consumer};
 
@@ -37,7 +39,10 @@ pub struct WsSession<'a> {
     plan: &'a RunPlan,
     url: Url,
     settings: &'a WsSettings,
-    stats: Arc<WsStats>,
+    /// What every connection of the run shares (the protocol, the open-connection gauge).
+    shared: Arc<Shared>,
+    /// Where the probes' connections record.
+    probes: Tally,
     /// Known once the preflight has resolved the endpoint.
     env: Option<Arc<WsEnv>>,
     driver: Option<Arc<WsDriver>>,
@@ -57,39 +62,47 @@ impl<'a> WsSession<'a> {
             plan,
             url,
             settings,
-            stats: Arc::new(WsStats::default()),
+            shared: Shared::new(Arc::new(settings.protocol.clone())),
+            probes: tally(),
             env: None,
             driver: None,
             slow_consumer: None,
         }
     }
 
-    fn env(&self) -> Result<&Arc<WsEnv>, String> {
+    fn env(&self) -> Result<&Arc<WsEnv>, TargetError> {
         self.env
             .as_ref()
-            .ok_or_else(|| "the endpoint was not resolved".to_string())
+            .ok_or(TargetError::Unsupported("the endpoint was not resolved"))
+    }
+
+    /// What every connection of the session has recorded so far.
+    fn connection_stats(&self) -> ConnectionStats {
+        let mut all = ConnectionStats::default();
+        for t in self.recorders() {
+            if let Some(c) = &t.lock().unwrap_or_else(|p| p.into_inner()).connections {
+                all.absorb(c);
+            }
+        }
+        all
     }
 }
 
 impl Session for WsSession<'_> {
     type Driver = WsDriver;
 
-    async fn preflight(&mut self) -> Result<(), String> {
-        let addr: SocketAddr = resolve(&self.url).await?;
+    async fn preflight(&mut self) -> Result<(), TargetError> {
+        let addr: SocketAddr = crate::net::resolve(&self.url).await?;
         let timeout = self.settings.connect_timeout;
-        let (mut ws, _) = conn::open(&self.url, addr, timeout, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (mut ws, _) = conn::open(&self.url, addr, timeout, None).await?;
         let _ = ws.close(None).await;
         self.env = Some(Arc::new(WsEnv {
             url: self.url.clone(),
             addr,
             run_id: self.plan.identity.run_id.clone(),
-            shared: Shared::new(
-                Arc::new(self.settings.protocol.clone()),
-                Arc::clone(&self.stats),
-            ),
+            shared: Arc::clone(&self.shared),
             connect_timeout: timeout,
+            tally: Arc::clone(&self.probes),
         }));
         Ok(())
     }
@@ -98,7 +111,7 @@ impl Session for WsSession<'_> {
         admin_base(&self.url)
     }
 
-    async fn probe(&mut self, probe: BeforeLoad<'_>) -> Result<Extras, String> {
+    async fn probe(&mut self, probe: BeforeLoad<'_>) -> Result<Extras, TargetError> {
         let env = self.env()?;
         let mut extras = Extras::default();
         match probe {
@@ -125,11 +138,11 @@ impl Session for WsSession<'_> {
         ))
     }
 
-    async fn start(&mut self, load_url: &Url) -> Result<Arc<WsDriver>, String> {
+    async fn start(&mut self, load_url: &Url) -> Result<Arc<WsDriver>, TargetError> {
         let addr = if *load_url == self.url {
             self.env()?.addr
         } else {
-            resolve(load_url).await?
+            crate::net::resolve(load_url).await?
         };
         let plan = self.plan;
         let setup = WsSetup {
@@ -137,20 +150,22 @@ impl Session for WsSession<'_> {
             addr,
             run_id: plan.identity.run_id.clone(),
             planned: plan.load.planned(),
-            fault_latency: plan
-                .faults
-                .injected
-                .as_ref()
-                .map_or(Duration::ZERO, |i| i.latency),
             by_worker: !plan.load.is_scheduled(),
             settings: self.settings.clone(),
         };
-        let driver = WsDriver::start(setup, Arc::clone(&self.stats))
+        let driver = WsDriver::start(setup, Arc::clone(&self.shared))
             .await
-            .map(Arc::new)
-            .map_err(|e| format!("cannot start the WebSocket driver: {e}"))?;
+            .map(Arc::new)?;
         self.driver = Some(Arc::clone(&driver));
         Ok(driver)
+    }
+
+    fn recorders(&self) -> Vec<Arc<Mutex<Recorder>>> {
+        let mut out = vec![Arc::clone(&self.probes)];
+        if let Some(d) = &self.driver {
+            out.extend(d.tallies().iter().cloned());
+        }
+        out
     }
 
     fn beside(&mut self, t0: Instant) {
@@ -202,12 +217,13 @@ impl Session for WsSession<'_> {
             metrics.slow_consumer = Some(report);
         }
         if self.plan.probes.hardening.is_some() {
+            let counts = self.connection_stats();
             extras.checks.push(hardening::correlation_check(
-                metrics.frames_without_correlation,
-                metrics.messages_received,
+                counts.without_correlation,
+                counts.received,
             ));
         }
-        metrics.peak_connections = metrics.peak_connections.max(self.stats.open_now());
+        metrics.peak_connections = self.shared.gauge.peak();
         if let Some(windows) = end.windows {
             for w in windows.iter_mut() {
                 let from = end.t0 + Duration::from_secs_f64(w.from_s);

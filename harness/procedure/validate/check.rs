@@ -103,7 +103,12 @@ pub(super) fn check(
                 Some(Check::Equals { pointer: p, value })
             }
             Err(message) => {
-                diag.error(eq.span(), format!("{key}.equals"), message, None);
+                diag.error(
+                    eq.span(),
+                    format!("{key}.equals"),
+                    message.to_string(),
+                    None,
+                );
                 None
             }
         };

@@ -280,7 +280,7 @@ pub(super) fn template(
             diag.error(
                 span,
                 key,
-                message,
+                message.to_string(),
                 Some("write variables as {{name}}".into()),
             );
             None

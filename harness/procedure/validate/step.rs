@@ -154,7 +154,7 @@ fn record_name(diag: &mut Diagnostics<'_>, name: &Spanned<String>, key: &str) ->
         return false;
     }
     let root = n.split('.').next().unwrap_or_default();
-    if crate::thresholds::metrics::reserved_roots().any(|r| r == root) {
+    if crate::thresholds::catalogue::reserved_roots().any(|r| r == root) {
         diag.error(
             name.span(),
             key,
@@ -336,7 +336,7 @@ pub(super) fn request(
                 diag.error(
                     b.span(),
                     format!("{key}.body"),
-                    message,
+                    message.to_string(),
                     Some("write variables as {{name}}".into()),
                 );
                 None

@@ -20,7 +20,7 @@ use crate::config::checks::{self, positive_duration};
 use crate::config::structured::display_key;
 use crate::config::units::{Rate, parse_rate};
 use crate::config::{Catalog, Diagnostics, Problem};
-use crate::thresholds::{Condition, Lookup, RunShape, Threshold, metrics};
+use crate::thresholds::{Condition, Lookup, RunShape, Threshold, catalogue as metrics};
 
 /// Default per-iteration timeout when a scenario does not set one.
 pub const DEFAULT_ITERATION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -189,15 +189,19 @@ pub fn scenario(
             );
         }
     }
+    let procedure = target
+        .as_ref()
+        .and_then(|t| t.procedure.as_deref())
+        .map(|p| p.facts());
     let shape = RunShape {
         kind,
         suite,
         load_model: load.as_ref().map(Load::model),
-        procedure: target.as_ref().and_then(|t| t.procedure.as_deref()),
+        procedure: procedure.as_ref(),
         procedure_known: target.is_some() || kind.is_some_and(|k| k == TargetKind::Websocket),
         fault_windows: faults.as_ref().is_none_or(Faults::has_windows),
         ws_mode: ws.as_ref().and_then(|w| w.as_ref().map(|w| w.mode)),
-        probes: probes.as_ref(),
+        probes: probes.as_ref().map(super::websocket::Probes::facts),
     };
     let thresholds = thresholds(diag, raw.thresholds.as_ref(), &shape);
 

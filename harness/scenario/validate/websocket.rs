@@ -202,7 +202,7 @@ pub(super) fn template(
     };
     match Template::parse(raw.get_ref()) {
         Err(e) => {
-            diag.error(raw.span(), key, e, None);
+            diag.error(raw.span(), key, e.to_string(), None);
             None
         }
         Ok(t) => {

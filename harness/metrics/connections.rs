@@ -1,0 +1,112 @@
+//! What a set of WebSocket connections did beside the iterations: handshakes (and the ones that
+//! failed), reconnects, frames sent and received, frames without a correlation id, close codes, and
+//! the handshake, ping and reconnect histograms. Plain counts and histograms kept in a [`Recorder`]
+//! like every other measurement, so they merge by addition and reach checkpoints and merged shards.
+//!
+//! [`Recorder`]: super::Recorder
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::histogram::{Hist, merge, new_histogram, record, record_micros};
+
+#[derive(Debug, Clone)]
+pub struct ConnectionStats {
+    /// Handshakes completed.
+    pub connections: u64,
+    pub failed_connections: u64,
+    /// Connections opened again after they were lost.
+    pub reconnects: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub without_correlation: u64,
+    pub close_codes: BTreeMap<u16, u64>,
+    /// TCP connect and upgrade.
+    pub connect: Hist,
+    /// Ping to pong.
+    pub ping: Hist,
+    /// From losing a connection to having it back.
+    pub reconnect: Hist,
+}
+
+impl Default for ConnectionStats {
+    fn default() -> Self {
+        Self {
+            connections: 0,
+            failed_connections: 0,
+            reconnects: 0,
+            sent: 0,
+            received: 0,
+            without_correlation: 0,
+            close_codes: BTreeMap::new(),
+            connect: new_histogram(),
+            ping: new_histogram(),
+            reconnect: new_histogram(),
+        }
+    }
+}
+
+impl ConnectionStats {
+    /// A handshake that took `took`.
+    pub fn handshake(&mut self, took: Duration) {
+        self.connections += 1;
+        record(&mut self.connect, took);
+    }
+
+    pub fn connect_failed(&mut self) {
+        self.failed_connections += 1;
+    }
+
+    /// A lost connection is back after `took`.
+    pub fn reconnected(&mut self, took: Duration) {
+        self.reconnects += 1;
+        record(&mut self.reconnect, took);
+    }
+
+    pub fn ping(&mut self, micros: u64) {
+        record_micros(&mut self.ping, micros);
+    }
+
+    pub fn close_code(&mut self, code: u16) {
+        *self.close_codes.entry(code).or_default() += 1;
+    }
+
+    /// Adds `o` into these.
+    pub fn absorb(&mut self, o: &ConnectionStats) {
+        self.connections += o.connections;
+        self.failed_connections += o.failed_connections;
+        self.reconnects += o.reconnects;
+        self.sent += o.sent;
+        self.received += o.received;
+        self.without_correlation += o.without_correlation;
+        for (code, n) in &o.close_codes {
+            *self.close_codes.entry(*code).or_default() += n;
+        }
+        merge(&mut self.connect, &o.connect);
+        merge(&mut self.ping, &o.ping);
+        merge(&mut self.reconnect, &o.reconnect);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_stats_merge_by_addition() {
+        let mut a = ConnectionStats::default();
+        a.handshake(Duration::from_millis(2));
+        a.sent += 3;
+        a.close_code(1008);
+        let mut b = ConnectionStats::default();
+        b.handshake(Duration::from_millis(4));
+        b.reconnected(Duration::from_millis(100));
+        b.received += 5;
+        b.close_code(1008);
+        a.absorb(&b);
+        assert_eq!((a.connections, a.reconnects), (2, 1));
+        assert_eq!((a.sent, a.received), (3, 5));
+        assert_eq!(a.close_codes[&1008], 2);
+        assert_eq!((a.connect.len(), a.reconnect.len()), (2, 1));
+    }
+}
