@@ -95,7 +95,9 @@ impl FaultSchedule {
             .enumerate()
             .map(|(k, iteration)| {
                 let step = k % steps;
-                let kind = kinds[(k + k / steps) % kinds.len()];
+                // Round r of the steps shifts the kinds by r, so each step sees every kind in turn
+                // (with one step, the kinds simply take turns).
+                let kind = kinds[(k / steps + k % steps) % kinds.len()];
                 (
                     iteration,
                     FaultPlan {
@@ -159,6 +161,16 @@ mod tests {
                 .collect();
             assert!(kinds.len() > 1, "step {step} only ever got {kinds:?}");
         }
+    }
+
+    #[test]
+    fn with_one_fault_point_every_kind_takes_its_turn() {
+        let s = FaultSchedule::draw(3, 0.5, &KINDS, Duration::ZERO, 40, 1);
+        let mut seen = [0; 4];
+        for p in (0..40).filter_map(|i| s.for_iteration(i)) {
+            seen[KINDS.iter().position(|k| *k == p.kind).unwrap()] += 1;
+        }
+        assert_eq!(seen, [5, 5, 5, 5]);
     }
 
     #[test]

@@ -279,6 +279,11 @@ mod tests {
         let r = Response::new(500, b"boom\n\x07".to_vec(), Duration::ZERO);
         assert_eq!(r.describe(), "500 Internal Server Error: boom\\n\\u{7}");
         let r = Response::new(200, b"<html>".to_vec(), Duration::ZERO);
-        assert!(r.json().unwrap_err().to_string().starts_with("response is not JSON"));
+        assert!(
+            r.json()
+                .unwrap_err()
+                .to_string()
+                .starts_with("response is not JSON")
+        );
     }
 }
