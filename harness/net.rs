@@ -65,7 +65,11 @@ pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        // Schemes the URL standard does not know (tcp://) keep an address as text.
+        Some(url::Host::Domain(d)) => match d.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => d.eq_ignore_ascii_case("localhost"),
+        },
         None => false,
     }
 }
@@ -81,6 +85,7 @@ mod tests {
             "http://127.5.6.7/",
             "http://[::1]:9/",
             "http://localhost/x",
+            "tcp://127.0.0.1:7/",
         ] {
             assert!(is_loopback(&Url::parse(ok).unwrap()), "{ok}");
         }
@@ -89,6 +94,7 @@ mod tests {
             "http://example.com/",
             "http://[::2]/",
             "http://localhost.evil.com/",
+            "tcp://10.0.0.1:7/",
         ] {
             assert!(!is_loopback(&Url::parse(no).unwrap()), "{no}");
         }

@@ -27,27 +27,14 @@ pub struct LoadPlan {
 
 impl From<&Load> for LoadPlan {
     fn from(load: &Load) -> Self {
-        match load {
-            Load::Closed {
-                iterations,
-                concurrency,
-            } => Self {
-                model: LoadModel::Closed,
-                iterations: *iterations,
-                concurrency: *concurrency,
-                stages: Vec::new(),
-            },
-            Load::Open(stage) => Self {
-                model: LoadModel::Open,
-                iterations: stage.iterations,
-                concurrency: stage.max_in_flight,
-                stages: vec![*stage],
-            },
-            Load::Stepped { stages, .. } => Self {
-                model: LoadModel::Stepped,
-                iterations: stages.iter().map(|s| s.iterations).sum(),
-                concurrency: stages.iter().map(|s| s.max_in_flight).max().unwrap_or(1),
-                stages: stages.clone(),
+        Self {
+            model: load.model(),
+            iterations: load.planned_iterations(),
+            concurrency: load.concurrency(),
+            stages: match load {
+                Load::Closed { .. } => Vec::new(),
+                Load::Open(stage) => vec![*stage],
+                Load::Stepped { stages, .. } => stages.clone(),
             },
         }
     }

@@ -82,6 +82,17 @@ impl Load {
         }
     }
 
+    /// Closed: the workers; open and stepped: the bound on iterations in flight.
+    pub fn concurrency(&self) -> u32 {
+        match self {
+            Load::Closed { concurrency, .. } => *concurrency,
+            Load::Open(s) => s.max_in_flight,
+            Load::Stepped { stages, .. } => {
+                stages.iter().map(|s| s.max_in_flight).max().unwrap_or(1)
+            }
+        }
+    }
+
     /// Iterations the load plans to start.
     pub fn planned_iterations(&self) -> u64 {
         match self {

@@ -57,7 +57,7 @@ pub(super) fn websocket(
         }
     };
     let mode = w.mode.as_ref().map_or(WsMode::Echo, |m| *m.get_ref());
-    let workers = load.map(workers_of).unwrap_or(1);
+    let workers = load.map(Load::concurrency).unwrap_or(1);
     let connections = match &w.connections {
         Some(c) => count(diag, c, "websocket.connections", MAX_CONNECTIONS).map(|c| c as u32),
         None => Some(workers),
@@ -121,15 +121,6 @@ pub(super) fn websocket(
         connect_timeout: connect_timeout?,
         protocol: protocol?,
     }))
-}
-
-/// Workers the load runs: a closed load's concurrency, else the bound on iterations in flight.
-pub(super) fn workers_of(load: &Load) -> u32 {
-    match load {
-        Load::Closed { concurrency, .. } => *concurrency,
-        Load::Open(s) => s.max_in_flight,
-        Load::Stepped { stages, .. } => stages.iter().map(|s| s.max_in_flight).max().unwrap_or(1),
-    }
 }
 
 fn protocol(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawProtocol>>) -> Option<WsProtocol> {
