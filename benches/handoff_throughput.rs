@@ -62,11 +62,10 @@ fn main() {
         rates.push(rate);
         let p = r.metrics.latency_ms.unwrap();
         println!(
-            "round {round}: {rate:.0} handoffs/s ({:.0} requests/s), p50 {:.2}ms p99 {:.2}ms; CPU: harness {h:.2}s, \
+            "round {round}: {rate:.0} handoffs/s ({:.0} requests/s), {}; CPU: harness {h:.2}s, \
              service {s:.2}s — the harness used {:.0}% of the CPU the two spent",
             rate * 10.0,
-            p.p50,
-            p.p99,
+            p.describe(&["p50", "p99"]),
             100.0 * h / (h + s).max(1e-9)
         );
     }

@@ -38,6 +38,9 @@ fn one_hour() -> RunResult {
                 p95_ms: Some(8.0 + 2.0 * wobble),
                 p99_ms: Some(20.0 + 5.0 * wobble + rng.random::<f64>() * 5.0),
                 max_ms: Some(60.0 + rng.random::<f64>() * 40.0),
+                ok_p50_ms: Some(3.0 + wobble),
+                ok_p95_ms: Some(8.0 + 2.0 * wobble),
+                ok_p99_ms: Some(19.0 + 5.0 * wobble),
             }
         })
         .collect();

@@ -50,7 +50,7 @@ fn main() {
         measure(|| {
             let r = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
             assert_eq!(r.totals.succeeded, total as u64, "{:?}", r.reason);
-            harness_p50s.push(r.metrics.latency_ms.map_or(0.0, |l| l.p50));
+            harness_p50s.push(r.metrics.latency_ms.and_then(|l| l.p50).unwrap_or(0.0));
         })
     };
     // For profiling one side alone: BENCH_ONLY=bare or BENCH_ONLY=harness.

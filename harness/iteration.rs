@@ -52,6 +52,8 @@ pub struct StepSample {
     /// Index into the procedure's steps.
     pub step: usize,
     pub latency: Duration,
+    /// Whether the step succeeded (its response was what the step expects).
+    pub ok: bool,
 }
 
 /// A timing the target reported, for one of the procedure's recorded metrics.

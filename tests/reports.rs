@@ -207,7 +207,11 @@ fn every_run_writes_its_reports_and_a_targets_script_stays_text() {
         "the target's message appears as text"
     );
     assert!(!html.contains("<script>"));
-    assert!(html.contains("id=\"chart-spectrum\"") && html.contains("id=\"chart-throughput\""));
+    assert!(html.contains("id=\"chart-throughput\""));
+    assert!(
+        !html.contains("id=\"chart-spectrum\""),
+        "5 iterations are too few for a percentile curve"
+    );
     assert!(
         !html.contains("id=\"chart-steps\"") && !html.contains("id=\"rollback\""),
         "a single request has no steps or rollbacks"
@@ -299,14 +303,18 @@ fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
         Some(0),
         "identical configurations are within noise:\n{md}"
     );
-    for m in ["latency.p50", "latency.p95", "success_rate"] {
+    for m in ["latency_ok.p50", "latency_ok.p95", "success_rate"] {
         assert!(verdict_of(&md, m).contains("within noise"), "{m}:\n{md}");
     }
     // 300 or 440 iterations leave 3 or 4 beyond the p99: too few to tell noise from change.
     assert!(
-        verdict_of(&md, "latency.p99").contains("not compared")
+        verdict_of(&md, "latency_ok.p99").contains("not compared")
             && md.contains("too few iterations"),
         "{md}"
+    );
+    assert!(
+        md.contains("Not judged:\n- latency_ok.p99: too few iterations"),
+        "the metrics not judged are listed with what they need: {md}"
     );
     assert!(md.contains(method), "{md}");
     let html_path = base.parent().unwrap().join("compare.html");
@@ -319,7 +327,7 @@ fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
         Some(1),
         "a target twice as slow regressed:\n{md}"
     );
-    for m in ["latency.p50", "latency.p95"] {
+    for m in ["latency_ok.p50", "latency_ok.p95"] {
         assert!(verdict_of(&md, m).contains("regressed"), "{m}:\n{md}");
     }
     assert!(
@@ -332,7 +340,7 @@ fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
     // A wide enough band forgives the slowdown (the median's, +90% or so; the p95's tail can be wider).
     let md = stdout(&compare(base, slow, &["--noise", "100%"]));
     assert!(
-        verdict_of(&md, "latency.p50").contains("within noise"),
+        verdict_of(&md, "latency_ok.p50").contains("within noise"),
         "{md}"
     );
 }
@@ -343,7 +351,12 @@ fn compare_tells_noise_from_a_slowdown_with_per_second_windows() {
         "cmp-windows",
         "name = \"s\"\nsuite = \"performance\"\ntimeout = \"30s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\nmodel = \"open\"\nrate = \"40/s\"\nduration = \"11s\"\nmax_in_flight = 20\n",
     );
-    check_compare(&base, &same, &slow, "per-second windows");
+    check_compare(&base, &same, &slow, "succeeded iterations, resampled");
+    let md = stdout(&compare(&base, &same, &TEST_NOISE));
+    assert!(
+        verdict_of(&md, "throughput").contains("within noise") && md.contains("per-second windows"),
+        "11 s runs compare their throughput by whole seconds: {md}"
+    );
 }
 
 #[test]
@@ -352,7 +365,7 @@ fn compare_tells_noise_from_a_slowdown_in_short_runs() {
         "cmp-iterations",
         "name = \"s\"\nsuite = \"reliability\"\ntimeout = \"30s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 300\nconcurrency = 10\n",
     );
-    check_compare(&base, &same, &slow, "iterations (300 and 300");
+    check_compare(&base, &same, &slow, "300 and 300 succeeded iterations");
 }
 
 #[test]
@@ -363,10 +376,10 @@ fn compare_refuses_bad_input_clearly() {
     let o = compare(&r, &dir.join("missing.json"), &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
-    let o = compare(&r, &r, &["--noise-for", "latency.p98=1%"]);
+    let o = compare(&r, &r, &["--noise-for", "latency_ok.p98=1%"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("did you mean `latency.p95`"),
+        stderr(&o).contains("did you mean `latency_ok.p95`"),
         "{}",
         stderr(&o)
     );

@@ -45,18 +45,41 @@ pub fn render(r: &RunResult) -> String {
             .unwrap_or_default();
         let _ = writeln!(out, "  success     {:.2}%{rate}", sr * 100.0);
     }
-    if let Some(l) = &m.latency_ms {
+    let headline = match (&m.latency_ok_ms, &m.latency_ms) {
+        (Some(l), _) => Some((l, "of the succeeded iterations")),
+        (None, Some(l)) if m.latency_failed_ms.is_none() => Some((l, "")),
+        _ => None,
+    };
+    if let Some((l, whose)) = headline {
         let _ = writeln!(
             out,
-            "  latency     p50 {:.2}ms  p95 {:.2}ms  p99 {:.2}ms  max {:.2}ms",
-            l.p50, l.p95, l.p99, l.max
+            "  latency     {}  max {:.2}ms {whose}",
+            l.describe(&["p50", "p95", "p99"]),
+            l.max
+        );
+    }
+    if let Some(f) = &m.latency_failed_ms
+        && t.iterations > 0
+    {
+        let kinds: Vec<String> = m
+            .latency_failed_by_kind
+            .iter()
+            .map(|(k, s)| format!("{k} {}", s.count))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  failed      {:.2}% of iterations ({}): {}  max {:.2}ms",
+            f.count as f64 * 100.0 / t.iterations as f64,
+            kinds.join(", "),
+            f.describe(&["p50"]),
+            f.max
         );
     }
     if let Some(s) = &m.service_time_ms {
         let _ = writeln!(
             out,
-            "  service     p50 {:.2}ms  p99 {:.2}ms (uncorrected)",
-            s.p50, s.p99
+            "  service     {} (uncorrected)",
+            s.describe(&["p50", "p99"])
         );
     }
     if let Some(s) = &m.schedule {
@@ -119,7 +142,7 @@ pub fn render(r: &RunResult) -> String {
     if let Some(ws) = &m.ws {
         let connect = ws
             .connect_ms
-            .map(|c| format!(", handshake p95 {:.2}ms", c.p95))
+            .map(|c| format!(", handshake {}", c.describe(&["p95"])))
             .unwrap_or_default();
         let _ = writeln!(
             out,

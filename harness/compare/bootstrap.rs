@@ -26,6 +26,20 @@ pub struct Interval {
     pub high: f64,
 }
 
+impl Interval {
+    /// The same relative spread around another point estimate `at` (a change `x` becomes
+    /// `(1 + at)(1 + x)/(1 + estimate) - 1`): for a statistic shown that is computed slightly
+    /// differently from the one resampled.
+    pub fn around(self, at: f64) -> Interval {
+        let scale = |x: f64| (1.0 + at) * (1.0 + x) / (1.0 + self.estimate) - 1.0;
+        Interval {
+            estimate: at,
+            low: scale(self.low),
+            high: scale(self.high),
+        }
+    }
+}
+
 fn interval(estimate: f64, mut draws: Vec<f64>) -> Option<Interval> {
     draws.retain(|d| d.is_finite());
     if draws.len() < RESAMPLES / 2 {

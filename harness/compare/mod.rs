@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use self::bootstrap::{Counts, Interval, Window};
+use crate::metrics::LatencySummary;
 use crate::metrics::histogram::decode;
 use crate::report::charts::{self, Line};
 use crate::thresholds::catalogue::{self, Compared, Estimator};
@@ -29,8 +30,9 @@ pub const DEFAULT_NOISE: f64 = 0.05;
 /// Fewest per-second windows (with data) in each run for the per-second method.
 pub const MIN_WINDOWS: usize = 10;
 /// Fewest iterations each run must have beyond a latency percentile for it to be judged: a p99 of 300
-/// iterations rests on its slowest 3, which one scheduler hiccup moves by half, in either run.
-pub const MIN_TAIL: f64 = 10.0;
+/// iterations rests on its slowest 3, which one scheduler hiccup moves by half, in either run. The
+/// same rule decides whether a result reports the percentile at all.
+pub const MIN_TAIL: f64 = crate::metrics::histogram::MIN_BEYOND;
 
 /// How to judge.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +87,8 @@ pub struct Comparison {
     pub new: RunLabel,
     pub metrics: Vec<MetricComparison>,
     pub regressed: Vec<String>,
+    /// The metrics that could not be judged, each with why (and what it would need).
+    pub not_judged: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -107,32 +111,21 @@ fn label(r: &RunResult) -> RunLabel {
     }
 }
 
+/// Regressed (or improved) only when both the change shown and its whole interval lie beyond the
+/// band in the bad (or good) direction.
 fn judge(i: &Interval, band: f64, rise_is_bad: bool) -> Verdict {
-    let (worse_low, worse_high) = if rise_is_bad {
-        (i.low, i.high)
+    let (worse, worse_low, worse_high) = if rise_is_bad {
+        (i.estimate, i.low, i.high)
     } else {
-        (-i.high, -i.low)
+        (-i.estimate, -i.high, -i.low)
     };
-    if worse_low > band {
+    if worse > band && worse_low > band {
         Verdict::Regressed
-    } else if worse_high < -band {
+    } else if worse < -band && worse_high < -band {
         Verdict::Improved
     } else {
         Verdict::WithinNoise
     }
-}
-
-fn windows(r: &RunResult, f: fn(&crate::metrics::TimelineRow) -> Option<f64>) -> Vec<Window> {
-    r.timeline
-        .iter()
-        .filter_map(|row| {
-            f(row).map(|v| Window {
-                value: v,
-                weight: (row.succeeded + row.failed) as f64,
-            })
-        })
-        .filter(|w| w.weight > 0.0)
-        .collect()
 }
 
 fn show_change(v: f64, points: bool) -> String {
@@ -213,6 +206,11 @@ pub fn compare(base: &RunResult, new: &RunResult, opts: &Options) -> Comparison 
             .filter(|m| m.verdict == Verdict::Regressed)
             .map(|m| m.metric.clone())
             .collect(),
+        not_judged: metrics
+            .iter()
+            .filter(|m| m.verdict == Verdict::NotCompared)
+            .map(|m| format!("{}: {}", m.metric, m.method))
+            .collect(),
         metrics,
         warnings,
     }
@@ -243,55 +241,42 @@ enum Method {
 
 type Estimate = (Option<f64>, Option<f64>, Option<Interval>, Method);
 
+/// A run's latency histogram for comparing: its succeeded iterations, or, in a result written before
+/// they were kept apart, every iteration (and the words that say so).
+fn latency_of(r: &RunResult) -> Option<(crate::metrics::Hist, LatencySummary, &'static str)> {
+    let m = &r.metrics;
+    if let (Some(text), Some(s)) = (m.latency_ok_hdr.as_deref(), m.latency_ok_ms) {
+        return Some((decode(text).ok()?, s, "succeeded"));
+    }
+    if m.latency_failed_ms.is_none()
+        && let (Some(text), Some(s)) = (m.latency_hdr.as_deref(), m.latency_ms)
+    {
+        return Some((decode(text).ok()?, s, "all (an older result)"));
+    }
+    None
+}
+
 fn estimate(rng: &mut ChaCha8Rng, c: &Compared, base: &RunResult, new: &RunResult) -> Estimate {
     let (mb, mn) = (&base.metrics, &new.metrics);
     match c.estimator {
         Estimator::Quantile(q) => {
-            let Some(pick) = timeline_quantile(q) else {
-                let why = format!("the timeline keeps no p{:.0} per second", q * 100.0);
+            let stat_name = c.name.rsplit('.').next().unwrap_or_default();
+            let (Some((hb, sb, whose)), Some((hn, sn, _))) = (latency_of(base), latency_of(new))
+            else {
+                let why = "no latency of succeeded iterations in both runs".to_string();
                 return (None, None, None, Method::NotCompared(why));
             };
-            let stat_name = c.name.rsplit('.').next().unwrap_or_default();
-            let stat = |r: &RunResult| r.metrics.latency_ms.and_then(|l| l.stat(stat_name));
-            let count = |r: &RunResult| r.metrics.latency_ms.map_or(0, |l| l.count);
-            if let Some(why) = too_few_beyond(q, count(base), count(new)) {
-                return (stat(base), stat(new), None, Method::NotCompared(why));
+            // The percentile shown, which is what changes: value_at_quantile of the same histogram.
+            let (vb, vn) = (sb.stat(stat_name), sn.stat(stat_name));
+            if let Some(why) = too_few_beyond(q, sb.count, sn.count) {
+                return (vb, vn, None, Method::NotCompared(why));
             }
-            let (wb, wn) = (windows(base, pick), windows(new, pick));
-            if wb.len() >= MIN_WINDOWS && wn.len() >= MIN_WINDOWS {
-                let method = format!("per-second windows ({} and {})", wb.len(), wn.len());
-                return (
-                    stat(base),
-                    stat(new),
-                    bootstrap::windows_relative(rng, &wb, &wn),
-                    Method::Estimated(method),
-                );
-            }
-            let hists = (
-                mb.latency_hdr.as_deref().map(decode),
-                mn.latency_hdr.as_deref().map(decode),
+            let method = format!(
+                "{} and {} {whose} iterations, resampled",
+                sb.count, sn.count
             );
-            match hists {
-                (Some(Ok(hb)), Some(Ok(hn))) => {
-                    let method = format!(
-                        "iterations ({} and {}; too few seconds for windows)",
-                        hb.len(),
-                        hn.len()
-                    );
-                    (
-                        stat(base),
-                        stat(new),
-                        bootstrap::quantile_relative(rng, &hb, &hn, q),
-                        Method::Estimated(method),
-                    )
-                }
-                _ => (
-                    stat(base),
-                    stat(new),
-                    None,
-                    Method::NotCompared("no latency histogram in both runs".into()),
-                ),
-            }
+            let interval = bootstrap::quantile_relative(rng, &hb, &hn, q);
+            (vb, vn, interval, Method::Estimated(method))
         }
         Estimator::SuccessRate => {
             let counts = |r: &RunResult| -> Vec<Counts> {
@@ -361,41 +346,26 @@ fn estimate(rng: &mut ChaCha8Rng, c: &Compared, base: &RunResult, new: &RunResul
                     .collect()
             };
             let (wb, wn) = (per_second(base), per_second(new));
-            if wb.len() >= MIN_WINDOWS && wn.len() >= MIN_WINDOWS {
-                let method = format!("per-second windows ({} and {})", wb.len(), wn.len());
-                (
-                    mb.throughput_per_s,
-                    mn.throughput_per_s,
-                    bootstrap::windows_relative(rng, &wb, &wn),
-                    Method::Estimated(method),
-                )
-            } else {
+            let (tb, tn) = (mb.throughput_per_s, mn.throughput_per_s);
+            if wb.len() < MIN_WINDOWS || wn.len() < MIN_WINDOWS {
                 let why = format!(
-                    "fewer than {MIN_WINDOWS} whole seconds in a run, too few to estimate the noise"
+                    "fewer than {MIN_WINDOWS} whole seconds in a run ({} and {}), too few to \
+                     estimate the noise; it needs runs of at least {} s",
+                    wb.len(),
+                    wn.len(),
+                    MIN_WINDOWS + 1
                 );
-                (
-                    mb.throughput_per_s,
-                    mn.throughput_per_s,
-                    None,
-                    Method::NotCompared(why),
-                )
+                return (tb, tn, None, Method::NotCompared(why));
             }
+            let method = format!("per-second windows ({} and {})", wb.len(), wn.len());
+            // The interval of the per-second mean, carried over to the throughput shown.
+            let interval = match (tb, tn, bootstrap::windows_relative(rng, &wb, &wn)) {
+                (Some(b), Some(n), Some(i)) if b > 0.0 => Some(i.around(n / b - 1.0)),
+                _ => None,
+            };
+            (tb, tn, interval, Method::Estimated(method))
         }
     }
-}
-
-/// The timeline's per-second column for a latency percentile, if it keeps one.
-fn timeline_quantile(q: f64) -> Option<fn(&crate::metrics::TimelineRow) -> Option<f64>> {
-    let pick: fn(&crate::metrics::TimelineRow) -> Option<f64> = if q == 0.50 {
-        |r| r.p50_ms
-    } else if q == 0.95 {
-        |r| r.p95_ms
-    } else if q == 0.99 {
-        |r| r.p99_ms
-    } else {
-        return None;
-    };
-    Some(pick)
 }
 
 /// The comparison as Markdown.

@@ -126,6 +126,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         description: id.description.clone(),
         suite: id.suite.to_string(),
         seed: id.seed,
+        seed_text: id.seed.to_string(),
         run_id: id.run_id.clone(),
         status: Status::Passed,
         reason: None,
@@ -206,13 +207,23 @@ fn connection_counts(c: &crate::metrics::ConnectionStats, m: &mut WsMetrics) {
 fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
     let m = s.merged;
     let plan = s.plan;
+    let all = m.latency.all();
     let mut out = Metrics {
         success_rate: m.totals.success_rate(),
         error_rate: m.totals.success_rate().map(|r| 1.0 - r),
         throughput_per_s: (m.totals.iterations > 0 && !s.load_elapsed.is_zero())
             .then(|| m.totals.iterations as f64 / s.load_elapsed.as_secs_f64()),
-        latency_ms: LatencySummary::of(&m.latency),
-        latency_hdr: (!m.latency.is_empty()).then(|| encode(&m.latency)),
+        latency_ms: LatencySummary::of(&all),
+        latency_hdr: (!all.is_empty()).then(|| encode(&all)),
+        latency_ok_ms: LatencySummary::of(m.latency.ok()),
+        latency_ok_hdr: (!m.latency.ok().is_empty()).then(|| encode(m.latency.ok())),
+        latency_failed_ms: LatencySummary::of(&m.latency.failed()),
+        latency_failed_by_kind: m
+            .latency
+            .failed_by_kind()
+            .iter()
+            .filter_map(|(k, h)| Some((k.to_string(), LatencySummary::of(h)?)))
+            .collect(),
         errors: m.errors.iter().map(|(k, v)| (k.clone(), v.count)).collect(),
         error_samples: m
             .errors
@@ -238,13 +249,17 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
     }
     if let TargetPlan::Procedure(p) = &plan.target {
         for (i, step) in p.steps.iter().enumerate() {
-            if let Some(summary) = m.steps.get(i).and_then(LatencySummary::of) {
+            let Some(split) = m.steps.get(i) else {
+                continue;
+            };
+            if let Some(summary) = LatencySummary::of(&split.all()) {
                 out.steps.insert(
                     step.id.clone(),
                     StepMetrics {
                         index: i,
                         name: step.name.clone(),
                         latency_ms: summary,
+                        latency_ok_ms: LatencySummary::of(split.ok()),
                     },
                 );
             }
@@ -304,7 +319,8 @@ fn stress(
             achieved_rate_per_s: stats.totals.iterations as f64
                 / plan.duration.as_secs_f64().max(1e-9),
             success_rate: stats.totals.success_rate(),
-            latency_ms: LatencySummary::of(&stats.latency),
+            latency_ms: LatencySummary::of(&stats.latency.all()),
+            latency_ok_ms: LatencySummary::of(stats.latency.ok()),
             service_time_ms: LatencySummary::of(&stats.service),
             late: stats.late,
             errors: stats.errors.clone(),

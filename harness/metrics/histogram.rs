@@ -50,17 +50,53 @@ pub fn merge(dst: &mut Hist, src: &Hist) {
     let _ = dst.add(src);
 }
 
-/// A latency distribution in milliseconds, the shape of every `*_ms` object in `result.json`.
+/// How many samples must lie beyond a percentile for it to be reported: a p99 of 100 samples is the
+/// slowest one or two, and moves by half with one scheduler hiccup.
+pub const MIN_BEYOND: f64 = 10.0;
+
+/// How the percentiles are defined, as `result.json` states it.
+pub const PERCENTILE_DEFINITION: &str = "nearest rank: the ceil(q*n)-th smallest of the n \
+    recorded values, reported as the highest value of its histogram bucket (as HdrHistogram's Java \
+    and Rust value_at_percentile / value_at_quantile); reported only when at least 10 values lie \
+    beyond it";
+
+/// Whether `n` samples support quantile `q` (at least [`MIN_BEYOND`] beyond it).
+pub fn supports(n: u64, q: f64) -> bool {
+    n as f64 * (1.0 - q) >= MIN_BEYOND - 1e-9
+}
+
+/// Samples quantile `q` needs before it is reported.
+pub fn needed_for(q: f64) -> u64 {
+    (MIN_BEYOND / (1.0 - q)).round() as u64
+}
+
+/// The percentiles a summary reports, by name and quantile.
+pub const PERCENTILES: [(&str, f64); 5] = [
+    ("p50", 0.50),
+    ("p90", 0.90),
+    ("p95", 0.95),
+    ("p99", 0.99),
+    ("p999", 0.999),
+];
+
+/// A latency distribution in milliseconds, the shape of every `*_ms` object in `result.json`. A
+/// percentile the samples cannot support is absent (see [`supports`]); `min`, `mean` and `max` are
+/// always there.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub min: f64,
     pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub p999: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p999: Option<f64>,
     pub max: f64,
 }
 
@@ -71,9 +107,10 @@ impl LatencySummary {
             return None;
         }
         let ms = |us: u64| us as f64 / 1000.0;
-        let q = |p: f64| ms(h.value_at_quantile(p));
+        let n = h.len();
+        let q = |p: f64| supports(n, p).then(|| ms(h.value_at_quantile(p)));
         Some(Self {
-            count: h.len(),
+            count: n,
             min: ms(h.min()),
             mean: h.mean() / 1000.0,
             p50: q(0.50),
@@ -85,20 +122,40 @@ impl LatencySummary {
         })
     }
 
-    /// One statistic by its threshold name (`p95`, `count`, …); durations in milliseconds.
+    /// One statistic by its threshold name (`p95`, `count`, …); durations in milliseconds. `None`
+    /// for an unknown name, or a percentile the samples do not support.
     pub fn stat(&self, name: &str) -> Option<f64> {
-        Some(match name {
-            "count" => self.count as f64,
-            "min" => self.min,
-            "mean" => self.mean,
+        match name {
+            "count" => Some(self.count as f64),
+            "min" => Some(self.min),
+            "mean" => Some(self.mean),
             "p50" => self.p50,
             "p90" => self.p90,
             "p95" => self.p95,
             "p99" => self.p99,
             "p999" => self.p999,
-            "max" => self.max,
-            _ => return None,
-        })
+            "max" => Some(self.max),
+            _ => None,
+        }
+    }
+
+    /// `p50 1.21ms p95 1.49ms p99 —` for the statistics named (a dash where the samples are too
+    /// few).
+    pub fn describe(&self, stats: &[&str]) -> String {
+        stats
+            .iter()
+            .map(|s| match self.stat(s) {
+                Some(v) => format!("{s} {v:.2}ms"),
+                None => format!("{s} —"),
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    }
+
+    /// For a percentile these samples do not support: the quantile, and how many samples it needs.
+    pub fn unsupported(&self, name: &str) -> Option<(f64, u64)> {
+        let (_, q) = PERCENTILES.iter().find(|(n, _)| *n == name)?;
+        (!supports(self.count, *q)).then(|| (*q, needed_for(*q)))
     }
 }
 
@@ -144,11 +201,16 @@ mod tests {
         }
         let s = LatencySummary::of(&h).unwrap();
         assert_eq!(s.count, 100);
-        assert!((s.p50 - 50.0).abs() < 0.1, "{s:?}");
-        assert!((s.p99 - 99.0).abs() < 0.1, "{s:?}");
+        assert!((s.p50.unwrap() - 50.0).abs() < 0.1, "{s:?}");
+        assert!((s.p90.unwrap() - 90.0).abs() < 0.1, "{s:?}");
         assert!((s.max - 100.0).abs() < 0.1, "{s:?}");
         assert_eq!(s.stat("count"), Some(100.0));
         assert_eq!(s.stat("p42"), None);
+        // 100 samples leave 5 beyond p95 and 1 beyond p99: too few to report either.
+        assert_eq!((s.p95, s.p99, s.p999), (None, None, None));
+        assert_eq!(s.unsupported("p99"), Some((0.99, 1000)));
+        assert_eq!(s.unsupported("p90"), None);
+        assert_eq!(s.stat("p99"), None);
     }
 
     #[test]

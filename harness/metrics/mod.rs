@@ -4,9 +4,11 @@
 pub mod connections;
 pub mod histogram;
 pub mod recorder;
+pub mod split;
 pub mod timeline;
 
 pub use connections::ConnectionStats;
 pub use histogram::{Hist, LatencySummary};
 pub use recorder::{ErrorCount, Recorder, Timing, Totals};
+pub use split::Split;
 pub use timeline::{Drift, Timeline, TimelineRow};

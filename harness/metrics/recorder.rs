@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::connections::ConnectionStats;
 use super::histogram::{Hist, merge, new_histogram, record, record_millis};
+use super::split::Split;
 use crate::iteration::{IterationReport, Outcome};
 use crate::taxonomy::ErrorKind;
 
@@ -83,7 +84,7 @@ pub struct RollbackStats {
 /// What happened during one stage of a stepped load.
 #[derive(Debug, Clone)]
 pub struct StageStats {
-    pub latency: Hist,
+    pub latency: Split,
     pub service: Hist,
     pub totals: Totals,
     pub late: u64,
@@ -93,7 +94,7 @@ pub struct StageStats {
 impl StageStats {
     fn new() -> Self {
         Self {
-            latency: new_histogram(),
+            latency: Split::default(),
             service: new_histogram(),
             totals: Totals::default(),
             late: 0,
@@ -105,7 +106,7 @@ impl StageStats {
 /// Data of the current second, which the timeline takes and resets once a second.
 #[derive(Debug, Clone)]
 pub struct Interval {
-    pub latency: Hist,
+    pub latency: Split,
     pub succeeded: u64,
     pub failed: u64,
     pub late: u64,
@@ -127,12 +128,14 @@ pub struct Timing {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     pub totals: Totals,
-    /// From the intended start: what a user waiting on the schedule experienced.
-    pub latency: Hist,
+    /// From the intended start: what a user waiting on the schedule experienced; succeeded and
+    /// failed iterations apart.
+    pub latency: Split,
     /// From the actual start: the service time alone.
     pub service: Hist,
     pub late: u64,
-    pub steps: Vec<Hist>,
+    /// Each step's time, by whether the step succeeded.
+    pub steps: Vec<Split>,
     pub recorded: Vec<Hist>,
     pub errors: BTreeMap<String, ErrorCount>,
     pub warnings: BTreeMap<String, u64>,
@@ -158,10 +161,10 @@ impl Recorder {
     pub fn new(steps: usize, recorded: usize, stages: usize) -> Self {
         Self {
             totals: Totals::default(),
-            latency: new_histogram(),
+            latency: Split::default(),
             service: new_histogram(),
             late: 0,
-            steps: (0..steps).map(|_| new_histogram()).collect(),
+            steps: (0..steps).map(|_| Split::default()).collect(),
             recorded: (0..recorded).map(|_| new_histogram()).collect(),
             errors: BTreeMap::new(),
             warnings: BTreeMap::new(),
@@ -171,7 +174,7 @@ impl Recorder {
             },
             stages: (0..stages).map(|_| StageStats::new()).collect(),
             interval: Interval {
-                latency: new_histogram(),
+                latency: Split::default(),
                 succeeded: 0,
                 failed: 0,
                 late: 0,
@@ -212,18 +215,19 @@ impl Recorder {
             timed_out: u64::from(failure.is_some_and(|f| f.kind == ErrorKind::Timeout)),
         };
         self.totals.add(&totals);
-        record(&mut self.latency, latency);
+        let kind = failure.map(|f| f.kind.as_str());
+        self.latency.record(latency, kind);
         if self.track_service {
             record(&mut self.service, service);
         }
-        record(&mut self.interval.latency, latency);
+        self.interval.latency.record(latency, kind);
         self.interval.succeeded += totals.succeeded;
         self.interval.failed += totals.failed;
         self.interval.late += u64::from(timing.late);
         self.late += u64::from(timing.late);
         if let Some(stage) = self.stages.get_mut(timing.stage) {
             stage.totals.add(&totals);
-            record(&mut stage.latency, latency);
+            stage.latency.record(latency, kind);
             record(&mut stage.service, service);
             stage.late += u64::from(timing.late);
             if let Some(f) = failure {
@@ -239,7 +243,7 @@ impl Recorder {
         }
         for s in &report.steps {
             if let Some(h) = self.steps.get_mut(s.step) {
-                record(h, s.latency);
+                h.record(s.latency, (!s.ok).then_some("step"));
             }
         }
         for r in &report.recorded {
@@ -273,7 +277,7 @@ impl Recorder {
 
     /// Moves the current second's data out, leaving it empty.
     pub fn take_interval(&mut self, into: &mut Interval) {
-        merge(&mut into.latency, &self.interval.latency);
+        into.latency.absorb(&self.interval.latency);
         into.succeeded += self.interval.succeeded;
         into.failed += self.interval.failed;
         into.late += self.interval.late;
@@ -290,11 +294,11 @@ impl Recorder {
             self.connections().absorb(c);
         }
         self.history.extend(o.history.iter().cloned());
-        merge(&mut self.latency, &o.latency);
+        self.latency.absorb(&o.latency);
         merge(&mut self.service, &o.service);
         self.late += o.late;
         for (a, b) in self.steps.iter_mut().zip(&o.steps) {
-            merge(a, b);
+            a.absorb(b);
         }
         for (a, b) in self.recorded.iter_mut().zip(&o.recorded) {
             merge(a, b);
@@ -320,7 +324,7 @@ impl Recorder {
         }
         for (a, b) in self.stages.iter_mut().zip(&o.stages) {
             a.totals.add(&b.totals);
-            merge(&mut a.latency, &b.latency);
+            a.latency.absorb(&b.latency);
             merge(&mut a.service, &b.service);
             a.late += b.late;
             for (k, v) in &b.errors {
@@ -369,7 +373,7 @@ mod tests {
     fn latency_counts_from_the_intended_start_and_service_time_from_the_actual_one() {
         let mut r = Recorder::new(1, 0, 0);
         r.record(&timing(0, 900, 1000), &IterationReport::succeeded());
-        assert_eq!(r.latency.max() / 1000, 1000);
+        assert_eq!(r.latency.all().max() / 1000, 1000);
         assert_eq!(r.service.max() / 1000, 100);
         assert_eq!(r.late, 1);
     }
@@ -417,6 +421,7 @@ mod tests {
         ok.steps.push(StepSample {
             step: 1,
             latency: Duration::from_millis(3),
+            ok: true,
         });
         a.record(&timing(0, 0, 10), &ok);
         let mut rb = failed(ErrorKind::Validation, Some("VR002"), "owner is a");
@@ -434,8 +439,8 @@ mod tests {
         );
         a.absorb(&b);
         assert_eq!(a.totals.iterations, 2);
-        assert_eq!(a.latency.len(), 2);
-        assert_eq!(a.steps[1].len(), 1);
+        assert_eq!(a.latency.all().len(), 2);
+        assert_eq!(a.steps[1].all().len(), 1);
         assert_eq!(a.rollback.attempted, 1);
         assert_eq!(a.rollback.succeeded, 0);
         assert_eq!(a.rollback.by_step[1], (1, 0));
@@ -449,14 +454,17 @@ mod tests {
         let mut r = Recorder::new(0, 0, 0);
         r.record(&timing(0, 0, 7), &IterationReport::succeeded());
         let mut into = Interval {
-            latency: new_histogram(),
+            latency: Split::default(),
             succeeded: 0,
             failed: 0,
             late: 0,
         };
         r.take_interval(&mut into);
-        assert_eq!((into.succeeded, into.latency.len()), (1, 1));
-        assert_eq!((r.interval.succeeded, r.interval.latency.len()), (0, 0));
-        assert_eq!(r.latency.len(), 1, "the run's totals keep it");
+        assert_eq!((into.succeeded, into.latency.all().len()), (1, 1));
+        assert_eq!(
+            (r.interval.succeeded, r.interval.latency.all().len()),
+            (0, 0)
+        );
+        assert_eq!(r.latency.all().len(), 1, "the run's totals keep it");
     }
 }

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram::{Hist, merge, new_histogram};
 use super::recorder::{Interval, Recorder};
+use super::split::Split;
 
 /// One second of the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TimelineRow {
     /// Start of the second, from the start of the run.
     pub t_s: u64,
@@ -26,6 +27,13 @@ pub struct TimelineRow {
     pub p99_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub max_ms: Option<f64>,
+    /// The same percentiles of the second's succeeded iterations alone.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ok_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ok_p95_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ok_p99_ms: Option<f64>,
 }
 
 /// Latency and errors of one window of the run.
@@ -74,7 +82,7 @@ pub struct Timeline {
 
 fn empty_interval() -> Interval {
     Interval {
-        latency: new_histogram(),
+        latency: Split::default(),
         succeeded: 0,
         failed: 0,
         late: 0,
@@ -104,18 +112,22 @@ impl Timeline {
             let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
             r.take_interval(&mut self.scratch);
         }
-        let h = &self.scratch.latency;
-        let q = |p: f64| (!h.is_empty()).then(|| h.value_at_quantile(p) as f64 / 1000.0);
+        let all = self.scratch.latency.all();
+        let ok = self.scratch.latency.ok();
+        let q = |h: &Hist, p: f64| (!h.is_empty()).then(|| h.value_at_quantile(p) as f64 / 1000.0);
         self.rows.push(TimelineRow {
             t_s,
             succeeded: self.scratch.succeeded,
             failed: self.scratch.failed,
-            p50_ms: q(0.50),
-            p95_ms: q(0.95),
-            p99_ms: q(0.99),
-            max_ms: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
+            p50_ms: q(&all, 0.50),
+            p95_ms: q(&all, 0.95),
+            p99_ms: q(&all, 0.99),
+            max_ms: (!all.is_empty()).then(|| all.max() as f64 / 1000.0),
+            ok_p50_ms: q(ok, 0.50),
+            ok_p95_ms: q(ok, 0.95),
+            ok_p99_ms: q(ok, 0.99),
         });
-        merge(&mut self.cumulative, &self.scratch.latency);
+        merge(&mut self.cumulative, ok);
         self.counts.0 += self.scratch.succeeded + self.scratch.failed;
         self.counts.1 += self.scratch.failed;
         self.counts.2 += self.scratch.late;
@@ -148,7 +160,7 @@ impl Timeline {
         self.counts
     }
 
-    /// p95 of everything completed so far, in milliseconds.
+    /// p95 of the iterations that succeeded so far, in milliseconds.
     pub fn running_p95(&self) -> Option<f64> {
         (!self.cumulative.is_empty())
             .then(|| self.cumulative.value_at_quantile(0.95) as f64 / 1000.0)
@@ -188,7 +200,7 @@ impl Timeline {
 }
 
 fn add_interval(into: &mut Interval, from: &Interval) {
-    merge(&mut into.latency, &from.latency);
+    into.latency.absorb(&from.latency);
     into.succeeded += from.succeeded;
     into.failed += from.failed;
 }
@@ -197,7 +209,9 @@ fn window_stats(i: &Interval) -> WindowStats {
     let n = i.succeeded + i.failed;
     WindowStats {
         iterations: n,
-        p95_ms: (!i.latency.is_empty()).then(|| i.latency.value_at_quantile(0.95) as f64 / 1000.0),
+        // Of succeeded iterations: refusals during an outage would make the window look fast.
+        p95_ms: (!i.latency.ok().is_empty())
+            .then(|| i.latency.ok().value_at_quantile(0.95) as f64 / 1000.0),
         error_rate: (n > 0).then(|| i.failed as f64 / n as f64),
     }
 }

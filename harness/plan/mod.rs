@@ -299,10 +299,7 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
             name: scenario.name.clone(),
             description: scenario.description.clone(),
             suite,
-            seed: overrides
-                .seed
-                .or(scenario.seed)
-                .unwrap_or_else(rand::random),
+            seed: overrides.seed.or(scenario.seed).unwrap_or_else(draw_seed),
             run_id: overrides.run_id.unwrap_or_else(new_run_id),
             shard: overrides.shard.unwrap_or(Shard { index: 0, count: 1 }),
         },
@@ -318,6 +315,14 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
         probes: scenario.probes.clone(),
         judgement,
     })
+}
+
+/// Seeds the harness draws itself stay below 2^53, so every JSON reader holds them exactly (a seed
+/// the user gives may be any u64; `seed_text` keeps it exact for the others).
+pub const DRAWN_SEED_BOUND: u64 = 1 << 53;
+
+fn draw_seed() -> u64 {
+    rand::random::<u64>() % DRAWN_SEED_BOUND
 }
 
 /// A short id unique to this run: time and process, not the seed.
@@ -418,6 +423,10 @@ mod tests {
         assert_eq!(plan.budget.grace(), Duration::from_secs(3));
         let drawn = build(&builtin("RELIABILITY_STANDARD"), Overrides::default()).unwrap();
         assert!(!drawn.identity.run_id.is_empty());
+        for _ in 0..100 {
+            let s = build(&builtin("RELIABILITY_STANDARD"), Overrides::default()).unwrap();
+            assert!(s.identity.seed < DRAWN_SEED_BOUND, "{}", s.identity.seed);
+        }
     }
 
     #[test]

@@ -394,6 +394,7 @@ mod tests {
             p95_ms: Some(p99_ms),
             p99_ms: Some(p99_ms),
             max_ms: Some(p99_ms),
+            ..TimelineRow::default()
         }
     }
 

@@ -69,13 +69,17 @@ fn percentile_label(x: f64) -> String {
 }
 
 /// The points of a histogram's percentile spectrum: x = log10(1/(1-q)), y = latency in ms.
+/// The percentile curve of `h`, only as far as its samples support (at least 10 beyond each point):
+/// 100 samples reach p90, 10,000 reach p99.9.
 pub fn spectrum_points(h: &Hist) -> Vec<(f64, f64)> {
+    let n = h.len();
     (0..=250)
         .map(|i| {
             let x = f64::from(i) / 50.0;
-            let q = 1.0 - 10f64.powf(-x);
-            (x, h.value_at_quantile(q.min(1.0)) as f64 / 1000.0)
+            (x, 1.0 - 10f64.powf(-x))
         })
+        .take_while(|(_, q)| crate::metrics::histogram::supports(n, *q))
+        .map(|(x, q)| (x, h.value_at_quantile(q) as f64 / 1000.0))
         .collect()
 }
 
@@ -197,28 +201,32 @@ pub fn over_time(
 
 /// One line per percentile column of the timeline.
 pub fn timeline_lines(rows: &[TimelineRow], prefix: &str, dashed: bool) -> Vec<Line> {
-    let col = |f: fn(&TimelineRow) -> Option<f64>| -> Vec<(f64, f64)> {
+    // Succeeded iterations' percentiles: refusals during an outage would draw the service fastest
+    // while it is down. A result written before they were kept apart has only all iterations'.
+    let ok = rows.iter().any(|r| r.ok_p50_ms.is_some());
+    let col = |all: fn(&TimelineRow) -> Option<f64>, succeeded: fn(&TimelineRow) -> Option<f64>| {
+        let f = if ok { succeeded } else { all };
         rows.iter()
             .filter_map(|r| f(r).map(|v| (r.t_s as f64 + 0.5, v)))
-            .collect()
+            .collect::<Vec<(f64, f64)>>()
     };
     vec![
         Line {
             label: format!("{prefix}p50"),
             color: BLUE_,
-            points: col(|r| r.p50_ms),
+            points: col(|r| r.p50_ms, |r| r.ok_p50_ms),
             dashed,
         },
         Line {
             label: format!("{prefix}p95"),
             color: ORANGE_,
-            points: col(|r| r.p95_ms),
+            points: col(|r| r.p95_ms, |r| r.ok_p95_ms),
             dashed,
         },
         Line {
             label: format!("{prefix}p99"),
             color: RED_,
-            points: col(|r| r.p99_ms),
+            points: col(|r| r.p99_ms, |r| r.ok_p99_ms),
             dashed,
         },
     ]
@@ -315,14 +323,17 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn the_spectrum_climbs_to_the_maximum() {
+    fn the_spectrum_climbs_as_far_as_the_samples_reach() {
         let mut h = new_histogram();
         for ms in 1..=1000 {
             record(&mut h, Duration::from_millis(ms));
         }
         let points = spectrum_points(&h);
         assert!((points[0].1 - 1.0).abs() < 0.01);
-        assert!((points.last().unwrap().1 - 1000.0).abs() < 1.0);
+        // 1000 samples leave 10 beyond p99 and 1 beyond p99.9: the curve stops at p99.
+        let (x, v) = *points.last().unwrap();
+        assert!((x - 2.0).abs() < 1e-9, "stops at p99, x = {x}");
+        assert!((v - 990.0).abs() < 1.0, "{v}");
         assert!(points.windows(2).all(|w| w[0].1 <= w[1].1));
         let svg = spectrum(
             "latency <by> percentile",

@@ -39,11 +39,14 @@ impl Charts {
     pub fn of(r: &RunResult) -> Self {
         let m = &r.metrics;
         let mut spectrum_lines = Vec::new();
-        if let Some(h) = m.latency_hdr.as_deref().and_then(|t| decode(t).ok()) {
-            let label = if m.service_time_hdr.is_some() {
-                "latency (from intended start)"
-            } else {
-                "latency"
+        // Succeeded iterations (every iteration in a result written before they were kept apart).
+        let headline = m.latency_ok_hdr.as_deref().or(m.latency_hdr.as_deref());
+        if let Some(h) = headline.and_then(|t| decode(t).ok()) {
+            let label = match (m.latency_ok_hdr.is_some(), m.service_time_hdr.is_some()) {
+                (true, true) => "succeeded, from intended start",
+                (true, false) => "succeeded",
+                (false, true) => "latency (from intended start)",
+                (false, false) => "latency",
             };
             spectrum_lines.push(Line {
                 label: label.into(),
@@ -74,7 +77,10 @@ impl Charts {
             color,
             values: ordered
                 .iter()
-                .map(|(_, s)| [s.latency_ms.p50, s.latency_ms.p95, s.latency_ms.p99][which])
+                .map(|(_, s)| {
+                    let l = s.latency_ok_ms.as_ref().unwrap_or(&s.latency_ms);
+                    [l.p50, l.p95, l.p99][which].unwrap_or(0.0)
+                })
                 .collect(),
         })
         .collect::<Vec<_>>();
@@ -109,7 +115,11 @@ impl Charts {
         Self {
             spectrum: charts::spectrum("Latency by percentile", &spectrum_lines),
             latency: charts::over_time(
-                "Latency over time (per second)",
+                if m.latency_ok_hdr.is_some() {
+                    "Latency of succeeded iterations over time (per second)"
+                } else {
+                    "Latency over time (per second)"
+                },
                 "latency (ms)",
                 &charts::timeline_lines(&r.timeline, "", false),
                 &windows,

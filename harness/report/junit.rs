@@ -148,13 +148,9 @@ fn suite(r: &RunResult, host: String) -> Suite {
     ];
     let latency = r
         .metrics
-        .latency_ms
-        .map(|l| {
-            format!(
-                "; latency p50 {:.2}ms p95 {:.2}ms p99 {:.2}ms",
-                l.p50, l.p95, l.p99
-            )
-        })
+        .latency_ok_ms
+        .or(r.metrics.latency_ms)
+        .map(|l| format!("; latency {}", l.describe(&["p50", "p95", "p99"])))
         .unwrap_or_default();
     Suite {
         name: r.scenario.clone(),

@@ -41,16 +41,21 @@ pub fn pct(v: Option<f64>) -> String {
     v.map_or("—".into(), |v| format_value("ratio", v))
 }
 
+/// A percentile, or a dash where the samples are too few to tell it.
+pub fn opt_ms(v: Option<f64>) -> String {
+    v.map_or("—".into(), ms)
+}
+
 pub fn latency_row(name: &str, s: &LatencySummary) -> LatencyRow {
     LatencyRow {
         name: name.to_string(),
         count: s.count,
         min: ms(s.min),
-        p50: ms(s.p50),
-        p90: ms(s.p90),
-        p95: ms(s.p95),
-        p99: ms(s.p99),
-        p999: ms(s.p999),
+        p50: opt_ms(s.p50),
+        p90: opt_ms(s.p90),
+        p95: opt_ms(s.p95),
+        p99: opt_ms(s.p99),
+        p999: opt_ms(s.p999),
         max: ms(s.max),
     }
 }

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::rows::{LatencyRow, Pair, latency_row, ms, pair, pct};
+use super::rows::{LatencyRow, Pair, latency_row, ms, opt_ms, pair, pct};
 use crate::result::{RunResult, Status, format_value};
 
 #[derive(Debug, Serialize)]
@@ -16,7 +16,8 @@ pub struct ReportView {
     pub status: &'static str,
     pub passed: bool,
     pub reason: Option<String>,
-    pub seed: u64,
+    /// Exact whatever its size (`seed_text`).
+    pub seed: String,
     pub run_id: String,
     pub started_at: String,
     pub finished_at: String,
@@ -195,14 +196,26 @@ impl ReportView {
             totals.push(pair("not started", t.not_started.to_string()));
             totals.push(pair("cut off in flight", t.abandoned.to_string()));
         }
+        // Succeeded iterations first: that is the latency the headline and summary.md give.
         let mut latency = Vec::new();
-        if let Some(s) = &m.latency_ms {
-            let name = if m.service_time_ms.is_some() {
-                "latency (from intended start)"
-            } else {
-                "latency"
-            };
-            latency.push(latency_row(name, s));
+        let from = if m.service_time_ms.is_some() {
+            " (from intended start)"
+        } else {
+            ""
+        };
+        match (&m.latency_ok_ms, &m.latency_failed_ms, &m.latency_ms) {
+            (Some(ok), None, _) => latency.push(latency_row(&format!("latency{from}"), ok)),
+            (ok, Some(failed), all) => {
+                if let Some(ok) = ok {
+                    latency.push(latency_row(&format!("succeeded{from}"), ok));
+                }
+                latency.push(latency_row("failed", failed));
+                if let Some(all) = all {
+                    latency.push(latency_row("all iterations", all));
+                }
+            }
+            (None, None, Some(all)) => latency.push(latency_row(&format!("latency{from}"), all)),
+            (None, None, None) => {}
         }
         if let Some(s) = &m.service_time_ms {
             latency.push(latency_row("service time (uncorrected)", s));
@@ -214,7 +227,11 @@ impl ReportView {
             status,
             passed: r.status == Status::Passed,
             reason: r.reason.clone(),
-            seed: r.seed,
+            seed: if r.seed_text.is_empty() {
+                r.seed.to_string()
+            } else {
+                r.seed_text.clone()
+            },
             run_id: r.run_id.clone(),
             started_at: r.started_at.clone(),
             finished_at: r.finished_at.clone(),
@@ -308,7 +325,7 @@ impl ReportView {
                         achieved: format_value("rate", st.achieved_rate_per_s),
                         iterations: st.totals.iterations,
                         success: pct(st.success_rate),
-                        p95: st.latency_ms.as_ref().map_or("—".into(), |l| ms(l.p95)),
+                        p95: opt_ms(st.latency_ok_ms.or(st.latency_ms).and_then(|l| l.p95)),
                         late: st.late,
                         met: st.met_thresholds,
                     })

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::rows::{LatencyRow, Pair, latency_row, ms, pair, pct};
+use super::rows::{LatencyRow, Pair, latency_row, ms, opt_ms, pair, pct};
 use crate::result::{RunResult, format_value};
 
 #[derive(Debug, Serialize)]
@@ -103,7 +103,7 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
             pair("publishes meanwhile", s.published.to_string()),
             pair(
                 "publisher acknowledgement p99",
-                s.publisher_ack_ms.map_or("—".into(), |a| ms(a.p99)),
+                opt_ms(s.publisher_ack_ms.and_then(|a| a.p99)),
             ),
             pair(
                 "load's worst p99 per second, before → during",
@@ -142,7 +142,7 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
             format!(
                 "{} reconnections: p50 {}, max {} from the loss to the connection being back",
                 r.count,
-                ms(r.p50),
+                opt_ms(r.p50),
                 ms(r.max)
             )
         }),

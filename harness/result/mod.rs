@@ -42,6 +42,10 @@ pub struct RunResult {
     pub description: String,
     pub suite: String,
     pub seed: u64,
+    /// The seed as a decimal string: JSON readers that hold numbers as doubles (jq, JavaScript) lose
+    /// the last digits of a seed above 2^53, and `--seed` takes this text as it is.
+    #[serde(default)]
+    pub seed_text: String,
     /// Identifies the run in ids it creates on the target; not derived from the seed, so two runs
     /// with one seed never collide on a long-lived target.
     pub run_id: String,
@@ -155,11 +159,23 @@ pub struct Metrics {
     /// Iterations completed per second of the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput_per_s: Option<f64>,
-    /// Open and stepped loads: from each iteration's intended start. Closed: from its start.
+    /// Open and stepped loads: from each iteration's intended start. Closed: from its start. Every
+    /// completed iteration, succeeded or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<LatencySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_hdr: Option<String>,
+    /// Succeeded iterations only: what the reports headline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ok_ms: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ok_hdr: Option<String>,
+    /// Failed iterations only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_failed_ms: Option<LatencySummary>,
+    /// Failed iterations by error kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub latency_failed_by_kind: BTreeMap<String, LatencySummary>,
     /// Open and stepped loads only: from the actual start (uncorrected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_time_ms: Option<LatencySummary>,
@@ -206,7 +222,11 @@ pub struct StepMetrics {
     #[serde(default)]
     pub index: usize,
     pub name: String,
+    /// Every attempt of the step, succeeded or failed.
     pub latency_ms: LatencySummary,
+    /// The times the step succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ok_ms: Option<LatencySummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,6 +292,8 @@ pub struct StageResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<LatencySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ok_ms: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_time_ms: Option<LatencySummary>,
     pub late: u64,
     pub errors: BTreeMap<String, u64>,
@@ -330,6 +352,9 @@ pub struct HistogramInfo {
     pub unit: String,
     pub significant_digits: u8,
     pub encoding: String,
+    /// How the percentiles are defined (and when one is left out).
+    #[serde(default)]
+    pub percentiles: String,
 }
 
 impl Default for HistogramInfo {
@@ -338,6 +363,7 @@ impl Default for HistogramInfo {
             unit: "microseconds".into(),
             significant_digits: crate::metrics::histogram::SIGNIFICANT_DIGITS,
             encoding: "HdrHistogram V2 + DEFLATE, base64".into(),
+            percentiles: crate::metrics::histogram::PERCENTILE_DEFINITION.into(),
         }
     }
 }

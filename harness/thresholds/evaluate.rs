@@ -5,6 +5,10 @@
 //! Missing data never passes silently: a threshold on a metric the run produced no value for fails,
 //! with a note saying so. The one exception is a rate over rollbacks when no rollback was needed,
 //! which passes with a note (nothing failed, so nothing had to be undone).
+//!
+//! A percentile the run had too few samples to report is known only to lie between the smallest and
+//! the largest sample. Its threshold passes when every value in that range would meet it (`p99 < 2s`
+//! with a max of 40 ms), with a note; otherwise it fails, saying how many iterations it needs.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +18,17 @@ use crate::result::{RunResult, StageResult, Verdict};
 
 /// Metric values by threshold name.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Values(BTreeMap<String, f64>);
+pub struct Values(BTreeMap<String, f64>, BTreeMap<String, Bound>);
+
+/// What is known of a percentile the samples were too few to report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    pub min: f64,
+    pub max: f64,
+    pub samples: u64,
+    /// Samples it would need.
+    pub needed: u64,
+}
 
 impl Values {
     pub fn get(&self, name: &str) -> Option<f64> {
@@ -30,6 +44,11 @@ impl Values {
 
     pub fn set(&mut self, name: impl Into<String>, value: f64) {
         self.0.insert(name.into(), value);
+    }
+
+    /// Notes that `name` is a percentile too few samples support, and what they bound it by.
+    pub fn bound(&mut self, name: impl Into<String>, bound: Bound) {
+        self.1.insert(name.into(), bound);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &f64)> {
@@ -72,6 +91,31 @@ pub fn judge_one(t: &Threshold, values: &Values) -> Verdict {
             passed: t.condition.holds(actual),
             note: None,
         },
+        None if values.1.contains_key(&t.metric) => {
+            let b = values.1[&t.metric];
+            let stat = t.metric.rsplit('.').next().unwrap_or_default();
+            let too_few = format!(
+                "{} samples are too few for a {stat} (it needs {})",
+                b.samples, b.needed
+            );
+            let holds = t.condition.holds_throughout(b.min, b.max);
+            let (lo, hi) = (
+                crate::result::format_value("duration", b.min),
+                crate::result::format_value("duration", b.max),
+            );
+            Verdict {
+                metric: t.metric.clone(),
+                kind: t.kind.as_str().into(),
+                condition,
+                actual: None,
+                passed: holds,
+                note: Some(if holds {
+                    format!("{too_few}; passed because every sample, {lo} to {hi}, meets it")
+                } else {
+                    format!("{too_few}, and the samples, {lo} to {hi}, do not all meet it")
+                }),
+            }
+        }
         None if t.metric == "rollback.success_rate"
             && values.get("rollback.attempted") == Some(0.0) =>
         {
@@ -125,6 +169,7 @@ mod tests {
             description: String::new(),
             suite: "reliability".into(),
             seed: 1,
+            seed_text: "1".into(),
             run_id: "r".into(),
             status: Status::Passed,
             reason: None,
@@ -232,5 +277,49 @@ mod tests {
         let sr = judge_one(&threshold("success_rate", MetricKind::Ratio, ">= 0.9"), &v);
         assert!(!sr.passed);
         assert!(sr.note.unwrap().contains("no iteration completed"));
+    }
+
+    #[test]
+    fn a_percentile_too_few_samples_support_is_judged_on_their_range() {
+        let mut h = crate::metrics::histogram::new_histogram();
+        for ms in 1..=100 {
+            crate::metrics::histogram::record(&mut h, std::time::Duration::from_millis(ms));
+        }
+        let m = Metrics {
+            latency_ok_ms: crate::metrics::LatencySummary::of(&h),
+            ..Metrics::default()
+        };
+        assert_eq!(
+            m.latency_ok_ms.unwrap().p999,
+            None,
+            "100 samples report no p99.9"
+        );
+        let v = of_run(&totals(100, 0), &m);
+        let loose = judge_one(
+            &threshold("latency_ok.p99", MetricKind::Duration, "< 2s"),
+            &v,
+        );
+        assert!(loose.passed && loose.actual.is_none());
+        assert_eq!(
+            loose.note.as_deref(),
+            Some(
+                "100 samples are too few for a p99 (it needs 1000); passed because every \
+                 sample, 1.00ms to 100.0ms, meets it"
+            )
+        );
+        let tight = judge_one(
+            &threshold("latency_ok.p99", MetricKind::Duration, "< 50ms"),
+            &v,
+        );
+        assert!(!tight.passed);
+        assert!(tight.note.unwrap().contains("do not all meet it"));
+        let p90 = judge_one(
+            &threshold("latency_ok.p90", MetricKind::Duration, "< 50ms"),
+            &v,
+        );
+        assert_eq!(
+            (p90.passed, p90.actual.map(f64::round)),
+            (false, Some(90.0))
+        );
     }
 }

@@ -147,6 +147,19 @@ impl Condition {
         Ok(Self { op, value })
     }
 
+    /// Whether every value from `lo` to `hi` meets the condition.
+    pub fn holds_throughout(&self, lo: f64, hi: f64) -> bool {
+        match self.op {
+            Op::Eq => lo == hi && self.holds(lo),
+            Op::Ne => {
+                let v = self.value.canonical();
+                v < lo || v > hi
+            }
+            // A half-line: holding at both ends, it holds between them.
+            Op::Lt | Op::Le | Op::Gt | Op::Ge => self.holds(lo) && self.holds(hi),
+        }
+    }
+
     /// Whether `actual` (in the canonical unit of [`Quantity::canonical`]) meets the condition.
     pub fn holds(&self, actual: f64) -> bool {
         let v = self.value.canonical();

@@ -371,6 +371,7 @@ impl Driver for HttpDriver {
             report.steps.push(StepSample {
                 step: i,
                 latency: run.latency,
+                ok: run.result.is_ok() && !run.invalid,
             });
             effects[i] = run.effect;
             let resp = match run.result {

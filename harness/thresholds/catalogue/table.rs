@@ -5,18 +5,25 @@ use super::{Compared, Estimator, Metric, MetricKind, RunShape, STATS};
 use crate::kinds::Suite;
 use crate::metrics::LatencySummary;
 use crate::result::{RecoveryWindow, RunResult};
-use crate::thresholds::evaluate::Values;
+use crate::thresholds::evaluate::{Bound, Values};
 
 fn every(_: &RunShape<'_>) -> bool {
     true
 }
 
 fn summary(v: &mut Values, prefix: &str, s: Option<&LatencySummary>) {
-    if let Some(s) = s {
-        for stat in STATS {
-            if let Some(x) = s.stat(stat) {
-                v.set(format!("{prefix}.{stat}"), x);
-            }
+    let Some(s) = s else { return };
+    for stat in STATS {
+        if let Some(x) = s.stat(stat) {
+            v.set(format!("{prefix}.{stat}"), x);
+        } else if let Some((_, needed)) = s.unsupported(stat) {
+            let bound = Bound {
+                min: s.min,
+                max: s.max,
+                samples: s.count,
+                needed,
+            };
+            v.bound(format!("{prefix}.{stat}"), bound);
         }
     }
 }
@@ -80,19 +87,19 @@ fn drift(r: &RunResult, v: &mut Values, name: &str, f: fn(&crate::metrics::Drift
 
 const LATENCY_COMPARED: &[Compared] = &[
     Compared {
-        name: "latency.p50",
+        name: "latency_ok.p50",
         estimator: Estimator::Quantile(0.50),
         rise_is_bad: true,
         in_points: false,
     },
     Compared {
-        name: "latency.p95",
+        name: "latency_ok.p95",
         estimator: Estimator::Quantile(0.95),
         rise_is_bad: true,
         in_points: false,
     },
     Compared {
-        name: "latency.p99",
+        name: "latency_ok.p99",
         estimator: Estimator::Quantile(0.99),
         rise_is_bad: true,
         in_points: false,
@@ -150,6 +157,37 @@ pub const CATALOGUE: &[Metric] = &[
         compare: &[],
     },
     Metric {
+        pattern: "latency.{stat}",
+        kind: MetricKind::Duration,
+        applies: every,
+        needs: "",
+        about: "every completed iteration, succeeded or failed; from each iteration's intended \
+                start under an open load",
+        read: |r, v| summary(v, "latency", r.metrics.latency_ms.as_ref()),
+        stage: Some(|s, v| summary(v, "latency", s.latency_ms.as_ref())),
+        compare: &[],
+    },
+    Metric {
+        pattern: "latency_ok.{stat}",
+        kind: MetricKind::Duration,
+        applies: every,
+        needs: "",
+        about: "succeeded iterations only (what summaries, reports and compare headline)",
+        read: |r, v| summary(v, "latency_ok", r.metrics.latency_ok_ms.as_ref()),
+        stage: Some(|s, v| summary(v, "latency_ok", s.latency_ok_ms.as_ref())),
+        compare: LATENCY_COMPARED,
+    },
+    Metric {
+        pattern: "latency_failed.{stat}",
+        kind: MetricKind::Duration,
+        applies: every,
+        needs: "",
+        about: "failed iterations only; no value when none failed",
+        read: |r, v| summary(v, "latency_failed", r.metrics.latency_failed_ms.as_ref()),
+        stage: None,
+        compare: &[],
+    },
+    Metric {
         pattern: "success_rate",
         kind: MetricKind::Ratio,
         applies: every,
@@ -192,16 +230,6 @@ pub const CATALOGUE: &[Metric] = &[
             rise_is_bad: false,
             in_points: false,
         }],
-    },
-    Metric {
-        pattern: "latency.{stat}",
-        kind: MetricKind::Duration,
-        applies: every,
-        needs: "",
-        about: "from each iteration's intended start under an open load",
-        read: |r, v| summary(v, "latency", r.metrics.latency_ms.as_ref()),
-        stage: Some(|s, v| summary(v, "latency", s.latency_ms.as_ref())),
-        compare: LATENCY_COMPARED,
     },
     Metric {
         pattern: "errors.{error}",
@@ -288,10 +316,25 @@ pub const CATALOGUE: &[Metric] = &[
         kind: MetricKind::Duration,
         applies: |s| s.is_handoff(),
         needs: "a handoff target (its procedure's steps)",
-        about: "",
+        about: "every attempt of the step",
         read: |r, v| {
             for (id, step) in &r.metrics.steps {
                 summary(v, &format!("steps.{id}.latency"), Some(&step.latency_ms));
+            }
+        },
+        stage: None,
+        compare: &[],
+    },
+    Metric {
+        pattern: "steps.{step}.latency_ok.{stat}",
+        kind: MetricKind::Duration,
+        applies: |s| s.is_handoff(),
+        needs: "a handoff target (its procedure's steps)",
+        about: "the times the step succeeded",
+        read: |r, v| {
+            for (id, step) in &r.metrics.steps {
+                let ok = step.latency_ok_ms.as_ref();
+                summary(v, &format!("steps.{id}.latency_ok"), ok);
             }
         },
         stage: None,
@@ -695,4 +738,3 @@ pub const CATALOGUE: &[Metric] = &[
         compare: &[],
     },
 ];
-
