@@ -41,6 +41,7 @@ fn one_hour() -> RunResult {
                 ok_p50_ms: Some(3.0 + wobble),
                 ok_p95_ms: Some(8.0 + 2.0 * wobble),
                 ok_p99_ms: Some(19.0 + 5.0 * wobble),
+                ..TimelineRow::default()
             }
         })
         .collect();

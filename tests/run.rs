@@ -428,6 +428,127 @@ fn the_stress_suite_finds_a_breaking_point() {
     assert!(base.note.as_deref().unwrap_or_default().contains("stage 1"));
 }
 
+/// A server that answers in 20 ms, except from 1 s to 2 s after it starts, when it refuses at once
+/// with 503 (an outage behind a fast proxy).
+fn refusing_for_a_second() -> Router {
+    let start = Instant::now();
+    Router::new().route(
+        "/",
+        get(move || async move {
+            let t = start.elapsed().as_secs_f64();
+            if (1.0..2.0).contains(&t) {
+                return (StatusCode::SERVICE_UNAVAILABLE, "down");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            (StatusCode::OK, "ok")
+        }),
+    )
+}
+
+#[test]
+fn refusals_in_an_outage_do_not_make_the_service_look_fast() {
+    let server = serve(refusing_for_a_second());
+    let r = run(
+        r#"name = "outage"
+           suite = "performance"
+           timeout = "30s"
+           [target]
+           kind = "http"
+           url = "http://127.0.0.1:1"
+           [target.request]
+           path = "/"
+           retries = 0
+           [load]
+           model = "open"
+           rate = "100/s"
+           duration = "4s"
+           max_in_flight = 50"#,
+        &server.url,
+    );
+    let m = &r.metrics;
+    let ok = m.latency_ok_ms.unwrap();
+    let failed = m.latency_failed_ms.unwrap();
+    assert!(
+        ok.p50.unwrap() >= 20.0,
+        "succeeded iterations took 20 ms: {ok:?}"
+    );
+    assert!(
+        failed.p50.unwrap() < 10.0,
+        "refusals were instant: {failed:?}"
+    );
+    assert_eq!(ok.count + failed.count, m.latency_ms.unwrap().count);
+    assert!(
+        (80..=120).contains(&failed.count),
+        "about a second's worth refused: {failed:?}"
+    );
+    assert_eq!(
+        m.latency_failed_by_kind.keys().collect::<Vec<_>>(),
+        ["http_5xx"]
+    );
+    // The second of the outage: all iterations' p50 drops to the refusals', the succeeded ones'
+    // does not (there are none, or they took their 20 ms).
+    let outage = r
+        .timeline
+        .iter()
+        .find(|row| row.failed > row.succeeded)
+        .expect("a second mostly refused");
+    assert!(outage.p50_ms.unwrap() < 10.0, "{outage:?}");
+    assert!(outage.ok_p50_ms.is_none_or(|p| p >= 20.0), "{outage:?}");
+    let summary = harness::cli::summary_text(&r);
+    assert!(
+        summary.contains("of the succeeded iterations")
+            && summary.contains("% of iterations (http_5xx"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_stage_beyond_the_generator_is_not_the_targets_breaking_point() {
+    // 50,000/s is far past what this machine's generator can start; the server answers at once.
+    let server = serve(delayed(0));
+    let r = run(
+        r#"name = "beyond"
+           suite = "stress"
+           timeout = "60s"
+           iteration_timeout = "5s"
+           [target]
+           kind = "http"
+           url = "http://127.0.0.1:1"
+           [load]
+           model = "stepped"
+           max_in_flight = 200
+           stages = [{ rate = "20/s", duration = "2s" }, { rate = "50000/s", duration = "200ms" }]
+           [thresholds]
+           "latency_ok.p95" = "< 500ms"
+           "breaking_point.rate" = ">= 10/s""#,
+        &server.url,
+    );
+    let stress = r.metrics.stress.clone().unwrap();
+    assert!(stress.stages[0].met_thresholds, "{:?}", stress.stages[0]);
+    let last = &stress.stages[1];
+    assert!(last.late > 100, "the generator fell behind: {last:?}");
+    assert!(
+        last.generator_limited,
+        "and the generator, not the target, set the pace: {last:?}"
+    );
+    assert!(
+        !stress.broke,
+        "the target never broke in what it was offered"
+    );
+    let limit = stress.generator_limited.as_ref().unwrap();
+    assert_eq!(limit.stage, 2);
+    assert!(
+        limit.achieved_rate_per_s < 50_000.0,
+        "the stage's own rate was not achieved: {limit:?}"
+    );
+    assert_eq!(stress.breaking_point.as_ref().map(|bp| bp.stage), Some(1));
+    let caveat = r.caveats.join(" ");
+    assert!(
+        caveat.starts_with("Breaking point not found: the generator fell behind at 50000/s"),
+        "{caveat}"
+    );
+}
+
 #[test]
 fn the_endurance_suite_reports_drift() {
     // Latency grows with time: 5ms at the start, about 45ms after eight seconds.

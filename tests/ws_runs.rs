@@ -333,7 +333,7 @@ fn the_stress_suite_finds_where_the_rate_limit_starts_refusing() {
     assert_eq!((refused(0), refused(1)), (0, 0), "{stress:#?}");
     assert!(refused(2) > 100, "{stress:#?}");
     assert!(!stress.stages[2].met_thresholds);
-    assert!(stress.broke);
+    assert!(stress.broke, "{stress:#?}\n{:#?}", r.timeline);
     assert!(
         stress
             .breaking_point

@@ -79,6 +79,11 @@ pub enum Command {
     },
 }
 
+/// The summary `harness run` prints at the end of a run.
+pub fn summary_text(r: &crate::result::RunResult) -> String {
+    summary::render(r)
+}
+
 /// Entry point of the binary.
 /// The multi-threaded runtime a verb that does I/O runs on.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -21,6 +21,9 @@ pub fn render(r: &RunResult) -> String {
     if let Some(reason) = &r.reason {
         let _ = writeln!(out, "  reason      {reason}");
     }
+    for c in &r.caveats {
+        let _ = writeln!(out, "  caveat      {c}");
+    }
     let t = &r.totals;
     let mut counts = format!(
         "{} done: {} succeeded, {} failed",
@@ -113,6 +116,10 @@ pub fn render(r: &RunResult) -> String {
     }
     if let Some(s) = &m.stress {
         let bp = match &s.breaking_point {
+            _ if s.generator_limited.is_some() => {
+                let g = s.generator_limited.as_ref().map_or(0.0, |g| g.rate_per_s);
+                format!("not found: the generator fell behind at {g:.1}/s (see the caveat)")
+            }
             Some(bp) if s.broke => format!(
                 "stage {} at {:.1}/s (the next stage broke)",
                 bp.stage, bp.rate_per_s

@@ -3,7 +3,6 @@
 //! suite's drift), verdicts on the thresholds, the status and the notes a reader needs. Used for the
 //! final result and for the checkpoints written while the run goes on.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::config::units::format_duration;
@@ -12,12 +11,9 @@ use crate::metrics::timeline::Drift;
 use crate::metrics::{LatencySummary, Recorder, TimelineRow};
 use crate::plan::{RunPlan, TargetPlan};
 use crate::result::*;
-use crate::thresholds::Threshold;
-use crate::thresholds::catalogue::judged_per_stage;
 use crate::thresholds::evaluate::{Values, judge, judge_one};
 
-/// Share of late starts above which an open load did not apply the load it claims.
-pub const MAX_LATE_SHARE: f64 = 0.01;
+pub use crate::metrics::timeline::MAX_LATE_SHARE;
 
 /// Why the run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +40,8 @@ pub struct Snapshot<'a> {
     pub timeline: Vec<TimelineRow>,
     pub drift: Option<Drift>,
     pub started_at: SystemTime,
+    /// When the load started (its stages' times count from here).
+    pub load_start: std::time::Instant,
     pub elapsed: Duration,
     /// How long the load itself ran (throughput is over this).
     pub load_elapsed: Duration,
@@ -97,7 +95,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
     let stress = plan
         .judgement
         .breaking_point
-        .then(|| stress(&s, load.judged_stages(), thresholds));
+        .then(|| super::stress::judge_stages(&s, load.judged_stages(), thresholds));
     metrics.stress = stress.as_ref().map(|(m, _)| m.clone());
     if plan.judgement.drift_window_s.is_some() {
         metrics.drift = s.drift;
@@ -146,10 +144,17 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         timeline: s.timeline.clone(),
         thresholds: Vec::new(),
         checks: s.extras.checks.clone(),
+        caveats: Vec::new(),
         notes,
         histograms: HistogramInfo::default(),
     };
 
+    result.caveats = super::caveats::of(
+        &result.metrics,
+        &result.timeline,
+        scheduled,
+        plan.load.concurrency(),
+    );
     let values = Values::of_result(&result);
     let mut verdicts = match &stress {
         Some((_, base_verdicts)) => thresholds
@@ -243,7 +248,7 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
                 achieved_rate_per_s: out.throughput_per_s.unwrap_or(0.0),
                 late: m.late,
                 on_time_rate: on_time,
-                fell_behind: m.late as f64 > MAX_LATE_SHARE * m.totals.iterations as f64,
+                fell_behind: crate::metrics::timeline::behind_schedule(m.late, m.totals.iterations),
             });
         }
     }
@@ -295,95 +300,6 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
         }
     }
     out
-}
-
-/// The stress suite: every stage judged on the thresholds (and on keeping to its schedule); the
-/// breaking point is the last stage of the unbroken run of stages that met them, from the first.
-/// Also returns the first stage's verdicts, which stand for the run's own.
-fn stress(
-    s: &Snapshot<'_>,
-    stages: &[crate::schedule::OpenStage],
-    thresholds: &[Threshold],
-) -> (StressMetrics, BTreeMap<String, Verdict>) {
-    let per_stage: Vec<Threshold> = thresholds
-        .iter()
-        .filter(|t| judged_per_stage(&t.metric))
-        .cloned()
-        .collect();
-    let mut results = Vec::new();
-    for (i, (plan, stats)) in stages.iter().zip(&s.merged.stages).enumerate() {
-        let totals = ResultTotals::from(&stats.totals, plan.iterations, 0);
-        let mut stage = StageResult {
-            stage: i + 1,
-            rate_per_s: plan.rate.per_second,
-            achieved_rate_per_s: stats.totals.iterations as f64
-                / plan.duration.as_secs_f64().max(1e-9),
-            success_rate: stats.totals.success_rate(),
-            latency_ms: LatencySummary::of(&stats.latency.all()),
-            latency_ok_ms: LatencySummary::of(stats.latency.ok()),
-            service_time_ms: LatencySummary::of(&stats.service),
-            late: stats.late,
-            errors: stats.errors.clone(),
-            totals,
-            met_thresholds: false,
-            thresholds: Vec::new(),
-        };
-        let values = Values::of_stage(&stage);
-        let mut verdicts = judge(&per_stage, &values);
-        let on_time = values.get("schedule.on_time_rate");
-        verdicts.push(Verdict {
-            metric: "schedule.on_time_rate".into(),
-            kind: "ratio".into(),
-            condition: format!(">= {}", 1.0 - MAX_LATE_SHARE),
-            actual: on_time,
-            passed: on_time.is_some_and(|r| r >= 1.0 - MAX_LATE_SHARE),
-            note: Some("built in: a stage the target cannot keep up with is broken".into()),
-        });
-        stage.met_thresholds = stats.totals.iterations > 0 && verdicts.iter().all(|v| v.passed);
-        stage.thresholds = verdicts;
-        results.push(stage);
-    }
-    let unbroken = results.iter().take_while(|r| r.met_thresholds).count();
-    let breaking_point = (unbroken > 0).then(|| BreakingPoint {
-        stage: unbroken,
-        rate_per_s: results[unbroken - 1].rate_per_s,
-    });
-    let base: BTreeMap<String, Verdict> = results
-        .first()
-        .map(|r| {
-            r.thresholds
-                .iter()
-                .filter(|v| per_stage.iter().any(|t| t.metric == v.metric))
-                .map(|v| {
-                    let note = format!(
-                        "judged on stage 1, the base load of {}/s",
-                        trim(r.rate_per_s)
-                    );
-                    (
-                        v.metric.clone(),
-                        Verdict {
-                            note: Some(note),
-                            ..v.clone()
-                        },
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let broke = results.iter().any(|r| !r.met_thresholds);
-    (
-        StressMetrics {
-            stages: results,
-            breaking_point,
-            broke,
-        },
-        base,
-    )
-}
-
-fn trim(v: f64) -> String {
-    let s = format!("{v:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn status(

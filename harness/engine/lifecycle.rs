@@ -15,7 +15,7 @@ use std::time::Instant;
 use url::Url;
 
 use super::assemble::{Extras, Stop};
-use super::load::{Clock, run_load};
+use super::load::{Clock, Running, run_load};
 use super::session::{BeforeLoad, Finish, Session};
 use super::{Observer, Signals, network, target_admin};
 use crate::plan::RunPlan;
@@ -149,6 +149,7 @@ async fn with_chaos_set<S: Session>(
         Err(c) => return early.cut(c, &before),
     };
 
+    let prepared = Running::prepare(plan, url, session.recorders(), clock, before.clone());
     let clock = Clock {
         t0: Instant::now(),
         ..clock
@@ -157,17 +158,7 @@ async fn with_chaos_set<S: Session>(
         i.start_clock(clock.t0);
     }
     session.beside(clock.t0);
-    let side = session.recorders();
-    let (running, stop) = run_load(
-        plan,
-        url,
-        observer,
-        signals,
-        (driver, side),
-        clock,
-        before.clone(),
-    )
-    .await;
+    let (running, stop) = run_load(prepared, clock.t0, observer, signals, driver).await;
 
     let mut extras = before;
     let mut windows = running.recovery_report();

@@ -95,6 +95,18 @@ pub struct Running<'a> {
 }
 
 impl<'a> Running<'a> {
+    /// Everything the load needs that takes time to make (a recorder per worker), made before the
+    /// clock starts: the first iterations are due the moment it does.
+    pub fn prepare(
+        plan: &'a RunPlan,
+        url: &'a Url,
+        side: Vec<Arc<Mutex<Recorder>>>,
+        clock: Clock,
+        before: Extras,
+    ) -> Self {
+        Self::new(plan, url, (Shape::of(plan), side), clock, before)
+    }
+
     fn new(
         plan: &'a RunPlan,
         url: &'a Url,
@@ -179,6 +191,7 @@ impl<'a> Running<'a> {
             timeline: timeline.rows().to_vec(),
             drift: timeline.drift(),
             started_at: self.clock.started_at,
+            load_start: self.clock.t0,
             elapsed: self.clock.run_start.elapsed(),
             load_elapsed: self.load_elapsed.unwrap_or_else(|| self.clock.t0.elapsed()),
             stop,
@@ -218,19 +231,24 @@ impl<'a> Running<'a> {
     }
 }
 
-/// Runs the load with `driver` (and the session's own recorders, `side`); returns the running state
-/// (for the caller's final snapshot) and why the load ended.
+/// Runs the load with `driver` on `running` (made by [`Running::prepare`]), its clock starting at
+/// `t0`; returns the running state (for the caller's final snapshot) and why the load ended.
 pub async fn run_load<'a, D: Driver>(
-    plan: &'a RunPlan,
-    url: &'a Url,
+    mut running: Running<'a>,
+    t0: Instant,
     observer: &dyn Observer,
     signals: &Signals,
-    (driver, side): (Arc<D>, Vec<Arc<Mutex<Recorder>>>),
-    clock: Clock,
-    before: Extras,
+    driver: Arc<D>,
 ) -> (Running<'a>, Stop) {
-    let shape = Shape::of(plan);
-    let schedule = plan.load.schedule(clock.t0);
+    let plan = running.plan;
+    let clock = Clock {
+        t0,
+        ..running.clock
+    };
+    running.clock = clock;
+    running.recovery =
+        RecoveryTracker::new(&plan.faults.network, t0).map(|r| Arc::new(Mutex::new(r)));
+    let schedule = plan.load.schedule(t0);
     let faults = match &plan.faults.injected {
         Some(i) => FaultSchedule::draw(
             plan.identity.seed,
@@ -238,11 +256,10 @@ pub async fn run_load<'a, D: Driver>(
             &i.kinds,
             i.latency,
             schedule.planned(),
-            shape.fault_points,
+            running.shape.fault_points,
         ),
         None => FaultSchedule::default(),
     };
-    let mut running = Running::new(plan, url, (shape, side), clock, before);
     running.injected = faults.len() as u64;
     let control = Control::default();
     let pacer = if plan.load.is_scheduled() {

@@ -6,8 +6,10 @@
 //! result is returned for the caller to write. It reads the plan, never the scenario.
 
 pub mod assemble;
+pub mod caveats;
 pub mod embedded;
 pub mod error;
+pub mod generator;
 pub mod lifecycle;
 pub mod load;
 pub mod network;
@@ -16,6 +18,7 @@ pub mod pool;
 pub mod preflight;
 pub mod recovery;
 pub mod session;
+pub mod stress;
 pub mod target_admin;
 
 use std::time::Duration;
@@ -135,6 +138,7 @@ fn stopped_before_load(
         timeline: Vec::new(),
         drift: None,
         started_at: clock.started_at,
+        load_start: clock.t0,
         elapsed: clock.run_start.elapsed(),
         load_elapsed: Duration::ZERO,
         stop,

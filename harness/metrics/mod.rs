@@ -2,6 +2,7 @@
 //! among them), and the one-second timeline. Nothing here knows how iterations are paced or what a target is.
 
 pub mod connections;
+pub mod cpu;
 pub mod histogram;
 pub mod recorder;
 pub mod split;

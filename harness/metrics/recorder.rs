@@ -89,6 +89,9 @@ pub struct StageStats {
     pub totals: Totals,
     pub late: u64,
     pub errors: BTreeMap<String, u64>,
+    /// When its last iteration actually started: a generator that fell behind starts the stage's
+    /// iterations after the stage's own time is over.
+    pub last_start: Option<Instant>,
 }
 
 impl StageStats {
@@ -99,6 +102,7 @@ impl StageStats {
             totals: Totals::default(),
             late: 0,
             errors: BTreeMap::new(),
+            last_start: None,
         }
     }
 }
@@ -227,6 +231,7 @@ impl Recorder {
         self.late += u64::from(timing.late);
         if let Some(stage) = self.stages.get_mut(timing.stage) {
             stage.totals.add(&totals);
+            stage.last_start = stage.last_start.max(Some(timing.started));
             stage.latency.record(latency, kind);
             record(&mut stage.service, service);
             stage.late += u64::from(timing.late);
@@ -327,6 +332,7 @@ impl Recorder {
             a.latency.absorb(&b.latency);
             merge(&mut a.service, &b.service);
             a.late += b.late;
+            a.last_start = a.last_start.max(b.last_start);
             for (k, v) in &b.errors {
                 *a.errors.entry(k.clone()).or_default() += v;
             }

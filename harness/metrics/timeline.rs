@@ -27,6 +27,16 @@ pub struct TimelineRow {
     pub p99_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub max_ms: Option<f64>,
+    /// Iterations due this second that started late.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub late: u64,
+    /// More of this second's iterations started late than the schedule allows.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub behind_schedule: bool,
+    /// Share of the machine's cores the harness process used this second (its embedded reference
+    /// target included, when it runs one); absent where the system does not say.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub harness_cpu: Option<f64>,
     /// The same percentiles of the second's succeeded iterations alone.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ok_p50_ms: Option<f64>,
@@ -34,6 +44,19 @@ pub struct TimelineRow {
     pub ok_p95_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ok_p99_ms: Option<f64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Share of late starts beyond which a second, a stage or a run did not get the load it claims.
+pub const MAX_LATE_SHARE: f64 = 0.01;
+
+/// Whether `late` of `n` iterations starting late puts them behind schedule: more than
+/// [`MAX_LATE_SHARE`] of them, and more than one (a single late start is timer jitter).
+pub fn behind_schedule(late: u64, n: u64) -> bool {
+    late > 1 && late as f64 > MAX_LATE_SHARE * n as f64
 }
 
 /// Latency and errors of one window of the run.
@@ -77,6 +100,8 @@ pub struct Timeline {
     cumulative: Hist,
     /// Completed, failed and late iterations so far.
     counts: (u64, u64, u64),
+    /// The process's CPU seconds, and when they were read, at the last row.
+    cpu: Option<(std::time::Instant, f64)>,
     drift: Option<DriftWindows>,
 }
 
@@ -97,6 +122,7 @@ impl Timeline {
             scratch: empty_interval(),
             cumulative: new_histogram(),
             counts: (0, 0, 0),
+            cpu: super::cpu::process_seconds().map(|s| (std::time::Instant::now(), s)),
             drift: drift_window_s.map(|w| DriftWindows {
                 window_s: w.max(1),
                 first: empty_interval(),
@@ -112,6 +138,7 @@ impl Timeline {
             let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
             r.take_interval(&mut self.scratch);
         }
+        let harness_cpu = self.cpu_share();
         let all = self.scratch.latency.all();
         let ok = self.scratch.latency.ok();
         let q = |h: &Hist, p: f64| (!h.is_empty()).then(|| h.value_at_quantile(p) as f64 / 1000.0);
@@ -126,6 +153,12 @@ impl Timeline {
             ok_p50_ms: q(ok, 0.50),
             ok_p95_ms: q(ok, 0.95),
             ok_p99_ms: q(ok, 0.99),
+            late: self.scratch.late,
+            behind_schedule: behind_schedule(
+                self.scratch.late,
+                self.scratch.succeeded + self.scratch.failed,
+            ),
+            harness_cpu,
         });
         merge(&mut self.cumulative, ok);
         self.counts.0 += self.scratch.succeeded + self.scratch.failed;
@@ -145,6 +178,14 @@ impl Timeline {
         self.scratch.failed = 0;
         self.scratch.late = 0;
         self.rows.last().expect("a row was just pushed")
+    }
+
+    /// The share of the cores used since the last row (and the reading for the next).
+    fn cpu_share(&mut self) -> Option<f64> {
+        let now = (std::time::Instant::now(), super::cpu::process_seconds()?);
+        let (at, used) = self.cpu.replace(now)?;
+        let wall = now.0.saturating_duration_since(at).as_secs_f64();
+        (wall > 0.0).then(|| ((now.1 - used) / wall / super::cpu::cores()).clamp(0.0, 1.0))
     }
 
     pub fn rows(&self) -> &[TimelineRow] {

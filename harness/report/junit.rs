@@ -166,7 +166,13 @@ fn suite(r: &RunResult, host: String) -> Suite {
             "{} iterations: {} succeeded, {} failed{latency}",
             r.totals.iterations, r.totals.succeeded, r.totals.failed
         ),
-        err: r.notes.join("\n"),
+        err: r
+            .caveats
+            .iter()
+            .chain(&r.notes)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n"),
     }
 }
 

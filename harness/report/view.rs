@@ -42,6 +42,7 @@ pub struct ReportView {
     pub ws: Option<super::ws_view::WsView>,
     pub rate_limit: Option<super::ws_view::RateLimitView>,
     pub windows: Vec<super::ws_view::WindowRow>,
+    pub caveats: Vec<String>,
     pub notes: Vec<String>,
     pub precision: String,
 }
@@ -95,6 +96,8 @@ pub struct StageRow {
     pub p95: String,
     pub late: u64,
     pub met: bool,
+    /// The generator, not the target, set this stage's pace.
+    pub generator_limited: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -303,6 +306,20 @@ impl ReportView {
             }),
             stress: m.stress.as_ref().map(|s| StressView {
                 breaking_point: match (&s.breaking_point, s.broke) {
+                    _ if s.generator_limited.is_some() => {
+                        let g = s.generator_limited.as_ref().map_or(0.0, |g| g.rate_per_s);
+                        format!(
+                            "not found: the generator fell behind at {} before the target broke{}",
+                            format_value("rate", g),
+                            s.breaking_point
+                                .as_ref()
+                                .map(|bp| format!(
+                                    "; every stage up to {} met the thresholds",
+                                    format_value("rate", bp.rate_per_s)
+                                ))
+                                .unwrap_or_default()
+                        )
+                    }
                     (Some(bp), true) => format!(
                         "stage {} at {}: the last stage, counting up, that met the thresholds",
                         bp.stage,
@@ -328,6 +345,7 @@ impl ReportView {
                         p95: opt_ms(st.latency_ok_ms.or(st.latency_ms).and_then(|l| l.p95)),
                         late: st.late,
                         met: st.met_thresholds,
+                        generator_limited: st.generator_limited,
                     })
                     .collect(),
             }),
@@ -372,6 +390,7 @@ impl ReportView {
             ws: super::ws_view::ws(r),
             rate_limit: super::ws_view::rate_limit(r),
             windows: super::ws_view::windows(r),
+            caveats: r.caveats.clone(),
             notes: r.notes.clone(),
             precision: format!(
                 "HdrHistogram, {} significant digits, values in {} (encoded: {})",

@@ -66,6 +66,10 @@ pub struct RunResult {
     /// Named checks of the probes (hardening, slow consumer, rate limit), each passed or failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckResult>,
+    /// What may make the figures mislead (a stall a closed load hid, a generator that fell behind),
+    /// shown wherever the verdict is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caveats: Vec<String>,
     /// Things a reader should know to interpret the numbers.
     #[serde(default)]
     pub notes: Vec<String>,
@@ -272,6 +276,36 @@ pub struct StressMetrics {
     pub breaking_point: Option<BreakingPoint>,
     /// Whether some stage failed the thresholds (false: the load never broke the target).
     pub broke: bool,
+    /// The stage where the generator fell behind before the target broke: the loads from there on
+    /// were never offered, so the breaking point lies somewhere above the last stage that met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_limited: Option<GeneratorLimit>,
+}
+
+/// A stage the generator could not offer as planned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorLimit {
+    /// 1-based stage number.
+    pub stage: usize,
+    pub rate_per_s: f64,
+    pub achieved_rate_per_s: f64,
+    /// Iterations that started late.
+    pub late: u64,
+    /// In flight the stage needed at the target's mean service time (rate × mean), and the bound:
+    /// well under it, so the late starts were the generator's.
+    #[serde(default)]
+    pub needed_in_flight: f64,
+    #[serde(default)]
+    pub max_in_flight: u32,
+    /// Share of the machine's cores the harness used during the stage, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness_cpu: Option<f64>,
+    /// The sign of it: service time (from the actual start) well below latency (from the intended
+    /// start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time_p95_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p95_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,6 +332,9 @@ pub struct StageResult {
     pub late: u64,
     pub errors: BTreeMap<String, u64>,
     pub met_thresholds: bool,
+    /// More than 1% of its iterations started late: the generator, not the target, set its pace.
+    #[serde(default)]
+    pub generator_limited: bool,
     pub thresholds: Vec<Verdict>,
 }
 

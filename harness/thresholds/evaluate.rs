@@ -198,6 +198,7 @@ mod tests {
             timeline: Vec::new(),
             thresholds: Vec::new(),
             checks: Vec::new(),
+            caveats: Vec::new(),
             notes: Vec::new(),
             histograms: HistogramInfo::default(),
         })
