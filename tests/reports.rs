@@ -244,6 +244,18 @@ fn compare(base: &Path, new: &Path, extra: &[&str]) -> std::process::Output {
     run_harness(&args)
 }
 
+/// The change of `metric` and its interval, in percent, from the comparison's table.
+fn change_of(markdown: &str, metric: &str) -> (f64, f64, f64) {
+    let row = markdown
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{metric}`")))
+        .unwrap_or_else(|| panic!("{metric} in\n{markdown}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    let percent = |t: &str| t.trim_end_matches('%').parse::<f64>().unwrap();
+    let (low, high) = cells[5].split_once(" … ").unwrap();
+    (percent(cells[4]), percent(low), percent(high))
+}
+
 fn verdict_of(markdown: &str, metric: &str) -> String {
     markdown
         .lines()
@@ -256,9 +268,9 @@ fn verdict_of(markdown: &str, metric: &str) -> String {
         .to_string()
 }
 
-/// Runs `scenario` against a 20ms server twice and against a 40ms one (twice as slow), all at once.
+/// Runs `scenario` against a 20ms server twice and against a 26ms one (30% slower), all at once.
 fn three_runs(tag: &str, scenario: &'static str) -> (PathBuf, PathBuf, PathBuf) {
-    let (normal, slow) = (serve(delayed(20)), serve(delayed(40)));
+    let (normal, slow) = (serve(delayed(20)), serve(delayed(26)));
     let dir = temp_dir(tag);
     let runs: Vec<(String, PathBuf)> = ["base", "same", "slow"]
         .iter()
@@ -325,10 +337,15 @@ fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
     assert_eq!(
         o.status.code(),
         Some(1),
-        "a target twice as slow regressed:\n{md}"
+        "a target 30% slower regressed:\n{md}"
     );
     for m in ["latency_ok.p50", "latency_ok.p95"] {
         assert!(verdict_of(&md, m).contains("regressed"), "{m}:\n{md}");
+        let (change, low, high) = change_of(&md, m);
+        assert!(
+            low <= change && change <= high && (15.0..45.0).contains(&change),
+            "{m}: the change shown lies in its interval, near the 30% slowdown: {md}"
+        );
     }
     assert!(
         verdict_of(&md, "success_rate").contains("within noise"),
@@ -337,8 +354,8 @@ fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
     let html = std::fs::read_to_string(html_path).unwrap();
     assert_self_contained(&html);
     assert!(html.contains("id=\"chart-spectra\"") && html.contains("id=\"chart-timelines\""));
-    // A wide enough band forgives the slowdown (the median's, +90% or so; the p95's tail can be wider).
-    let md = stdout(&compare(base, slow, &["--noise", "100%"]));
+    // A wide enough band forgives the slowdown.
+    let md = stdout(&compare(base, slow, &["--noise", "60%"]));
     assert!(
         verdict_of(&md, "latency_ok.p50").contains("within noise"),
         "{md}"
@@ -351,7 +368,7 @@ fn compare_tells_noise_from_a_slowdown_with_per_second_windows() {
         "cmp-windows",
         "name = \"s\"\nsuite = \"performance\"\ntimeout = \"30s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\nmodel = \"open\"\nrate = \"40/s\"\nduration = \"11s\"\nmax_in_flight = 20\n",
     );
-    check_compare(&base, &same, &slow, "succeeded iterations, resampled");
+    check_compare(&base, &same, &slow, "blocks of 1 s of succeeded iterations");
     let md = stdout(&compare(&base, &same, &TEST_NOISE));
     assert!(
         verdict_of(&md, "throughput").contains("within noise") && md.contains("per-second windows"),

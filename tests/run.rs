@@ -60,6 +60,18 @@ fn closed_load_measures_a_fixed_delay() {
         (20.0..=35.0).contains(&p50),
         "p50 {p50} should be the 20ms delay plus a little"
     );
+    // 80 iterations leave 8 beyond p90 and fewer beyond p95 and further: those are absent, and a
+    // note says what each would need.
+    assert!(l.p90.is_none() && l.p95.is_none() && l.p99.is_none() && l.p999.is_none());
+    let note = r
+        .notes
+        .iter()
+        .find(|n| n.contains("are not reported"))
+        .unwrap_or_else(|| panic!("{:?}", r.notes));
+    assert!(
+        note.contains("of the 80 succeeded") && note.contains("p999 needs 10000"),
+        "{note}"
+    );
     assert!(
         r.metrics.service_time_ms.is_none(),
         "a closed load has no separate service time"

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use super::exit;
 use crate::compare::{self, Options, Verdict};
 use crate::config::suggest;
-use crate::config::units::parse_ratio;
+use crate::config::units::{parse_duration, parse_ratio};
 use crate::result::write::read_json;
 
 #[derive(clap::Args, Debug)]
@@ -29,6 +29,9 @@ pub struct CompareArgs {
     /// A band for one metric, METRIC=BAND (repeatable), e.g. latency.p99=10%.
     #[arg(long, value_name = "METRIC=BAND")]
     pub noise_for: Vec<String>,
+    /// Latencies: a change smaller than this (of the base value) is noise, whatever its percentage.
+    #[arg(long, default_value = "0.5ms", value_name = "DURATION")]
+    pub noise_floor: String,
 }
 
 fn band(flag: &str, text: &str) -> anyhow::Result<f64> {
@@ -38,6 +41,10 @@ fn band(flag: &str, text: &str) -> anyhow::Result<f64> {
 fn options(args: &CompareArgs) -> anyhow::Result<Options> {
     let mut opts = Options {
         noise: band("--noise", &args.noise)?,
+        floor_ms: parse_duration(&args.noise_floor)
+            .map_err(|e| anyhow::anyhow!("--noise-floor {}: {e}", args.noise_floor))?
+            .as_secs_f64()
+            * 1000.0,
         ..Options::default()
     };
     for item in &args.noise_for {

@@ -139,6 +139,132 @@ pub fn counts_difference(rng: &mut ChaCha8Rng, base: Counts, new: Counts) -> Opt
     interval(pn - pb, draws)
 }
 
+/// A histogram's recorded values and their counts, ascending: cheap to pool with others.
+pub type Sparse = Vec<(u64, u64)>;
+
+/// `h` as [`Sparse`] (each bucket's highest equivalent value, as `value_at_quantile` reports).
+pub fn sparse(h: &Hist) -> Sparse {
+    h.iter_recorded()
+        .map(|v| {
+            (
+                h.highest_equivalent(v.value_iterated_to()),
+                v.count_at_value(),
+            )
+        })
+        .collect()
+}
+
+/// Blocks laid over one sorted list of every value any of them holds, with each block's cumulative
+/// count at each value: the quantile of any selection of blocks is then a binary search, each probe
+/// summing one number per block.
+struct Pooled {
+    values: Vec<u64>,
+    /// `cum[b][i]`: block `b`'s count of values up to `values[i]`.
+    cum: Vec<Vec<u64>>,
+}
+
+impl Pooled {
+    fn new(blocks: &[Sparse]) -> Self {
+        let mut values: Vec<u64> = blocks.iter().flatten().map(|e| e.0).collect();
+        values.sort_unstable();
+        values.dedup();
+        let cum = blocks
+            .iter()
+            .map(|b| {
+                let mut out = Vec::with_capacity(values.len());
+                let (mut j, mut running) = (0, 0);
+                for v in &values {
+                    while j < b.len() && b[j].0 <= *v {
+                        running += b[j].1;
+                        j += 1;
+                    }
+                    out.push(running);
+                }
+                out
+            })
+            .collect();
+        Self { values, cum }
+    }
+
+    /// The nearest-rank q-quantile of the union of the blocks `picks` (with repeats).
+    fn quantile(&self, picks: &[usize], q: f64) -> f64 {
+        let Some(last) = self.values.len().checked_sub(1) else {
+            return f64::NAN;
+        };
+        let up_to = |i: usize| picks.iter().map(|b| self.cum[*b][i]).sum::<u64>();
+        let total = up_to(last);
+        if total == 0 {
+            return f64::NAN;
+        }
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let (mut lo, mut hi) = (0, last);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if up_to(mid) >= rank {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        self.values[lo] as f64
+    }
+}
+
+/// At most this many blocks are resampled: more are merged, neighbours together, first.
+const MAX_BLOCKS: usize = 60;
+
+fn coarsen(blocks: &[Sparse]) -> Vec<Sparse> {
+    if blocks.len() <= MAX_BLOCKS {
+        return blocks.to_vec();
+    }
+    let per = blocks.len().div_ceil(MAX_BLOCKS);
+    blocks
+        .chunks(per)
+        .map(|chunk| {
+            let mut all: Vec<(u64, u64)> = chunk.iter().flatten().copied().collect();
+            all.sort_unstable_by_key(|e| e.0);
+            let mut merged: Sparse = Vec::with_capacity(all.len());
+            for (v, c) in all {
+                match merged.last_mut() {
+                    Some(last) if last.0 == v => last.1 += c,
+                    _ => merged.push((v, c)),
+                }
+            }
+            merged
+        })
+        .collect()
+}
+
+/// Relative change of the q-quantile between runs, resampling whole blocks of time (each a
+/// histogram of the iterations that ended in it) and taking the percentile of the pooled blocks. A
+/// few slow seconds then widen the interval as they should, which resampling single iterations, as
+/// if each were independent of its neighbours, cannot do.
+pub fn blocks_quantile_relative(
+    rng: &mut ChaCha8Rng,
+    base: &[Sparse],
+    new: &[Sparse],
+    q: f64,
+) -> Option<Interval> {
+    let (base, new) = (coarsen(base), coarsen(new));
+    if base.is_empty() || new.is_empty() {
+        return None;
+    }
+    let (pb, pn) = (Pooled::new(&base), Pooled::new(&new));
+    let every = |n: usize| (0..n).collect::<Vec<_>>();
+    let estimate = pn.quantile(&every(new.len()), q) / pb.quantile(&every(base.len()), q) - 1.0;
+    let (mut pick_b, mut pick_n) = (Vec::new(), Vec::new());
+    let draws = (0..RESAMPLES)
+        .map(|_| {
+            pick_b.clear();
+            pick_b.extend((0..base.len()).map(|_| rng.random_range(0..base.len())));
+            pick_n.clear();
+            pick_n.extend((0..new.len()).map(|_| rng.random_range(0..new.len())));
+            pn.quantile(&pick_n, q) / pb.quantile(&pick_b, q) - 1.0
+        })
+        .collect();
+    interval(estimate, draws)
+}
+
 /// Relative change of the q-quantile of two latency histograms, resampling iterations.
 pub fn quantile_relative(
     rng: &mut ChaCha8Rng,
@@ -217,5 +343,27 @@ mod tests {
         let c = counts_difference(&mut rng, (99.0, 100.0), (90.0, 100.0)).unwrap();
         assert!((c.estimate + 0.09).abs() < 1e-9 && c.high < 0.0, "{c:?}");
         assert!(counts_difference(&mut rng, (0.0, 0.0), (1.0, 1.0)).is_none());
+    }
+
+    #[test]
+    fn a_few_slow_seconds_widen_the_interval_of_pooled_blocks() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let steady = |ms: f64, rng: &mut ChaCha8Rng| -> Vec<Sparse> {
+            (0..20).map(|_| sparse(&hist(ms, 200, 0.2, rng))).collect()
+        };
+        // The same service, but two of its twenty seconds stalled: its p95 rests on them.
+        let mut bursty = steady(20.0, &mut rng);
+        bursty[3] = sparse(&hist(200.0, 200, 0.2, &mut rng));
+        bursty[11] = sparse(&hist(200.0, 200, 0.2, &mut rng));
+        let base = steady(20.0, &mut rng);
+        let b = blocks_quantile_relative(&mut rng, &base, &bursty, 0.95).unwrap();
+        assert!(
+            b.estimate > 1.0,
+            "the pooled p95 is a stalled second's: {b:?}"
+        );
+        assert!(b.low < 0.1, "resampling seconds may leave both out: {b:?}");
+        let slow = steady(26.0, &mut rng);
+        let s = blocks_quantile_relative(&mut rng, &base, &slow, 0.95).unwrap();
+        assert!((s.estimate - 0.3).abs() < 0.05 && s.low > 0.2, "{s:?}");
     }
 }

@@ -19,7 +19,7 @@ use self::bootstrap::{Counts, Interval, Window};
 use crate::metrics::LatencySummary;
 use crate::metrics::histogram::decode;
 use crate::report::charts::{self, Line};
-use crate::thresholds::catalogue::{self, Compared, Estimator};
+use crate::thresholds::catalogue::{self, Compared, Estimator, MetricKind};
 use minijinja::value::Serde;
 
 use crate::report::{ReportError, render};
@@ -27,6 +27,10 @@ use crate::result::{RunResult, format_value};
 
 /// Default noise band: 5% for relative changes, 5 percentage points for rates.
 pub const DEFAULT_NOISE: f64 = 0.05;
+/// Default floor of the band for latencies, in milliseconds: a latency that moves by less than this
+/// is within noise whatever its relative change. On a shared machine the scheduler alone moves a
+/// sub-millisecond tail by tens of percent between two runs of the same thing.
+pub const DEFAULT_NOISE_FLOOR_MS: f64 = 0.5;
 /// Fewest per-second windows (with data) in each run for the per-second method.
 pub const MIN_WINDOWS: usize = 10;
 /// Fewest iterations each run must have beyond a latency percentile for it to be judged: a p99 of 300
@@ -40,6 +44,8 @@ pub struct Options {
     pub noise: f64,
     /// Bands for particular metrics, by name (`latency.p99` → 0.1).
     pub noise_for: BTreeMap<String, f64>,
+    /// Latencies: the band is at least this many milliseconds of the base value.
+    pub floor_ms: f64,
 }
 
 impl Default for Options {
@@ -47,6 +53,7 @@ impl Default for Options {
         Self {
             noise: DEFAULT_NOISE,
             noise_for: BTreeMap::new(),
+            floor_ms: DEFAULT_NOISE_FLOOR_MS,
         }
     }
 }
@@ -128,6 +135,17 @@ fn judge(i: &Interval, band: f64, rise_is_bad: bool) -> Verdict {
     }
 }
 
+/// The band a latency takes from the floor (`floor_ms` of its base value, relatively) when that is
+/// wider than `relative`; `None` when the relative band stands.
+fn floor_band(relative: f64, floor_ms: f64, kind: MetricKind, base: Option<f64>) -> Option<f64> {
+    match base {
+        Some(b) if kind == MetricKind::Duration && b > 0.0 => {
+            Some(floor_ms / b).filter(|f| *f > relative)
+        }
+        _ => None,
+    }
+}
+
 fn show_change(v: f64, points: bool) -> String {
     if points {
         format!("{:+.2} pp", v * 100.0)
@@ -157,9 +175,11 @@ pub fn compare(base: &RunResult, new: &RunResult, opts: &Options) -> Comparison 
     let mut metrics = Vec::new();
     for (family, compared) in catalogue::compared() {
         let metric = compared.name;
-        let band = opts.noise_for.get(metric).copied().unwrap_or(opts.noise);
+        let relative = opts.noise_for.get(metric).copied().unwrap_or(opts.noise);
         let points = compared.in_points;
         let (base_v, new_v, interval, method) = estimate(&mut rng, compared, base, new);
+        let floored = floor_band(relative, opts.floor_ms, family.kind, base_v);
+        let band = floored.unwrap_or(relative);
         let kind = family.kind.as_str();
         let show = |v: Option<f64>| v.map_or("—".to_string(), |v| format_value(kind, v));
         let (verdict, method) = match (&interval, method) {
@@ -191,6 +211,8 @@ pub fn compare(base: &RunResult, new: &RunResult, opts: &Options) -> Comparison 
             }),
             band: if points {
                 format!("±{:.1} pp", band * 100.0)
+            } else if floored.is_some() {
+                format!("±{:.1}% (the {} ms floor)", band * 100.0, opts.floor_ms)
             } else {
                 format!("±{:.1}%", band * 100.0)
             },
@@ -256,6 +278,20 @@ fn latency_of(r: &RunResult) -> Option<(crate::metrics::Hist, LatencySummary, &'
     None
 }
 
+/// A run's blocks of succeeded iterations, ready to resample: seconds per block, and the blocks that
+/// hold any.
+fn blocks_of(r: &RunResult) -> Option<(u64, Vec<bootstrap::Sparse>)> {
+    let b = r.metrics.latency_ok_blocks.as_ref()?;
+    let blocks: Vec<bootstrap::Sparse> = b
+        .hdr
+        .iter()
+        .filter_map(|text| decode(text).ok())
+        .filter(|h| !h.is_empty())
+        .map(|h| bootstrap::sparse(&h))
+        .collect();
+    Some((b.block_s, blocks))
+}
+
 fn estimate(rng: &mut ChaCha8Rng, c: &Compared, base: &RunResult, new: &RunResult) -> Estimate {
     let (mb, mn) = (&base.metrics, &new.metrics);
     match c.estimator {
@@ -270,6 +306,28 @@ fn estimate(rng: &mut ChaCha8Rng, c: &Compared, base: &RunResult, new: &RunResul
             let (vb, vn) = (sb.stat(stat_name), sn.stat(stat_name));
             if let Some(why) = too_few_beyond(q, sb.count, sn.count) {
                 return (vb, vn, None, Method::NotCompared(why));
+            }
+            if let (Some(bb), Some(bn)) = (blocks_of(base), blocks_of(new))
+                && bb.1.len() >= MIN_WINDOWS
+                && bn.1.len() >= MIN_WINDOWS
+            {
+                let seconds = if bb.0 == bn.0 {
+                    format!("{} s", bb.0)
+                } else {
+                    format!("{} s and {} s", bb.0, bn.0)
+                };
+                let method = format!(
+                    "{} and {} blocks of {seconds} of succeeded iterations, each resampled whole",
+                    bb.1.len(),
+                    bn.1.len()
+                );
+                let interval = bootstrap::blocks_quantile_relative(rng, &bb.1, &bn.1, q).map(|i| {
+                    match (vb, vn) {
+                        (Some(b), Some(n)) if b > 0.0 => i.around(n / b - 1.0),
+                        _ => i,
+                    }
+                });
+                return (vb, vn, interval, Method::Estimated(method));
             }
             let method = format!(
                 "{} and {} {whose} iterations, resampled",
@@ -434,5 +492,25 @@ mod tests {
         );
         assert!(too_few_beyond(0.95, 199, 1000).is_some());
         assert!(too_few_beyond(0.50, 19, 1000).is_some());
+    }
+
+    #[test]
+    fn a_latency_band_is_never_narrower_than_the_floor() {
+        let d = MetricKind::Duration;
+        // 0.5 ms of a 1 ms p95 is 50%: a move from 1.0 to 1.3 ms is within it.
+        let band = floor_band(0.05, 0.5, d, Some(1.0)).unwrap();
+        assert!((band - 0.5).abs() < 1e-12);
+        let moved = Interval {
+            estimate: 0.3,
+            low: 0.2,
+            high: 0.4,
+        };
+        assert_eq!(judge(&moved, band, true), Verdict::WithinNoise);
+        assert_eq!(judge(&moved, 0.05, true), Verdict::Regressed);
+        // At 20 ms the floor is 2.5%, narrower than the relative band, which stands.
+        assert_eq!(floor_band(0.05, 0.5, d, Some(20.0)), None);
+        // Rates and counts have no floor.
+        assert_eq!(floor_band(0.05, 0.5, MetricKind::Ratio, Some(0.001)), None);
+        assert_eq!(floor_band(0.05, 0.5, d, None), None);
     }
 }

@@ -38,6 +38,8 @@ pub struct Snapshot<'a> {
     pub merged: &'a Recorder,
     pub recorded_names: &'a [String],
     pub timeline: Vec<TimelineRow>,
+    /// Seconds per block, and the succeeded iterations' histogram of each block.
+    pub blocks: Option<(u64, Vec<String>)>,
     pub drift: Option<Drift>,
     pub started_at: SystemTime,
     /// When the load started (its stages' times count from here).
@@ -101,6 +103,11 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         metrics.drift = s.drift;
     }
     metrics.invariants = s.extras.invariants.clone();
+    metrics.latency_ok_blocks = s
+        .blocks
+        .clone()
+        .filter(|(_, b)| !b.is_empty() && metrics.latency_ok_ms.is_some())
+        .map(|(block_s, hdr)| LatencyBlocks { block_s, hdr });
     metrics.ws = match (s.extras.ws.clone(), &s.merged.connections) {
         (None, None) => None,
         (ws, counts) => {
@@ -115,6 +122,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
     metrics.recovery = s.extras.recovery.clone();
 
     let mut notes = notes(&s, &totals, scheduled);
+    notes.extend(missing_percentiles(&metrics));
     notes.extend(s.extras.notes.iter().cloned());
     let finished_at = s.started_at + s.elapsed;
     let id = &plan.identity;
@@ -180,6 +188,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
                 actual: Some(sched.on_time_rate),
                 passed: !sched.fell_behind,
                 note: Some("built in: an open load must keep to its schedule, or its latencies describe a lighter load".into()),
+                samples_range: None,
             });
     }
     let (status, reason) = status(&s, &totals, &verdicts);
@@ -403,6 +412,24 @@ fn notes(s: &Snapshot<'_>, totals: &ResultTotals, scheduled: bool) -> Vec<String
         ));
     }
     notes
+}
+
+/// Says which percentiles of the succeeded iterations are absent, and how many iterations each needs.
+fn missing_percentiles(m: &Metrics) -> Option<String> {
+    let l = m.latency_ok_ms.as_ref()?;
+    let missing: Vec<String> = crate::metrics::histogram::PERCENTILES
+        .iter()
+        .filter_map(|(name, _)| l.unsupported(name).map(|(_, needed)| (name, needed)))
+        .map(|(name, needed)| format!("{name} needs {needed}"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "Percentiles with fewer than 10 of the {} succeeded iterations beyond them are not \
+             reported ({}): they would rest on a handful of the slowest.",
+            l.count,
+            missing.join(", ")
+        )
+    })
 }
 
 fn load_info(plan: &RunPlan, injected: u64) -> LoadInfo {

@@ -74,6 +74,7 @@ fn behind(timeline: &[TimelineRow], m: &Metrics, max_in_flight: u32) -> Option<S
     let seconds: Vec<&TimelineRow> = timeline.iter().filter(|r| r.behind_schedule).collect();
     let pace = Pace {
         late: schedule.late,
+        achieved_rate_per_s: schedule.achieved_rate_per_s,
         iterations: timeline.iter().map(|r| r.succeeded + r.failed).sum(),
         rate_per_s: schedule.intended_rate_per_s,
         mean_service_ms: m.service_time_ms.map(|s| s.mean),
@@ -198,6 +199,11 @@ mod tests {
         m.service_time_ms.as_mut().unwrap().mean = 800.0;
         let c = behind(&cool, &m, 50).unwrap();
         assert!(c.contains("all 50 allowed in flight were busy"), "{c}");
+        // The same service time, but only 10/s achieved: 8 in flight on average, the bound had room
+        // and the generator is to blame.
+        m.schedule.as_mut().unwrap().achieved_rate_per_s = 10.0;
+        let c = behind(&cool, &m, 50).unwrap();
+        assert!(c.starts_with("The generator fell behind"), "{c}");
         assert!(behind(&rows[..1], &Metrics::default(), 50).is_none());
     }
 }

@@ -2,10 +2,15 @@
 //!
 //! Late starts come from one of two places. The target may be too slow for the rate: at its service
 //! time the load needs more iterations in flight than `max_in_flight` allows (Little's law: rate ×
-//! mean service time), so they queue in the harness — the target is at its limit. Or the generator
-//! itself cannot keep up: it has used (nearly) all the machine's cores, or it fell behind although
-//! the bound on iterations in flight had room. Then the latencies, counted from the intended starts,
-//! describe the generator's backlog, and a saturated generator distorts the service times too.
+//! mean service time), so they queue in the harness — the target is at its limit, and the bound is
+//! busy: the achieved rate × the mean service time (the mean number in flight, Little's law again)
+//! comes near it. Or the generator itself cannot keep up: it has used (nearly) all the machine's
+//! cores, or it fell behind while the bound had room to spare (fewer than half of the allowed
+//! iterations in flight on average). Then the latencies, counted from the intended starts, describe
+//! the generator's backlog, and a saturated generator distorts the service times too.
+//!
+//! Both are means over the stretch judged: a target that stalls for a moment, filling the bound only
+//! then, can still look like a generator that fell behind.
 
 use crate::metrics::timeline::behind_schedule;
 
@@ -16,6 +21,8 @@ pub const SATURATED: f64 = 0.9;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pace {
     pub late: u64,
+    /// The rate the stretch achieved.
+    pub achieved_rate_per_s: f64,
     pub iterations: u64,
     pub rate_per_s: f64,
     pub mean_service_ms: Option<f64>,
@@ -45,6 +52,11 @@ impl Pace {
         self.rate_per_s * self.mean_service_ms.unwrap_or(0.0) / 1000.0
     }
 
+    /// Iterations in flight on average: the achieved rate × the mean service time.
+    pub fn mean_in_flight(&self) -> f64 {
+        self.achieved_rate_per_s * self.mean_service_ms.unwrap_or(0.0) / 1000.0
+    }
+
     pub fn blame(&self) -> Blame {
         if !behind_schedule(self.late, self.iterations) {
             return Blame::OnTime;
@@ -56,7 +68,10 @@ impl Pace {
                 saturated: Some(cpu),
             };
         }
-        if needed_in_flight >= 0.9 * f64::from(self.max_in_flight) {
+        let bound = f64::from(self.max_in_flight);
+        let bound_was_full =
+            needed_in_flight >= 0.9 * bound && self.mean_in_flight() >= 0.5 * bound;
+        if bound_was_full {
             Blame::Target { needed_in_flight }
         } else {
             Blame::Generator {
@@ -80,6 +95,7 @@ mod tests {
     fn pace(late: u64, mean_service_ms: f64, cpu: Option<f64>) -> Pace {
         Pace {
             late,
+            achieved_rate_per_s: 700.0,
             iterations: 1000,
             rate_per_s: 1000.0,
             mean_service_ms: Some(mean_service_ms),
@@ -110,6 +126,13 @@ mod tests {
                 ..
             }
         ));
+        // 1000/s at 50 ms needs 50 of the 20, but only 100/s were achieved: 5 in flight on average,
+        // the bound had room, and the generator did not start what it could have.
+        let starved = Pace {
+            achieved_rate_per_s: 100.0,
+            ..pace(300, 50.0, Some(0.5))
+        };
+        assert!(matches!(starved.blame(), Blame::Generator { .. }));
         // A saturated generator is to blame whatever its service times say (they are its own too).
         assert!(matches!(
             pace(300, 50.0, Some(0.97)).blame(),

@@ -16,6 +16,7 @@ use super::recovery::RecoveryTracker;
 use super::{CHECKPOINT_EVERY, Observer, Progress, Signals};
 use crate::drivers::Driver;
 use crate::faults::FaultSchedule;
+use crate::metrics::timeline::block_seconds;
 use crate::metrics::{Recorder, Timeline, TimelineRow};
 use crate::plan::RunPlan;
 use crate::result::{RecoveryWindow, RunResult};
@@ -134,7 +135,15 @@ impl<'a> Running<'a> {
                 .collect(),
             side,
             shape,
-            timeline: Arc::new(Mutex::new(Timeline::new(plan.judgement.drift_window_s))),
+            timeline: Arc::new(Mutex::new(Timeline::new(
+                plan.judgement.drift_window_s,
+                block_seconds(
+                    plan.load
+                        .scheduled_duration()
+                        .unwrap_or(plan.budget.timeout)
+                        .as_secs(),
+                ),
+            ))),
             live: Arc::new(Live::default()),
             clock,
             injected: 0,
@@ -189,6 +198,7 @@ impl<'a> Running<'a> {
             merged: &merged,
             recorded_names: &self.shape.recorded_names,
             timeline: timeline.rows().to_vec(),
+            blocks: Some(timeline.blocks()),
             drift: timeline.drift(),
             started_at: self.clock.started_at,
             load_start: self.clock.t0,

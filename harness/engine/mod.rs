@@ -136,6 +136,7 @@ fn stopped_before_load(
         merged: &merged,
         recorded_names: &[],
         timeline: Vec::new(),
+        blocks: None,
         drift: None,
         started_at: clock.started_at,
         load_start: clock.t0,

@@ -78,6 +78,7 @@ pub fn judge_stages(
                  target's"
                     .into(),
             ),
+            samples_range: None,
         });
         stage.met_thresholds = stats.totals.iterations > 0 && verdicts.iter().all(|v| v.passed);
         let (from, until) = (began, began + span);
@@ -87,6 +88,7 @@ pub fn judge_stages(
         });
         let pace = Pace {
             late: stats.late,
+            achieved_rate_per_s: stage.achieved_rate_per_s,
             iterations: stats.totals.iterations,
             rate_per_s: plan.rate.per_second,
             mean_service_ms: stage.service_time_ms.map(|l| l.mean),

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::histogram::{Hist, merge, new_histogram};
+use super::histogram::{Hist, encode, merge, new_histogram};
 use super::recorder::{Interval, Recorder};
 use super::split::Split;
 
@@ -94,8 +94,26 @@ struct DriftWindows {
     recent: VecDeque<Interval>,
 }
 
+/// Histograms of the succeeded iterations in blocks of whole seconds, encoded as each block ends,
+/// so that `compare` can resample whole stretches of time. At most about [`MAX_BLOCKS`] of them.
+#[derive(Debug, Clone)]
+struct Blocks {
+    block_s: u64,
+    current: Hist,
+    done: Vec<String>,
+}
+
+/// The most blocks a run keeps: each a few hundred bytes in `result.json`.
+pub const MAX_BLOCKS: u64 = 1000;
+
+/// Seconds per block for a run that may last `seconds`.
+pub fn block_seconds(seconds: u64) -> u64 {
+    seconds.div_ceil(MAX_BLOCKS).max(1)
+}
+
 pub struct Timeline {
     rows: Vec<TimelineRow>,
+    blocks: Blocks,
     scratch: Interval,
     cumulative: Hist,
     /// Completed, failed and late iterations so far.
@@ -116,9 +134,15 @@ fn empty_interval() -> Interval {
 
 impl Timeline {
     /// `drift_window_s`: keep first and last windows of this many seconds (endurance runs).
-    pub fn new(drift_window_s: Option<u64>) -> Self {
+    /// `block_s`: seconds per block of the succeeded iterations' histograms (see [`block_seconds`]).
+    pub fn new(drift_window_s: Option<u64>, block_s: u64) -> Self {
         Self {
             rows: Vec::new(),
+            blocks: Blocks {
+                block_s: block_s.max(1),
+                current: new_histogram(),
+                done: Vec::new(),
+            },
             scratch: empty_interval(),
             cumulative: new_histogram(),
             counts: (0, 0, 0),
@@ -161,6 +185,11 @@ impl Timeline {
             harness_cpu,
         });
         merge(&mut self.cumulative, ok);
+        merge(&mut self.blocks.current, ok);
+        if (t_s + 1).is_multiple_of(self.blocks.block_s) {
+            self.blocks.done.push(encode(&self.blocks.current));
+            self.blocks.current.reset();
+        }
         self.counts.0 += self.scratch.succeeded + self.scratch.failed;
         self.counts.1 += self.scratch.failed;
         self.counts.2 += self.scratch.late;
@@ -186,6 +215,15 @@ impl Timeline {
         let (at, used) = self.cpu.replace(now)?;
         let wall = now.0.saturating_duration_since(at).as_secs_f64();
         (wall > 0.0).then(|| ((now.1 - used) / wall / super::cpu::cores()).clamp(0.0, 1.0))
+    }
+
+    /// Seconds per block, and every block so far (the one under way included, when it has data).
+    pub fn blocks(&self) -> (u64, Vec<String>) {
+        let mut all = self.blocks.done.clone();
+        if !self.blocks.current.is_empty() {
+            all.push(encode(&self.blocks.current));
+        }
+        (self.blocks.block_s, all)
     }
 
     pub fn rows(&self) -> &[TimelineRow] {
@@ -294,7 +332,7 @@ mod tests {
     #[test]
     fn one_row_per_second_with_percentiles_only_when_something_completed() {
         let rec = Arc::new(Mutex::new(Recorder::new(0, 0, 0)));
-        let mut tl = Timeline::new(None);
+        let mut tl = Timeline::new(None, 1);
         run_second(&rec, 10, 5, 1);
         let row = tl.tick(std::slice::from_ref(&rec), 0).clone();
         assert_eq!((row.t_s, row.succeeded, row.failed), (0, 5, 1));
@@ -307,7 +345,7 @@ mod tests {
     #[test]
     fn drift_compares_the_last_window_with_the_first() {
         let rec = Arc::new(Mutex::new(Recorder::new(0, 0, 0)));
-        let mut tl = Timeline::new(Some(2));
+        let mut tl = Timeline::new(Some(2), 1);
         for (t, (ms, ok, failed)) in [
             (10, 10, 0),
             (10, 10, 0),
@@ -328,7 +366,7 @@ mod tests {
         assert!((d.p95_ratio.unwrap() - 2.0).abs() < 0.01, "{d:?}");
         assert!((d.error_rate_change.unwrap() - 0.15).abs() < 1e-9, "{d:?}");
         assert!(
-            Timeline::new(Some(10)).drift().is_none(),
+            Timeline::new(Some(10), 1).drift().is_none(),
             "too short for two windows"
         );
     }

@@ -174,6 +174,10 @@ pub struct Metrics {
     pub latency_ok_ms: Option<LatencySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ok_hdr: Option<String>,
+    /// The succeeded iterations in blocks of whole seconds, one histogram each (what `compare`
+    /// resamples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ok_blocks: Option<LatencyBlocks>,
     /// Failed iterations only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_failed_ms: Option<LatencySummary>,
@@ -218,6 +222,14 @@ pub struct Metrics {
     /// Network fault windows and the recovery after each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryMetrics>,
+}
+
+/// Histograms of consecutive blocks of a run, each of `block_s` seconds (by when iterations ended).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyBlocks {
+    pub block_s: u64,
+    /// HdrHistogram V2 + DEFLATE, base64, microseconds, like `latency_hdr`.
+    pub hdr: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -354,14 +366,23 @@ pub struct Verdict {
     pub passed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A percentile too few samples support: the smallest and the largest sample, between which it
+    /// lies and on which the verdict rests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_range: Option<[f64; 2]>,
 }
 
 impl Verdict {
-    /// The actual value as a person would read it: `7.9ms`, `98.2%`, `20/s`.
+    /// The actual value as a person would read it: `7.9ms`, `98.2%`, `20/s`, or the range it lies in.
     pub fn actual_text(&self) -> String {
-        match self.actual {
-            Some(v) => format_value(&self.kind, v),
-            None => "no data".into(),
+        match (self.actual, self.samples_range) {
+            (Some(v), _) => format_value(&self.kind, v),
+            (None, Some([lo, hi])) => format!(
+                "between {} and {}",
+                format_value(&self.kind, lo),
+                format_value(&self.kind, hi)
+            ),
+            (None, None) => "no data".into(),
         }
     }
 }

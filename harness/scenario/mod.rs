@@ -43,6 +43,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/RELIABILITY_STANDARD.toml"),
     ),
     (
+        "scenarios/REGRESSION_STANDARD.toml",
+        include_str!("../../scenarios/REGRESSION_STANDARD.toml"),
+    ),
+    (
         "scenarios/REPORT_SIGNOFF_STANDARD.toml",
         include_str!("../../scenarios/REPORT_SIGNOFF_STANDARD.toml"),
     ),

@@ -90,6 +90,7 @@ pub fn judge_one(t: &Threshold, values: &Values) -> Verdict {
             actual: Some(actual),
             passed: t.condition.holds(actual),
             note: None,
+            samples_range: None,
         },
         None if values.1.contains_key(&t.metric) => {
             let b = values.1[&t.metric];
@@ -99,6 +100,7 @@ pub fn judge_one(t: &Threshold, values: &Values) -> Verdict {
                 b.samples, b.needed
             );
             let holds = t.condition.holds_throughout(b.min, b.max);
+            let misses = t.condition.misses_throughout(b.min, b.max);
             let (lo, hi) = (
                 crate::result::format_value("duration", b.min),
                 crate::result::format_value("duration", b.max),
@@ -111,9 +113,16 @@ pub fn judge_one(t: &Threshold, values: &Values) -> Verdict {
                 passed: holds,
                 note: Some(if holds {
                     format!("{too_few}; passed because every sample, {lo} to {hi}, meets it")
+                } else if misses {
+                    format!("{too_few}; failed because no sample, {lo} to {hi}, meets it")
                 } else {
-                    format!("{too_few}, and the samples, {lo} to {hi}, do not all meet it")
+                    format!(
+                        "{too_few}, and the samples, {lo} to {hi}, do not settle it: run at \
+                         least {} iterations",
+                        b.needed
+                    )
                 }),
+                samples_range: Some([b.min, b.max]),
             }
         }
         None if t.metric == "rollback.success_rate"
@@ -126,6 +135,7 @@ pub fn judge_one(t: &Threshold, values: &Values) -> Verdict {
                 actual: None,
                 passed: true,
                 note: Some("no rollback was attempted, so none failed".into()),
+                samples_range: None,
             }
         }
         None => Verdict {
@@ -135,6 +145,7 @@ pub fn judge_one(t: &Threshold, values: &Values) -> Verdict {
             actual: None,
             passed: false,
             note: Some(no_data(&t.metric, values)),
+            samples_range: None,
         },
     }
 }
@@ -313,7 +324,20 @@ mod tests {
             &v,
         );
         assert!(!tight.passed);
-        assert!(tight.note.unwrap().contains("do not all meet it"));
+        assert!(
+            tight
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("do not settle it: run at least 1000 iterations")
+        );
+        assert_eq!(tight.actual_text(), "between 1.00ms and 100.0ms");
+        let hopeless = judge_one(
+            &threshold("latency_ok.p99", MetricKind::Duration, "< 1ms"),
+            &v,
+        );
+        assert!(!hopeless.passed);
+        assert!(hopeless.note.unwrap().contains("failed because no sample"));
         let p90 = judge_one(
             &threshold("latency_ok.p90", MetricKind::Duration, "< 50ms"),
             &v,

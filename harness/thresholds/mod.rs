@@ -160,6 +160,18 @@ impl Condition {
         }
     }
 
+    /// Whether no value in [lo, hi] meets the condition.
+    pub fn misses_throughout(&self, lo: f64, hi: f64) -> bool {
+        match self.op {
+            Op::Eq => {
+                let v = self.value.canonical();
+                v < lo || v > hi
+            }
+            Op::Ne => lo == hi && !self.holds(lo),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge => !self.holds(lo) && !self.holds(hi),
+        }
+    }
+
     /// Whether `actual` (in the canonical unit of [`Quantity::canonical`]) meets the condition.
     pub fn holds(&self, actual: f64) -> bool {
         let v = self.value.canonical();
