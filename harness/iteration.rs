@@ -76,6 +76,19 @@ pub struct RollbackOutcome {
 }
 
 /// Everything a driver reports about one iteration.
+/// What the retries of one iteration cost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetryTrace {
+    /// The failures that were tried again, one per retry.
+    pub retried: Vec<ErrorKind>,
+    /// Time spent waiting between attempts.
+    pub waited: Duration,
+    /// Waits that were the target's `Retry-After` (longer than the backoff).
+    pub honoured_retry_after: u32,
+    /// Retries not made because the target's `Retry-After` was beyond the cap.
+    pub beyond_cap: u32,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct IterationReport {
     pub outcome: Outcome,
@@ -86,6 +99,7 @@ pub struct IterationReport {
     pub rollback: Option<RollbackOutcome>,
     /// Operations the target acknowledged, for invariant checks.
     pub acks: Vec<crate::invariants::Ack>,
+    pub retries: RetryTrace,
 }
 
 impl IterationReport {
@@ -97,6 +111,7 @@ impl IterationReport {
             warnings: Vec::new(),
             rollback: None,
             acks: Vec::new(),
+            retries: RetryTrace::default(),
         }
     }
 

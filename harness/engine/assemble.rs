@@ -261,6 +261,19 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
             });
         }
     }
+    if let TargetPlan::Request(p) | TargetPlan::Procedure(p) = &plan.target
+        && p.has_retries()
+    {
+        let r = &m.retries;
+        out.retries = Some(RetryMetrics {
+            iterations: r.iterations,
+            retries: r.retries,
+            by_kind: r.by_kind.clone(),
+            waited_s: r.waited.as_secs_f64(),
+            honoured_retry_after: r.honoured_retry_after,
+            beyond_cap: r.beyond_cap,
+        });
+    }
     if let TargetPlan::Procedure(p) = &plan.target {
         for (i, step) in p.steps.iter().enumerate() {
             let Some(split) = m.steps.get(i) else {

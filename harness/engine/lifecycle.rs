@@ -18,7 +18,7 @@ use super::assemble::{Extras, Stop};
 use super::load::{Clock, Running, run_load};
 use super::session::{BeforeLoad, Finish, Session};
 use super::{Observer, Signals, network, target_admin};
-use crate::plan::RunPlan;
+use crate::plan::{RunPlan, TargetPlan};
 use crate::result::{CheckResult, RecoveryMetrics, RunResult};
 
 /// How a phase before the load ended, when it did not simply finish.
@@ -132,6 +132,27 @@ async fn with_chaos_set<S: Session>(
                 format!("the probe could not run: {why}"),
             )),
             Err(c) => return early.cut(c, &before),
+        }
+    }
+    // An HTTP limit is often shared by every client: give the bucket the probe drained time to fill,
+    // or the load's first requests meet it. (A WebSocket limit is per connection; the probe had its
+    // own.)
+    if let (Some(rl), TargetPlan::Request(_) | TargetPlan::Procedure(_)) =
+        (&before.rate_limit, &plan.target)
+    {
+        let wait = crate::probes::rate_limit::refill_time(rl);
+        if !wait.is_zero() {
+            let shown = crate::config::units::format_duration(wait);
+            observer.phase(&format!(
+                "waiting {shown} for the rate limit the probe drained to refill"
+            ));
+            if let Err(c) = guarded(tokio::time::sleep(wait), signals, deadline).await {
+                return early.cut(c, &before);
+            }
+            before.notes.push(format!(
+                "The load started {shown} after the rate-limit probe, the time its bucket takes to \
+                 refill, so that the probe's refusals did not spill into the load."
+            ));
         }
     }
 

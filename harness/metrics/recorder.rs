@@ -81,6 +81,47 @@ pub struct RollbackStats {
     pub failure_samples: Vec<String>,
 }
 
+/// What retries cost: how many, of which failures, and the time spent waiting for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetryStats {
+    /// Iterations that retried anything.
+    pub iterations: u64,
+    /// Attempts beyond the first.
+    pub retries: u64,
+    /// The failures retried, by error kind.
+    pub by_kind: BTreeMap<String, u64>,
+    pub waited: Duration,
+    pub honoured_retry_after: u64,
+    pub beyond_cap: u64,
+}
+
+impl RetryStats {
+    fn record(&mut self, t: &crate::iteration::RetryTrace) {
+        if t.retried.is_empty() && t.beyond_cap == 0 {
+            return;
+        }
+        self.iterations += u64::from(!t.retried.is_empty());
+        self.retries += t.retried.len() as u64;
+        for kind in &t.retried {
+            *self.by_kind.entry(kind.as_str().to_string()).or_default() += 1;
+        }
+        self.waited += t.waited;
+        self.honoured_retry_after += u64::from(t.honoured_retry_after);
+        self.beyond_cap += u64::from(t.beyond_cap);
+    }
+
+    fn absorb(&mut self, o: &RetryStats) {
+        self.iterations += o.iterations;
+        self.retries += o.retries;
+        for (k, v) in &o.by_kind {
+            *self.by_kind.entry(k.clone()).or_default() += v;
+        }
+        self.waited += o.waited;
+        self.honoured_retry_after += o.honoured_retry_after;
+        self.beyond_cap += o.beyond_cap;
+    }
+}
+
 /// What happened during one stage of a stepped load.
 #[derive(Debug, Clone)]
 pub struct StageStats {
@@ -144,6 +185,7 @@ pub struct Recorder {
     pub errors: BTreeMap<String, ErrorCount>,
     pub warnings: BTreeMap<String, u64>,
     pub rollback: RollbackStats,
+    pub retries: RetryStats,
     pub stages: Vec<StageStats>,
     pub interval: Interval,
     /// Whether service time differs from latency (open and stepped loads); in a closed load they
@@ -176,6 +218,7 @@ impl Recorder {
                 by_step: vec![(0, 0); steps],
                 ..RollbackStats::default()
             },
+            retries: RetryStats::default(),
             stages: (0..stages).map(|_| StageStats::new()).collect(),
             interval: Interval {
                 latency: Split::default(),
@@ -263,6 +306,7 @@ impl Recorder {
         for w in &report.warnings {
             *self.warnings.entry(w.clone()).or_default() += 1;
         }
+        self.retries.record(&report.retries);
         if let Some(rb) = &report.rollback {
             self.rollback.attempted += 1;
             self.rollback.succeeded += u64::from(rb.verified);
@@ -314,6 +358,7 @@ impl Recorder {
         for (k, v) in &o.warnings {
             *self.warnings.entry(k.clone()).or_default() += v;
         }
+        self.retries.absorb(&o.retries);
         self.rollback.attempted += o.rollback.attempted;
         self.rollback.succeeded += o.rollback.succeeded;
         for (a, b) in self.rollback.by_step.iter_mut().zip(&o.rollback.by_step) {

@@ -360,6 +360,25 @@ pub async fn probe_http(
     Ok(m)
 }
 
+/// Longest the load waits for a drained bucket to refill.
+pub const MAX_REFILL_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a bucket the probe drained takes to fill again: its burst at its rate (as inferred, else
+/// as declared), or the longest `Retry-After` the target sent if that is longer; with a tenth more for
+/// good measure, and at most [`MAX_REFILL_WAIT`]. The load waits this long after the probe, so that
+/// its first requests do not meet the limit the probe left exhausted.
+pub fn refill_time(m: &RateLimitMetrics) -> Duration {
+    let rate = m
+        .inferred_rate_per_s
+        .filter(|r| *r > 0.0)
+        .unwrap_or(m.declared_rate_per_s);
+    let burst = m.inferred_burst.unwrap_or(m.declared_burst).max(1.0);
+    let refill = if rate > 0.0 { burst / rate } else { 0.0 };
+    let asked = m.retry_after.and_then(|r| r.max_s).unwrap_or(0.0);
+    let seconds = refill.max(asked) * 1.1;
+    Duration::from_secs_f64(seconds.clamp(0.0, MAX_REFILL_WAIT.as_secs_f64()))
+}
+
 /// The Retry-After check of an HTTP probe that requires it.
 pub fn retry_after_check(m: &RateLimitMetrics) -> Option<CheckResult> {
     let r = m.retry_after?;

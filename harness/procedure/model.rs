@@ -52,7 +52,17 @@ impl Procedure {
                 .rules
                 .iter()
                 .any(|r| r.severity >= super::Severity::Medium),
+            has_retries: self.has_retries(),
         }
+    }
+
+    /// Whether any request of the procedure may be retried.
+    pub fn has_retries(&self) -> bool {
+        self.setup
+            .iter()
+            .chain(&self.steps)
+            .chain(self.rollbacks.iter().flat_map(|r| &r.steps))
+            .any(|s| s.retry.retries > 0)
     }
 
     /// Every request the procedure can send: setup, steps, rollback steps and verifications.
@@ -143,12 +153,51 @@ pub struct Step {
     pub expect: StatusSet,
     /// Per attempt; `None` leaves the step bounded only by the iteration's timeout.
     pub timeout: Option<Duration>,
-    /// Further attempts after a transient failure (connection error, timeout, 5xx, 429).
-    pub retries: u32,
+    /// Further attempts after a transient failure (connection error, timeout, 5xx, 429), and the
+    /// waits between them.
+    pub retry: RetryPolicy,
     pub captures: Vec<Capture>,
     pub records: Vec<Record>,
     /// What a successful response acknowledges, for the history invariant checks read.
     pub ack: Option<AckKind>,
+}
+
+/// How a step's request is tried again after a transient failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Further attempts; 0: none.
+    pub retries: u32,
+    pub backoff: Backoff,
+    /// The wait before the first retry (then doubled each time, when exponential).
+    pub delay: Duration,
+    /// The longest backoff.
+    pub max_delay: Duration,
+    /// Honour a `Retry-After` up to this long (a longer one ends the retries); `None`: ignore it.
+    pub retry_after_cap: Option<Duration>,
+}
+
+impl RetryPolicy {
+    pub const DEFAULT_DELAY: Duration = Duration::from_millis(50);
+    pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(1);
+    pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
+
+    /// `retries` further attempts with the default waits.
+    pub fn with_retries(retries: u32) -> Self {
+        Self {
+            retries,
+            backoff: Backoff::Exponential,
+            delay: Self::DEFAULT_DELAY,
+            max_delay: Self::DEFAULT_MAX_DELAY,
+            retry_after_cap: Some(Self::DEFAULT_RETRY_AFTER_CAP),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backoff {
+    Fixed,
+    Exponential,
 }
 
 /// Operations whose acknowledgements the harness records (Jepsen style) and checks afterwards.

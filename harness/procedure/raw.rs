@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::{AckKind, Severity};
+use super::model::{AckKind, Backoff, Severity};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,9 +36,22 @@ pub struct RawStep {
     pub expect_status: Option<Spanned<toml::Value>>,
     pub timeout: Option<Spanned<String>>,
     pub retries: Option<Spanned<i64>>,
+    pub retry: Option<Spanned<RawRetry>>,
     pub capture: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub record: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub ack: Option<Spanned<AckKind>>,
+}
+
+/// How retries wait: `{ backoff = "exponential", delay = "50ms", max_delay = "1s",
+/// honour_retry_after = true, max_retry_after = "10s" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub backoff: Option<Spanned<Backoff>>,
+    pub delay: Option<Spanned<String>>,
+    pub max_delay: Option<Spanned<String>>,
+    pub honour_retry_after: Option<Spanned<bool>>,
+    pub max_retry_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

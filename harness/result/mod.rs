@@ -196,6 +196,9 @@ pub struct Metrics {
     pub recorded: BTreeMap<String, LatencySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackMetrics>,
+    /// Requests that may be retried: what the retries cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetryMetrics>,
     /// Failed iterations by error kind (`validation.<rule>` for rules).
     pub errors: BTreeMap<String, u64>,
     /// A few messages of each error kind, as the target or the harness gave them.
@@ -243,6 +246,22 @@ pub struct StepMetrics {
     /// The times the step succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ok_ms: Option<LatencySummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryMetrics {
+    /// Iterations that retried a request.
+    pub iterations: u64,
+    /// Attempts beyond the first.
+    pub retries: u64,
+    /// The failures that were retried, by error kind: what the retries absorbed.
+    pub by_kind: BTreeMap<String, u64>,
+    /// Seconds spent waiting between attempts (part of the iterations' latency).
+    pub waited_s: f64,
+    /// Waits that were a `Retry-After` the target sent (longer than the backoff).
+    pub honoured_retry_after: u64,
+    /// Retries not made because the target asked for a wait beyond `max_retry_after`.
+    pub beyond_cap: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -46,6 +46,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// From sending to the end of the body.
     pub elapsed: Duration,
+    /// The `Retry-After` header of a 429 or 503, as sent (seconds or an HTTP date).
+    pub retry_after: Option<String>,
     json: OnceLock<Result<Value, NotJson>>,
 }
 
@@ -63,8 +65,15 @@ impl Response {
             status,
             body,
             elapsed,
+            retry_after: None,
             json: OnceLock::new(),
         }
+    }
+
+    /// With the `Retry-After` the target sent.
+    pub fn with_retry_after(mut self, value: Option<String>) -> Self {
+        self.retry_after = value;
+        self
     }
 
     /// The body as JSON, parsed once on first use.
@@ -147,6 +156,12 @@ pub async fn send(
     let exchange = Box::pin(async {
         let mut resp = builder.send().await.map_err(classify)?;
         let status = resp.status().as_u16();
+        // Only a refusal's Retry-After means "come back later"; other answers need no copy of it.
+        let retry_after = matches!(status, 429 | 503)
+            .then(|| resp.headers().get(reqwest::header::RETRY_AFTER))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let mut body = Vec::new();
         loop {
             match resp.chunk().await {
@@ -177,7 +192,7 @@ pub async fn send(
                 }
             }
         }
-        Ok(Response::new(status, body, started.elapsed()))
+        Ok(Response::new(status, body, started.elapsed()).with_retry_after(retry_after))
     });
     match timer.within(deadline, exchange).await {
         Some(result) => result,

@@ -6,6 +6,7 @@
 
 mod checks;
 mod client;
+mod retry;
 mod rollback;
 mod vars;
 
@@ -14,20 +15,18 @@ pub use client::{MAX_BODY_BYTES, build_client};
 use crate::net::is_loopback;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use url::Url;
 
 use self::client::{Effect, Request, Response, send};
 use self::vars::{Builtins, Vars};
 use super::{Driver, IterationContext, Timer};
+use crate::config::units::format_duration;
 use crate::faults::{FaultPlan, Injected, inject};
-use crate::iteration::{Failure, IterationReport, Outcome, RecordedSample, StepSample};
+use crate::iteration::{Failure, IterationReport, Outcome, RecordedSample, RetryTrace, StepSample};
 use crate::procedure::{Method, Procedure, RequestTarget, RequestTemplate, Severity, Step};
 use crate::taxonomy::ErrorKind;
-
-/// Longest pause between two attempts of a step.
-const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// What the driver needs beyond the procedure.
 #[derive(Debug, Clone)]
@@ -51,6 +50,12 @@ pub struct HttpDriver {
     /// Parsed URLs of request targets without variables, by their text (parsed once, not per request).
     literal_urls: std::collections::HashMap<String, Url>,
     settings: HttpSettings,
+}
+
+/// The iteration whose retries these are (their jitter is drawn from it), and what they cost.
+pub(super) struct RetryLog {
+    iteration: u64,
+    trace: RetryTrace,
 }
 
 /// What running one step produced.
@@ -169,13 +174,13 @@ impl HttpDriver {
         vars: &Vars,
         deadline: Instant,
         fault: Option<FaultPlan>,
-        timer: &mut Timer,
+        (timer, log): (&mut Timer, &mut RetryLog),
     ) -> StepRun {
         let started = Instant::now();
         let step_deadline = step
             .timeout
             .map_or(deadline, |t| (started + t).min(deadline));
-        let attempts = self.attempts(step, vars, deadline, timer);
+        let attempts = self.attempts((index, step), vars, deadline, timer, log);
         let (effect, result, invalid) = match inject(fault, index, step_deadline, attempts).await {
             Injected::Ran((effect, result)) => (effect, result, false),
             Injected::Invalid((effect, result)) => (effect, result, true),
@@ -192,13 +197,15 @@ impl HttpDriver {
         }
     }
 
-    /// Sends a step's request, retrying transient failures with backoff while time remains.
+    /// Sends a step's request, retrying transient failures (after the policy's backoff, or the
+    /// target's `Retry-After`) while time remains.
     async fn attempts(
         &self,
-        step: &Step,
+        (index, step): (usize, &Step),
         vars: &Vars,
         deadline: Instant,
         timer: &mut Timer,
+        log: &mut RetryLog,
     ) -> (Effect, Result<Response, Failure>) {
         let fail = |kind, detail: String| Failure::at(&step.id, kind, detail);
         let req = match self.render(&step.request, vars, &step.id) {
@@ -206,56 +213,75 @@ impl HttpDriver {
             Err(f) => return (Effect::None, Err(f)),
         };
         let mut effect = Effect::None;
-        let attempts = step.retries + 1;
+        let policy = &step.retry;
         let mut attempt = 0;
         loop {
             let attempt_deadline = step
                 .timeout
                 .map_or(deadline, |t| (Instant::now() + t).min(deadline));
-            let (failure, transient) = match send(&self.client, &req, attempt_deadline, timer).await
-            {
-                Ok(resp) if step.expect.contains(resp.status) => {
-                    return (Effect::Applied, Ok(resp));
-                }
-                Ok(resp) => {
-                    let kind = match resp.status {
-                        400..=499 => ErrorKind::Http4xx,
-                        500..=599 => ErrorKind::Http5xx,
-                        _ => ErrorKind::HttpOther,
-                    };
-                    if resp.status >= 500 {
-                        effect = effect.max(Effect::Maybe);
+            let (mut failure, transient, retry_after) =
+                match send(&self.client, &req, attempt_deadline, timer).await {
+                    Ok(resp) if step.expect.contains(resp.status) => {
+                        return (Effect::Applied, Ok(resp));
                     }
-                    let transient = resp.status >= 500 || resp.status == 429;
-                    (
-                        fail(
-                            kind,
-                            format!("{} (expected {})", resp.describe(), step.expect),
-                        ),
-                        transient,
-                    )
-                }
-                Err(e) => {
-                    effect = effect.max(e.effect);
-                    let transient = matches!(e.kind, ErrorKind::Connect | ErrorKind::Timeout);
-                    (fail(e.kind, e.detail), transient)
-                }
-            };
-            let backoff =
-                (Duration::from_millis(25) * 2u32.saturating_pow(attempt)).min(MAX_BACKOFF);
-            if !transient || attempt + 1 >= attempts || Instant::now() + backoff >= deadline {
-                let failure = if attempt > 0 {
-                    Failure {
-                        detail: format!("{} (after {} attempts)", failure.detail, attempt + 1),
-                        ..failure
+                    Ok(resp) => {
+                        let kind = match resp.status {
+                            429 => ErrorKind::RateLimited,
+                            400..=499 => ErrorKind::Http4xx,
+                            500..=599 => ErrorKind::Http5xx,
+                            _ => ErrorKind::HttpOther,
+                        };
+                        if resp.status >= 500 {
+                            effect = effect.max(Effect::Maybe);
+                        }
+                        let transient = resp.status >= 500 || resp.status == 429;
+                        let detail = format!("{} (expected {})", resp.describe(), step.expect);
+                        (fail(kind, detail), transient, resp.retry_after)
                     }
-                } else {
-                    failure
+                    Err(e) => {
+                        effect = effect.max(e.effect);
+                        let transient = matches!(e.kind, ErrorKind::Connect | ErrorKind::Timeout);
+                        (fail(e.kind, e.detail), transient, None)
+                    }
                 };
-                return (effect, Err(failure));
+            let jitter = retry::jitter(self.settings.seed, log.iteration, index, attempt);
+            let wait = retry::wait(
+                policy,
+                attempt,
+                jitter,
+                retry_after.as_deref(),
+                SystemTime::now(),
+            );
+            let stop = if !transient || attempt >= policy.retries {
+                None
+            } else if let retry::Wait::BeyondCap(asked) = wait {
+                log.trace.beyond_cap += 1;
+                Some(format!(
+                    "the target asked to retry after {}, beyond max_retry_after",
+                    format_duration(asked)
+                ))
+            } else if Instant::now() + wait.duration() >= deadline {
+                Some(format!(
+                    "no time left to wait {} before retrying",
+                    format_duration(wait.duration())
+                ))
+            } else {
+                log.trace.retried.push(failure.kind);
+                log.trace.waited += wait.duration();
+                if matches!(wait, retry::Wait::RetryAfter(_)) {
+                    log.trace.honoured_retry_after += 1;
+                }
+                tokio::time::sleep(wait.duration()).await;
+                attempt += 1;
+                continue;
+            };
+            if attempt > 0 {
+                failure.detail = format!("{} (after {} attempts)", failure.detail, attempt + 1);
             }
-            tokio::time::sleep(backoff).await;
-            attempt += 1;
+            if let Some(why) = stop {
+                failure.detail = format!("{}; not retried: {why}", failure.detail);
+            }
+            return (effect, Err(failure));
         }
     }
 
@@ -343,9 +369,13 @@ impl Driver for HttpDriver {
                 });
             }
         };
+        let mut log = RetryLog {
+            iteration: ctx.index,
+            trace: RetryTrace::default(),
+        };
         for s in &self.procedure.setup {
             let run = self
-                .run_step((0, s), &vars, ctx.deadline, None, timer)
+                .run_step((0, s), &vars, ctx.deadline, None, (timer, &mut log))
                 .await;
             let outcome = run.result.and_then(|resp| {
                 self.recorded_values(s, &resp, &mut report.recorded);
@@ -356,6 +386,7 @@ impl Driver for HttpDriver {
                     step: Some(format!("setup {}", s.id)),
                     ..f
                 });
+                report.retries = log.trace;
                 return report;
             }
         }
@@ -366,7 +397,7 @@ impl Driver for HttpDriver {
         let mut failed: Option<(usize, Failure)> = None;
         'steps: for (i, step) in steps.iter().enumerate() {
             let run = self
-                .run_step((i, step), &vars, ctx.deadline, ctx.fault, timer)
+                .run_step((i, step), &vars, ctx.deadline, ctx.fault, (timer, &mut log))
                 .await;
             report.steps.push(StepSample {
                 step: i,
@@ -414,12 +445,20 @@ impl Driver for HttpDriver {
             }
         }
         if let Some((i, failure)) = failed {
-            report.rollback =
-                rollback::run(self, i, &effects, &mut vars, &mut report.acks, timer).await;
+            report.rollback = rollback::run(
+                self,
+                i,
+                &effects,
+                &mut vars,
+                &mut report.acks,
+                (timer, &mut log),
+            )
+            .await;
             report.outcome = Outcome::Failed(failure);
         } else if let Some(failure) = high {
             report.outcome = Outcome::Failed(failure);
         }
+        report.retries = log.trace;
         report
     }
 }

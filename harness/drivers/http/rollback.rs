@@ -22,7 +22,7 @@ pub(super) async fn run(
     effects: &[Effect],
     vars: &mut Vars,
     acks: &mut Vec<crate::invariants::Ack>,
-    timer: &mut Timer,
+    (timer, log): (&mut Timer, &mut super::RetryLog),
 ) -> Option<RollbackOutcome> {
     let took_effect = |s: &usize| effects.get(*s).is_some_and(|e| *e != Effect::None);
     let mut due: Vec<(&Rollback, usize)> = driver
@@ -48,7 +48,7 @@ pub(super) async fn run(
     for (rb, _) in &due {
         for step in &rb.steps {
             let run = driver
-                .run_step((0, step), vars, deadline, None, timer)
+                .run_step((0, step), vars, deadline, None, (&mut *timer, &mut *log))
                 .await;
             match run.result {
                 Ok(resp) => {

@@ -78,6 +78,7 @@ pub fn step(
         Some(n) => Some(*n.get_ref() as u32),
         None => Some(0),
     };
+    let retry = retries.and_then(|n| retry_policy(diag, n, r.retry.as_ref(), key));
     let mut captures = Vec::new();
     let mut entries: Vec<_> = r.capture.iter().flatten().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
@@ -128,11 +129,62 @@ pub fn step(
         request: request?,
         expect: expect?,
         timeout: timeout?,
-        retries: retries?,
+        retry: retry?,
         captures,
         records,
         ack: r.ack.as_ref().map(|a| *a.get_ref()),
     })
+}
+
+/// The waits of a step's retries, from `retry = { … }` over the defaults.
+fn retry_policy(
+    diag: &mut Diagnostics<'_>,
+    retries: u32,
+    raw: Option<&Spanned<RawRetry>>,
+    key: &str,
+) -> Option<RetryPolicy> {
+    let mut policy = RetryPolicy::with_retries(retries);
+    let Some(raw) = raw else {
+        return Some(policy);
+    };
+    let r = raw.get_ref();
+    let key = format!("{key}.retry");
+    if let Some(b) = &r.backoff {
+        policy.backoff = *b.get_ref();
+    }
+    let delay = optional_duration(diag, r.delay.as_ref(), &format!("{key}.delay"));
+    let max_delay = optional_duration(diag, r.max_delay.as_ref(), &format!("{key}.max_delay"));
+    let cap = optional_duration(
+        diag,
+        r.max_retry_after.as_ref(),
+        &format!("{key}.max_retry_after"),
+    );
+    policy.delay = delay?.unwrap_or(policy.delay);
+    policy.max_delay = max_delay?.unwrap_or(policy.delay.max(policy.max_delay));
+    if policy.max_delay < policy.delay {
+        diag.error(
+            raw.span(),
+            format!("{key}.max_delay"),
+            "max_delay is shorter than delay",
+            Some("make max_delay at least the first delay".into()),
+        );
+        return None;
+    }
+    let honour = r.honour_retry_after.as_ref().is_none_or(|h| *h.get_ref());
+    policy.retry_after_cap = match (honour, cap?) {
+        (false, Some(_)) => {
+            diag.error(
+                raw.span(),
+                format!("{key}.max_retry_after"),
+                "max_retry_after is set but honour_retry_after = false",
+                Some("drop one of them".into()),
+            );
+            return None;
+        }
+        (false, None) => None,
+        (true, cap) => Some(cap.unwrap_or(RetryPolicy::DEFAULT_RETRY_AFTER_CAP)),
+    };
+    Some(policy)
 }
 
 fn record_name(diag: &mut Diagnostics<'_>, name: &Spanned<String>, key: &str) -> bool {

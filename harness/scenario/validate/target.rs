@@ -350,7 +350,7 @@ fn single_request(
             },
             expect: procedure::StatusSet::success(),
             timeout: None,
-            retries: 0,
+            retry: procedure::RetryPolicy::with_retries(0),
             captures: Vec::new(),
             records: Vec::new(),
             ack: None,

@@ -76,6 +76,8 @@ pub struct ProcedureFacts {
     pub has_rollbacks: bool,
     /// Medium or low rules, whose failures are warnings.
     pub has_warnings: bool,
+    /// Some request may be retried.
+    pub has_retries: bool,
 }
 
 /// Which probes a run has.
@@ -124,6 +126,12 @@ impl RunShape<'_> {
     }
     pub(super) fn has_rollbacks(&self) -> bool {
         self.is_handoff() && self.procedure_has(|p| p.has_rollbacks)
+    }
+    pub(super) fn has_retries(&self) -> bool {
+        self.is_handoff_or_http() && self.procedure_has(|p| p.has_retries)
+    }
+    pub(super) fn is_handoff_or_http(&self) -> bool {
+        self.kind != Some(TargetKind::Websocket)
     }
     pub(super) fn has_warnings(&self) -> bool {
         self.procedure_has(|p| p.has_warnings)

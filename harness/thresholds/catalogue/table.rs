@@ -113,6 +113,7 @@ const WINDOWS: &str = "network fault windows ([[faults.network]])";
 const ENDURANCE: &str = "the endurance suite";
 const ROLLBACKS: &str = "a handoff target whose procedure has rollbacks";
 const SCHEDULED: &str = "an open or stepped load";
+const RETRIES: &str = "a request with retries > 0";
 
 /// Every metric, in the order the README lists them.
 pub const CATALOGUE: &[Metric] = &[
@@ -347,6 +348,20 @@ pub const CATALOGUE: &[Metric] = &[
         needs: "a procedure with medium or low validation rules",
         about: "",
         read: |r, v| v.set("warnings", r.metrics.warnings.values().sum::<u64>() as f64),
+        stage: None,
+        compare: &[],
+    },
+    Metric {
+        pattern: "retries.count",
+        kind: MetricKind::Count,
+        applies: |s| s.has_retries(),
+        needs: RETRIES,
+        about: "attempts beyond the first: failures the retries absorbed (by kind in result.json)",
+        read: |r, v| {
+            if let Some(rt) = &r.metrics.retries {
+                v.set("retries.count", rt.retries as f64);
+            }
+        },
         stage: None,
         compare: &[],
     },
