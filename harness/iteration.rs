@@ -97,6 +97,9 @@ pub struct IterationReport {
     /// Ids of medium and low rules that failed.
     pub warnings: Vec<String>,
     pub rollback: Option<RollbackOutcome>,
+    /// A failure that called for no rollback because what took effect lies behind an irreversible
+    /// step (without a compensation).
+    pub rollback_withheld: bool,
     /// Operations the target acknowledged, for invariant checks.
     pub acks: Vec<crate::invariants::Ack>,
     pub retries: RetryTrace,
@@ -110,6 +113,7 @@ impl IterationReport {
             recorded: Vec::new(),
             warnings: Vec::new(),
             rollback: None,
+            rollback_withheld: false,
             acks: Vec::new(),
             retries: RetryTrace::default(),
         }

@@ -294,6 +294,7 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
         if p.has_rollbacks() {
             let rb = &m.rollback;
             out.rollback = Some(RollbackMetrics {
+                withheld_irreversible: rb.withheld,
                 attempted: rb.attempted,
                 succeeded: rb.succeeded,
                 success_rate: (rb.attempted > 0).then(|| rb.succeeded as f64 / rb.attempted as f64),

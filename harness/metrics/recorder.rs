@@ -74,6 +74,8 @@ impl ErrorCount {
 /// Rollbacks attempted and verified, overall and by the step whose failure triggered them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RollbackStats {
+    /// Failures that called for no rollback: what took effect lies behind an irreversible step.
+    pub withheld: u64,
     pub attempted: u64,
     pub succeeded: u64,
     /// `(attempted, succeeded)` per procedure step.
@@ -307,6 +309,7 @@ impl Recorder {
             *self.warnings.entry(w.clone()).or_default() += 1;
         }
         self.retries.record(&report.retries);
+        self.rollback.withheld += u64::from(report.rollback_withheld);
         if let Some(rb) = &report.rollback {
             self.rollback.attempted += 1;
             self.rollback.succeeded += u64::from(rb.verified);
@@ -359,6 +362,7 @@ impl Recorder {
             *self.warnings.entry(k.clone()).or_default() += v;
         }
         self.retries.absorb(&o.retries);
+        self.rollback.withheld += o.rollback.withheld;
         self.rollback.attempted += o.rollback.attempted;
         self.rollback.succeeded += o.rollback.succeeded;
         for (a, b) in self.rollback.by_step.iter_mut().zip(&o.rollback.by_step) {

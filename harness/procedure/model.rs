@@ -160,6 +160,10 @@ pub struct Step {
     pub records: Vec<Record>,
     /// What a successful response acknowledges, for the history invariant checks read.
     pub ack: Option<AckKind>,
+    /// Once it has taken effect it cannot be undone (an approval, a sign-off): a later failure runs
+    /// no rollback of it or of the steps before it, except a rollback that names it in `undoes` (its
+    /// compensation).
+    pub irreversible: bool,
 }
 
 /// How a step's request is tried again after a transient failure.
@@ -421,6 +425,8 @@ pub struct Rollback {
     pub name: String,
     /// Indexes into [`Procedure::steps`] of the steps this rollback undoes.
     pub undoes: Vec<usize>,
+    /// Indexes of the steps whose failure it answers; empty: any step's.
+    pub applies_to: Vec<usize>,
     pub steps: Vec<Step>,
     pub verify: Vec<Verification>,
 }

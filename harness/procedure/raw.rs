@@ -40,6 +40,7 @@ pub struct RawStep {
     pub capture: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub record: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub ack: Option<Spanned<AckKind>>,
+    pub irreversible: Option<Spanned<bool>>,
 }
 
 /// How retries wait: `{ backoff = "exponential", delay = "50ms", max_delay = "1s",
@@ -85,6 +86,7 @@ pub struct RawRollback {
     pub id: Option<Spanned<String>>,
     pub name: Option<Spanned<String>>,
     pub undoes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub applies_to: Option<Spanned<Vec<Spanned<String>>>>,
     pub steps: Option<Vec<Spanned<RawStep>>>,
     pub verify: Option<Vec<Spanned<RawVerify>>>,
 }

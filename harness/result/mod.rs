@@ -266,6 +266,10 @@ pub struct RetryMetrics {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollbackMetrics {
+    /// Failures that called for no rollback because what had taken effect lies behind an
+    /// irreversible step without a compensation: not counted in `attempted`.
+    #[serde(default)]
+    pub withheld_irreversible: u64,
     pub attempted: u64,
     pub succeeded: u64,
     /// Verified rollbacks ÷ rollbacks attempted; absent when none was attempted.

@@ -271,6 +271,7 @@ mod tests {
         );
 
         m.rollback = Some(RollbackMetrics {
+            withheld_irreversible: 0,
             attempted: 0,
             succeeded: 0,
             success_rate: None,

@@ -414,12 +414,13 @@ impl Driver for HttpDriver {
             };
             self.recorded_values(step, &resp, &mut report.recorded);
             Self::acknowledged(step, &resp, &mut report.acks);
-            if run.invalid {
-                failed = Some((i, injected(&Injected::Invalid(()), step)));
-                break;
-            }
             if let Err(f) = capture(step, &resp, &mut vars) {
                 failed = Some((i, f));
+                break;
+            }
+            // Like a failed rule, after the captures: the rollback may need what the response said.
+            if run.invalid {
+                failed = Some((i, injected(&Injected::Invalid(()), step)));
                 break;
             }
             for rule in self.procedure.rules_for(i) {
@@ -445,6 +446,10 @@ impl Driver for HttpDriver {
             }
         }
         if let Some((i, failure)) = failed {
+            report.rollback_withheld = matches!(
+                rollback::due(&self.procedure, i, &effects),
+                rollback::Due::Irreversible(_)
+            );
             report.rollback = rollback::run(
                 self,
                 i,

@@ -152,23 +152,9 @@ pub(super) fn rollbacks(
             }
             Some(list) => {
                 for s in list.get_ref() {
-                    match step_ids.iter().position(|id| id == s.get_ref()) {
+                    match step_named(diag, s, &format!("{key}.undoes"), "rollback", step_ids) {
                         Some(index) => undoes.push(index),
-                        None => {
-                            ok = false;
-                            diag.error(
-                                s.span(),
-                                format!("{key}.undoes"),
-                                format!(
-                                    "rollback names step `{}`, which this procedure does not have",
-                                    s.get_ref()
-                                ),
-                                Some(suggest::did_you_mean(
-                                    s.get_ref(),
-                                    step_ids.iter().map(String::as_str),
-                                )),
-                            );
-                        }
+                        None => ok = false,
                     }
                 }
             }
@@ -180,6 +166,39 @@ pub(super) fn rollbacks(
                     "add undoes = [\"<step id>\", …], the steps this rollback reverses",
                 );
             }
+        }
+        let mut applies_to = Vec::new();
+        for s in r
+            .applies_to
+            .as_ref()
+            .map(|l| l.get_ref().as_slice())
+            .unwrap_or_default()
+        {
+            match step_named(
+                diag,
+                s,
+                &format!("{key}.applies_to"),
+                "applies_to",
+                step_ids,
+            ) {
+                Some(index) => applies_to.push(index),
+                None => ok = false,
+            }
+        }
+        if let Some(first) = undoes.iter().min()
+            && let Some(early) = applies_to.iter().find(|a| *a < first)
+        {
+            ok = false;
+            diag.error(
+                r.applies_to.as_ref().map_or(raw_rb.span(), Spanned::span),
+                format!("{key}.applies_to"),
+                format!(
+                    "step `{}` comes before every step this rollback undoes, so its failure \
+                     leaves nothing for it to undo",
+                    step_ids[*early]
+                ),
+                Some("name the steps at or after the first one it undoes".into()),
+            );
         }
         // A rollback may use what was captured up to the last step it undoes.
         let mut scope = Scope {
@@ -201,6 +220,15 @@ pub(super) fn rollbacks(
             );
         }
         for (j, s) in raw_steps.iter().enumerate() {
+            if let Some(flag) = &s.get_ref().irreversible {
+                ok = false;
+                diag.error(
+                    flag.span(),
+                    format!("{key}.steps[{j}].irreversible"),
+                    "a rollback's request cannot be irreversible",
+                    Some("mark the procedure's step instead".into()),
+                );
+            }
             match step(
                 diag,
                 s,
@@ -289,6 +317,7 @@ pub(super) fn rollbacks(
                     .map_or_else(|| id.clone(), |n| n.get_ref().clone()),
                 id,
                 undoes,
+                applies_to,
                 steps,
                 verify,
             }),
@@ -296,4 +325,31 @@ pub(super) fn rollbacks(
         }
     }
     ok.then_some(out)
+}
+
+/// The index of the step `name` names, or a problem at `key` saying `who` names a step the
+/// procedure does not have.
+fn step_named(
+    diag: &mut Diagnostics<'_>,
+    name: &Spanned<String>,
+    key: &str,
+    who: &str,
+    step_ids: &[String],
+) -> Option<usize> {
+    let found = step_ids.iter().position(|id| id == name.get_ref());
+    if found.is_none() {
+        diag.error(
+            name.span(),
+            key,
+            format!(
+                "{who} names step `{}`, which this procedure does not have",
+                name.get_ref()
+            ),
+            Some(suggest::did_you_mean(
+                name.get_ref(),
+                step_ids.iter().map(String::as_str),
+            )),
+        );
+    }
+    found
 }

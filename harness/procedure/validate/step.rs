@@ -133,6 +133,7 @@ pub fn step(
         captures,
         records,
         ack: r.ack.as_ref().map(|a| *a.get_ref()),
+        irreversible: r.irreversible.as_ref().is_some_and(|b| *b.get_ref()),
     })
 }
 

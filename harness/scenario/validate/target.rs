@@ -354,6 +354,7 @@ fn single_request(
             captures: Vec::new(),
             records: Vec::new(),
             ack: None,
+            irreversible: false,
         },
     };
     Some(Arc::new(Procedure {
