@@ -102,6 +102,8 @@ pub struct IterationReport {
     pub rollback_withheld: bool,
     /// Operations the target acknowledged, for invariant checks.
     pub acks: Vec<crate::invariants::Ack>,
+    /// Writes to collections the history check reads back.
+    pub writes: Vec<crate::history::Write>,
     pub retries: RetryTrace,
 }
 
@@ -115,6 +117,7 @@ impl IterationReport {
             rollback: None,
             rollback_withheld: false,
             acks: Vec::new(),
+            writes: Vec::new(),
             retries: RetryTrace::default(),
         }
     }

@@ -25,6 +25,7 @@ pub mod config;
 pub mod drivers;
 pub mod engine;
 pub mod faults;
+pub mod history;
 pub mod invariants;
 pub mod iteration;
 pub mod kinds;

@@ -63,6 +63,8 @@ pub struct Extras {
     pub recovery: Option<RecoveryMetrics>,
     /// The acknowledged history checked against the target's state.
     pub invariants: Option<crate::invariants::InvariantReport>,
+    /// The writes to collections checked against what was read back.
+    pub history: Option<crate::history::HistoryReport>,
     pub checks: Vec<CheckResult>,
     pub notes: Vec<String>,
 }
@@ -81,6 +83,9 @@ impl Extras {
         }
         if other.invariants.is_some() {
             self.invariants = other.invariants;
+        }
+        if other.history.is_some() {
+            self.history = other.history;
         }
         self.checks.extend(other.checks);
         self.notes.extend(other.notes);
@@ -103,6 +108,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         metrics.drift = s.drift;
     }
     metrics.invariants = s.extras.invariants.clone();
+    metrics.history = s.extras.history.clone();
     metrics.latency_ok_blocks = s
         .blocks
         .clone()

@@ -191,6 +191,7 @@ async fn with_chaos_set<S: Session>(
             timeline: &timeline,
             windows: windows.as_mut(),
             history: plan.judgement.invariants.then(|| running.history()),
+            writes: plan.judgement.history.then(|| running.writes()),
             signals,
             observer,
         })

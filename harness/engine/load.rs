@@ -130,6 +130,11 @@ impl<'a> Running<'a> {
                         r.without_service_time()
                     };
                     let r = if history { r.with_history() } else { r };
+                    let r = if plan.judgement.history {
+                        r.with_writes()
+                    } else {
+                        r
+                    };
                     Arc::new(Mutex::new(r))
                 })
                 .collect(),
@@ -230,6 +235,14 @@ impl<'a> Running<'a> {
                 .unwrap_or_else(|p| p.into_inner())
                 .report(&rows),
         )
+    }
+
+    /// Every write to a collection the workers kept.
+    pub fn writes(&self) -> Vec<crate::history::Write> {
+        self.recorders
+            .iter()
+            .flat_map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).writes.clone())
+            .collect()
     }
 
     /// Every acknowledged operation the workers kept.

@@ -197,6 +197,10 @@ pub struct Recorder {
     /// [`MAX_HISTORY`] per worker.
     pub history: Vec<crate::invariants::Ack>,
     keep_history: bool,
+    /// Writes to collections, kept only when the run reads them back, at most [`MAX_HISTORY`] per
+    /// worker.
+    pub writes: Vec<crate::history::Write>,
+    keep_writes: bool,
     /// What WebSocket connections did (absent until something is recorded).
     pub connections: Option<Box<ConnectionStats>>,
 }
@@ -231,6 +235,8 @@ impl Recorder {
             track_service: true,
             history: Vec::new(),
             keep_history: false,
+            writes: Vec::new(),
+            keep_writes: false,
             connections: None,
         }
     }
@@ -238,6 +244,12 @@ impl Recorder {
     /// The connection statistics, to record into.
     pub fn connections(&mut self) -> &mut ConnectionStats {
         self.connections.get_or_insert_with(Box::default)
+    }
+
+    /// A recorder that keeps the writes to collections (runs that read them back).
+    pub fn with_writes(mut self) -> Self {
+        self.keep_writes = true;
+        self
     }
 
     /// A recorder that keeps the history of acknowledged operations (concurrency runs).
@@ -301,6 +313,10 @@ impl Recorder {
                 record_millis(h, r.millis);
             }
         }
+        if self.keep_writes {
+            let room = MAX_HISTORY.saturating_sub(self.writes.len());
+            self.writes.extend(report.writes.iter().take(room).cloned());
+        }
         if self.keep_history {
             let room = MAX_HISTORY.saturating_sub(self.history.len());
             self.history.extend(report.acks.iter().take(room).cloned());
@@ -346,6 +362,7 @@ impl Recorder {
             self.connections().absorb(c);
         }
         self.history.extend(o.history.iter().cloned());
+        self.writes.extend(o.writes.iter().cloned());
         self.latency.absorb(&o.latency);
         merge(&mut self.service, &o.service);
         self.late += o.late;

@@ -163,6 +163,8 @@ pub struct Judgement {
     pub drift_window_s: Option<u64>,
     /// The concurrency suite on a procedure: the acknowledged history checked against the state.
     pub invariants: bool,
+    /// The procedure writes to collections (`history` steps) and reads them back (`[read_back]`).
+    pub history: bool,
 }
 
 /// What the command line (or a test) sets beside the scenario.
@@ -292,7 +294,12 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
                 .as_secs();
             (secs / 10).clamp(2, 60)
         }),
-        invariants: suite == Suite::Concurrency && kind == TargetKind::Handoff,
+        invariants: suite == Suite::Concurrency
+            && kind == TargetKind::Handoff
+            && target
+                .procedure()
+                .is_some_and(|p| p.steps.iter().any(|s| s.ack.is_some())),
+        history: target.procedure().is_some_and(|p| p.read_back.is_some()),
     };
     Ok(RunPlan {
         identity: Identity {

@@ -24,6 +24,8 @@ pub struct Procedure {
     pub steps: Vec<Step>,
     pub rules: Vec<Rule>,
     pub rollbacks: Vec<Rollback>,
+    /// Reads each collection the history wrote to back after the run.
+    pub read_back: Option<ReadBack>,
 }
 
 impl Procedure {
@@ -53,6 +55,8 @@ impl Procedure {
                 .iter()
                 .any(|r| r.severity >= super::Severity::Medium),
             has_retries: self.has_retries(),
+            has_history: self.read_back.is_some(),
+            has_acks: self.steps.iter().any(|s| s.ack.is_some()),
         }
     }
 
@@ -77,6 +81,7 @@ impl Procedure {
                     .iter()
                     .flat_map(|r| r.verify.iter().map(|v| &v.request)),
             )
+            .chain(self.read_back.iter().map(|r| &r.request))
     }
 
     /// Every variable some template of the procedure uses.
@@ -164,6 +169,26 @@ pub struct Step {
     /// no rollback of it or of the steps before it, except a rollback that names it in `undoes` (its
     /// compensation).
     pub irreversible: bool,
+    /// The write a successful response acknowledges, for the history check.
+    pub history: Option<HistoryWrite>,
+}
+
+/// A write to a collection: add `element` to the collection at `key`.
+#[derive(Debug, Clone)]
+pub struct HistoryWrite {
+    pub key: Template,
+    pub element: Template,
+}
+
+/// How to read a collection back after the run: a request (which may use `{{key}}`), the array in its
+/// response, and where in each item the element is.
+#[derive(Debug, Clone)]
+pub struct ReadBack {
+    pub request: RequestTemplate,
+    /// JSON pointer to the array.
+    pub elements: String,
+    /// JSON pointer into each item of the array; empty: the item itself.
+    pub element: String,
 }
 
 /// How a step's request is tried again after a transient failure.

@@ -19,6 +19,28 @@ pub struct RawProcedure {
     pub steps: Option<Vec<Spanned<RawStep>>>,
     pub rules: Option<Vec<Spanned<RawRule>>>,
     pub rollbacks: Option<Vec<Spanned<RawRollback>>>,
+    pub read_back: Option<Spanned<RawReadBack>>,
+}
+
+/// `[read_back]`: a request like a step's (it may use `{{key}}`), `elements` (a JSON pointer to the
+/// array) and `element` (a pointer into each item).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReadBack {
+    pub method: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
+    pub headers: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub elements: Option<Spanned<String>>,
+    pub element: Option<Spanned<String>>,
+}
+
+/// `history = { key = "…", element = "…" }` on a step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHistory {
+    pub key: Option<Spanned<String>>,
+    pub element: Option<Spanned<String>>,
 }
 
 /// A step: an HTTP request and what to take from its response. Also the shape of a rollback step and
@@ -41,6 +63,7 @@ pub struct RawStep {
     pub record: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub ack: Option<Spanned<AckKind>>,
     pub irreversible: Option<Spanned<bool>>,
+    pub history: Option<Spanned<RawHistory>>,
 }
 
 /// How retries wait: `{ backoff = "exponential", delay = "50ms", max_delay = "1s",

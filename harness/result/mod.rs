@@ -216,6 +216,9 @@ pub struct Metrics {
     /// Concurrency runs on handoff targets: the invariant checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invariants: Option<crate::invariants::InvariantReport>,
+    /// Writes to collections checked against what the service stored (`history` steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::history::HistoryReport>,
     /// Websocket targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ws: Option<WsMetrics>,

@@ -17,6 +17,7 @@ use crate::net::is_loopback;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use serde_json::Value;
 use url::Url;
 
 use self::client::{Effect, Request, Response, send};
@@ -24,6 +25,7 @@ use self::vars::{Builtins, Vars};
 use super::{Driver, IterationContext, Timer};
 use crate::config::units::format_duration;
 use crate::faults::{FaultPlan, Injected, inject};
+use crate::history::Write;
 use crate::iteration::{Failure, IterationReport, Outcome, RecordedSample, RetryTrace, StepSample};
 use crate::procedure::{Method, Procedure, RequestTarget, RequestTemplate, Severity, Step};
 use crate::taxonomy::ErrorKind;
@@ -50,6 +52,21 @@ pub struct HttpDriver {
     /// Parsed URLs of request targets without variables, by their text (parsed once, not per request).
     literal_urls: std::collections::HashMap<String, Url>,
     settings: HttpSettings,
+}
+
+/// Notes the write `step` made, for the history check (if it declares one). A write whose key or
+/// element cannot be rendered is left out: it names nothing the read-back could find.
+fn wrote(step: &Step, vars: &Vars, acknowledged: bool, out: &mut Vec<Write>) {
+    let Some(h) = &step.history else {
+        return;
+    };
+    if let (Ok(key), Ok(element)) = (h.key.render(vars), h.element.render(vars)) {
+        out.push(Write {
+            key,
+            element,
+            acknowledged,
+        });
+    }
 }
 
 /// The iteration whose retries these are (their jitter is drawn from it), and what they cost.
@@ -285,6 +302,44 @@ impl HttpDriver {
         }
     }
 
+    /// Reads the collection at `key` back (the procedure's `[read_back]`): its elements as text.
+    pub async fn read_back(&self, key: &str) -> Result<Vec<String>, String> {
+        let rb = self
+            .procedure
+            .read_back
+            .as_ref()
+            .ok_or("the procedure has no [read_back]")?;
+        let vars = Vars::of(&[
+            ("key", Value::String(key.to_string())),
+            ("run_id", Value::String(self.settings.run_id.clone())),
+            ("seed", serde_json::json!(self.settings.seed)),
+        ]);
+        let req = self
+            .render(&rb.request, &vars, "read_back")
+            .map_err(|f| f.detail)?;
+        let deadline = Instant::now() + self.settings.iteration_timeout;
+        let mut timer = Timer::new();
+        let resp = send(&self.client, &req, deadline, &mut timer)
+            .await
+            .map_err(|e| e.detail)?;
+        if !(200..300).contains(&resp.status) {
+            return Err(resp.describe());
+        }
+        let body = resp.json().map_err(|e| e.to_string())?;
+        let items = body
+            .pointer(&rb.elements)
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("{} is not an array in the response", rb.elements))?;
+        items
+            .iter()
+            .map(|item| match item.pointer(&rb.element) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(other) => Ok(other.to_string()),
+                None => Err(format!("an item has no {}", rb.element)),
+            })
+            .collect()
+    }
+
     /// Notes what a successful response of an `ack` step acknowledged.
     fn acknowledged(step: &Step, resp: &Response, out: &mut Vec<crate::invariants::Ack>) {
         if step.ack.is_some()
@@ -408,6 +463,9 @@ impl Driver for HttpDriver {
             let resp = match run.result {
                 Ok(resp) => resp,
                 Err(f) => {
+                    if run.effect == Effect::Maybe {
+                        wrote(step, &vars, false, &mut report.writes);
+                    }
                     failed = Some((i, f));
                     break;
                 }
@@ -418,6 +476,7 @@ impl Driver for HttpDriver {
                 failed = Some((i, f));
                 break;
             }
+            wrote(step, &vars, true, &mut report.writes);
             // Like a failed rule, after the captures: the rollback may need what the response said.
             if run.invalid {
                 failed = Some((i, injected(&Injected::Invalid(()), step)));

@@ -89,6 +89,16 @@ impl Vars {
         Ok(vars)
     }
 
+    /// Only these variables (the read-back's `key`, `run_id`, `seed`).
+    pub fn of(values: &[(&str, Value)]) -> Self {
+        Vars(
+            values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
     pub fn set(&mut self, name: &str, value: Value) {
         self.0.insert(name.to_string(), value);
     }

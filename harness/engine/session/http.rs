@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::StreamExt;
 use url::Url;
 
 use super::{BeforeLoad, Finish, Session};
@@ -19,7 +20,12 @@ pub struct HttpSession<'a> {
     plan: &'a RunPlan,
     url: Url,
     procedure: Arc<Procedure>,
+    /// The load's driver, for reading the history's collections back at the end.
+    driver: Option<Arc<HttpDriver>>,
 }
+
+/// Most collections read back at once.
+const READ_BACK_CONCURRENCY: usize = 8;
 
 impl<'a> HttpSession<'a> {
     pub fn new(plan: &'a RunPlan, url: Url, procedure: Arc<Procedure>) -> Self {
@@ -27,6 +33,7 @@ impl<'a> HttpSession<'a> {
             plan,
             url,
             procedure,
+            driver: None,
         }
     }
 }
@@ -75,15 +82,38 @@ impl Session for HttpSession<'_> {
             iteration_timeout: plan.budget.iteration,
             pool_size: plan.load.concurrency() as usize,
         };
-        HttpDriver::new(Arc::clone(&self.procedure), load_url, settings)
+        let driver = HttpDriver::new(Arc::clone(&self.procedure), load_url, settings)
             .map(Arc::new)
-            .map_err(TargetError::Client)
+            .map_err(TargetError::Client)?;
+        self.driver = Some(Arc::clone(&driver));
+        Ok(driver)
     }
 
     fn beside(&mut self, _t0: Instant) {}
 
     async fn finish(&mut self, end: Finish<'_>) -> Extras {
         let mut extras = Extras::default();
+        if let (Some(writes), Some(driver)) = (end.writes, &self.driver) {
+            let keys = crate::history::keys(&writes);
+            let read = futures_util::stream::iter(keys.into_iter().map(|key| {
+                let driver = Arc::clone(driver);
+                async move {
+                    let found = driver.read_back(&key).await;
+                    (key, found)
+                }
+            }))
+            .buffer_unordered(READ_BACK_CONCURRENCY);
+            let stored = tokio::select! {
+                stored = read.collect::<std::collections::BTreeMap<_, _>>() => Some(stored),
+                _ = end.signals.stop.cancelled() => None,
+            };
+            match stored {
+                Some(stored) => extras.history = Some(crate::history::check(&writes, &stored)),
+                None => extras
+                    .notes
+                    .push("The history was not read back: the run was interrupted.".into()),
+            }
+        }
         if let Some(history) = end.history {
             let checked = match target_admin::state(&self.url).await {
                 Ok(state) => crate::invariants::check(&history, &state).map_err(|e| e.to_string()),

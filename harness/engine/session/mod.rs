@@ -73,6 +73,8 @@ pub struct Finish<'a> {
     pub windows: Option<&'a mut Vec<RecoveryWindow>>,
     /// The acknowledged history, when the plan checks invariants.
     pub history: Option<Vec<Ack>>,
+    /// The writes to collections, when the plan reads them back.
+    pub writes: Option<Vec<crate::history::Write>>,
     pub signals: &'a Signals,
     pub observer: &'a dyn Observer,
 }

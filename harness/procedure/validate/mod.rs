@@ -138,8 +138,31 @@ pub fn procedure(
         &captured_by,
     );
 
+    let read_back = read_back(diag, raw.read_back.as_ref(), &captured_by);
     let steps: Option<Vec<Step>> = steps.into_iter().collect();
     let setup: Option<Vec<Step>> = setup.into_iter().collect();
+    if let (Some(steps), Some(read_back)) = (&steps, &read_back) {
+        let writes = steps.iter().any(|s| s.history.is_some());
+        match (writes, read_back.is_some()) {
+            (true, false) => diag.missing(
+                0..0,
+                "read_back",
+                "add [read_back] with the request that reads a collection back (path = \"/…/{{key}}\") \
+                 and elements = \"/pointer/to/the/array\"",
+            ),
+            (false, true) => {
+                if let Some(r) = &raw.read_back {
+                    diag.error(
+                        r.span(),
+                        "read_back",
+                        "nothing writes to a history for [read_back] to read",
+                        Some("add history = { key = \"…\", element = \"…\" } to the steps that write".into()),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
     if diag.has_errors() {
         return None;
     }
@@ -152,7 +175,57 @@ pub fn procedure(
         steps: steps?,
         rules: rules?,
         rollbacks: rollbacks?,
+        read_back: read_back?,
     })
+}
+
+/// `[read_back]`: its request may use `{{key}}` (the collection), `run_id` and `seed`.
+fn read_back(
+    diag: &mut Diagnostics<'_>,
+    raw: Option<&Spanned<RawReadBack>>,
+    captured_by: &BTreeMap<String, (usize, String)>,
+) -> Option<Option<ReadBack>> {
+    let Some(raw) = raw else {
+        return Some(None);
+    };
+    let r = raw.get_ref();
+    let scope = Scope {
+        available: ["key", "run_id", "seed"].map(str::to_string).into(),
+    };
+    let request = step::request(
+        diag,
+        step::RequestParts {
+            method: r.method.as_ref(),
+            path: r.path.as_ref(),
+            url: r.url.as_ref(),
+            headers: r.headers.as_ref(),
+            body: None,
+        },
+        raw.span(),
+        "read_back",
+        &scope,
+        captured_by,
+    );
+    let elements = match &r.elements {
+        Some(p) => check::json_pointer(diag, p, "read_back.elements").then(|| p.get_ref().clone()),
+        None => {
+            diag.missing(
+                raw.span(),
+                "read_back.elements",
+                "add elements = \"/items\", a JSON pointer to the array the collection is",
+            );
+            None
+        }
+    };
+    let element = match &r.element {
+        Some(p) => check::json_pointer(diag, p, "read_back.element").then(|| p.get_ref().clone()),
+        None => Some(String::new()),
+    };
+    Some(Some(ReadBack {
+        request: request?,
+        elements: elements?,
+        element: element?,
+    }))
 }
 
 /// Which variables have a value at a point of the procedure.

@@ -118,6 +118,10 @@ pub fn step(
             });
         }
     }
+    let history = match &r.history {
+        None => Some(None),
+        Some(h) => history_write(diag, h, key, scope, captured_by, &captures).map(Some),
+    };
     Some(Step {
         name: r
             .name
@@ -134,6 +138,53 @@ pub fn step(
         records,
         ack: r.ack.as_ref().map(|a| *a.get_ref()),
         irreversible: r.irreversible.as_ref().is_some_and(|b| *b.get_ref()),
+        history: history?,
+    })
+}
+
+/// A step's `history = { key, element }`: templates that may use what the step itself captures.
+fn history_write(
+    diag: &mut Diagnostics<'_>,
+    raw: &Spanned<RawHistory>,
+    key: &str,
+    scope: &Scope,
+    captured_by: &BTreeMap<String, (usize, String)>,
+    captures: &[Capture],
+) -> Option<HistoryWrite> {
+    let key = format!("{key}.history");
+    let mut own = Scope {
+        available: scope.available.clone(),
+    };
+    own.available
+        .extend(captures.iter().map(|c| c.variable.clone()));
+    let h = raw.get_ref();
+    let mut field = |value: Option<&Spanned<String>>, name: &str, example: &str| match value {
+        Some(v) => template(
+            diag,
+            v.get_ref(),
+            v.span(),
+            &format!("{key}.{name}"),
+            &own,
+            captured_by,
+        ),
+        None => {
+            diag.missing(raw.span(), &format!("{key}.{name}"), example);
+            None
+        }
+    };
+    let k = field(
+        h.key.as_ref(),
+        "key",
+        "add key = \"{{report_id}}\", the collection written to",
+    );
+    let e = field(
+        h.element.as_ref(),
+        "element",
+        "add element = \"{{role}}\", what the write adds to it",
+    );
+    Some(HistoryWrite {
+        key: k?,
+        element: e?,
     })
 }
 

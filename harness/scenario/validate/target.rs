@@ -355,6 +355,7 @@ fn single_request(
             records: Vec::new(),
             ack: None,
             irreversible: false,
+            history: None,
         },
     };
     Some(Arc::new(Procedure {
@@ -366,5 +367,6 @@ fn single_request(
         steps: vec![step],
         rules: Vec::new(),
         rollbacks: Vec::new(),
+        read_back: None,
     }))
 }

@@ -78,6 +78,10 @@ pub struct ProcedureFacts {
     pub has_warnings: bool,
     /// Some request may be retried.
     pub has_retries: bool,
+    /// Steps write to collections that `[read_back]` reads back.
+    pub has_history: bool,
+    /// Steps acknowledge transfers (`ack = "transfer"`, the reference service's invariants).
+    pub has_acks: bool,
 }
 
 /// Which probes a run has.
@@ -133,6 +137,9 @@ impl RunShape<'_> {
     pub(super) fn is_handoff_or_http(&self) -> bool {
         self.kind != Some(TargetKind::Websocket)
     }
+    pub(super) fn has_history(&self) -> bool {
+        self.is_handoff_or_http() && self.procedure_has(|p| p.has_history)
+    }
     pub(super) fn has_warnings(&self) -> bool {
         self.procedure_has(|p| p.has_warnings)
     }
@@ -186,7 +193,7 @@ pub struct Compared {
 
 /// One metric, or a family of them (`latency.{stat}`).
 pub struct Metric {
-    /// Dotted pattern; `{stat}`, `{step}`, `{error}`, `{rule}` and `{record}` stand for one segment
+    /// Dotted pattern; `{stat}`, `{finding}`, `{step}`, `{error}`, `{rule}` and `{record}` stand for one segment
     /// each.
     pub pattern: &'static str,
     /// Kind of the metric (for `{stat}` families, of every stat but `count`).
@@ -258,6 +265,7 @@ fn expand(pattern: &str, shape: &RunShape<'_>) -> Vec<String> {
     for (i, seg) in pattern.split('.').enumerate() {
         let choices: Vec<String> = match seg {
             "{stat}" => STATS.iter().map(|s| s.to_string()).collect(),
+            "{finding}" => FINDINGS.iter().map(|s| s.to_string()).collect(),
             "{error}" => ErrorKind::ALL
                 .iter()
                 .filter(|k| **k != ErrorKind::Validation)
@@ -335,6 +343,17 @@ pub fn lookup(name: &str, shape: &RunShape<'_>) -> Lookup {
     Lookup::Unknown { suggestion }
 }
 
+/// What the history check counts (`history.{finding}`).
+pub const FINDINGS: [&str; 7] = [
+    "lost",
+    "duplicated",
+    "unexpected",
+    "violations",
+    "indeterminate",
+    "unreadable",
+    "acknowledged",
+];
+
 /// Whether `name` has the form of `pattern`, whatever the run (`{step}` and `{rule}` match any segment).
 fn matches_pattern(pattern: &str, name: &str) -> bool {
     let p: Vec<&str> = pattern.split('.').collect();
@@ -342,6 +361,7 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
     p.len() == n.len()
         && p.iter().zip(&n).all(|(p, n)| match *p {
             "{stat}" => STATS.contains(n),
+            "{finding}" => FINDINGS.contains(n),
             "{step}" | "{rule}" => !n.is_empty(),
             "{error}" => ErrorKind::ALL.iter().any(|k| k.as_str() == *n),
             lit => lit == *n,
@@ -352,6 +372,7 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
 pub fn markdown_table() -> String {
     let kinds: &[(&str, &str)] = &[
         ("{stat}", "<stat>"),
+        ("{finding}", "<finding>"),
         ("{step}", "<step id>"),
         ("{error}", "<kind>"),
         ("{rule}", "<rule id>"),

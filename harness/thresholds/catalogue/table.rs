@@ -114,6 +114,7 @@ const ENDURANCE: &str = "the endurance suite";
 const ROLLBACKS: &str = "a handoff target whose procedure has rollbacks";
 const SCHEDULED: &str = "an open or stepped load";
 const RETRIES: &str = "a request with retries > 0";
+const HISTORY: &str = "a procedure with `history` steps and `[read_back]`";
 
 /// Every metric, in the order the README lists them.
 pub const CATALOGUE: &[Metric] = &[
@@ -366,6 +367,32 @@ pub const CATALOGUE: &[Metric] = &[
         compare: &[],
     },
     Metric {
+        pattern: "history.{finding}",
+        kind: MetricKind::Count,
+        applies: |s| s.has_history(),
+        needs: HISTORY,
+        about: "finding: lost (acknowledged, not stored), duplicated (stored more often than written), \
+                unexpected (stored, never written), violations (the three together), indeterminate, \
+                unreadable (collections that could not be read back)",
+        read: |r, v| {
+            if let Some(h) = &r.metrics.history {
+                for (name, n) in [
+                    ("lost", h.lost),
+                    ("duplicated", h.duplicated),
+                    ("unexpected", h.unexpected),
+                    ("violations", h.violations()),
+                    ("indeterminate", h.indeterminate),
+                    ("unreadable", h.unreadable),
+                    ("acknowledged", h.acknowledged),
+                ] {
+                    v.set(format!("history.{name}"), n as f64);
+                }
+            }
+        },
+        stage: None,
+        compare: &[],
+    },
+    Metric {
         pattern: "rollback.attempted",
         kind: MetricKind::Count,
         applies: |s| s.has_rollbacks(),
@@ -429,8 +456,10 @@ pub const CATALOGUE: &[Metric] = &[
     Metric {
         pattern: "invariants.violations",
         kind: MetricKind::Count,
-        applies: |s| s.is_handoff() && s.is_suite(Suite::Concurrency),
-        needs: "the concurrency suite against a handoff target",
+        applies: |s| {
+            s.is_handoff() && s.is_suite(Suite::Concurrency) && s.procedure_has(|p| p.has_acks)
+        },
+        needs: "the concurrency suite against a handoff target with `ack = \"transfer\"` steps",
         about: "",
         read: |r, v| {
             if let Some(inv) = &r.metrics.invariants {
