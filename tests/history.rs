@@ -93,24 +93,18 @@ element = "/role"
 fn run(defect: Defect) -> (RunResult, u64) {
     let state = Shared::default();
     let server = serve(service(defect, Arc::clone(&state)));
-    let dir = temp_dir("history");
-    std::fs::create_dir_all(dir.join("procedures")).unwrap();
-    std::fs::write(dir.join("procedures/SIGNOFFS.toml"), PROCEDURE).unwrap();
+    let (_dir, target) = handoff_target("history", "SIGNOFFS", PROCEDURE);
     let text = format!(
         r#"name = "signoffs"
 suite = "concurrency"
 timeout = "30s"
-[target]
-kind = "handoff"
-url = "http://127.0.0.1:1"
-procedure = "{}/procedures/SIGNOFFS.toml"
+{target}
 [load]
 iterations = 120
 concurrency = 8
 [thresholds]
 "history.violations" = "== 0"
-"#,
-        dir.display()
+"#
     );
     let r = run_plan(&text, &server.url, None);
     let wronged = state.lock().unwrap().wronged;
@@ -164,15 +158,10 @@ fn writes_stored_twice_are_duplicates_and_a_correct_service_passes() {
 
 #[test]
 fn a_history_without_a_read_back_is_refused() {
-    let dir = temp_dir("history-bad");
-    std::fs::create_dir_all(dir.join("procedures")).unwrap();
     let text = PROCEDURE.split("[read_back]").next().unwrap();
-    std::fs::write(dir.join("procedures/SIGNOFFS.toml"), text).unwrap();
+    let (dir, target) = handoff_target("history-bad", "SIGNOFFS", text);
     let scenario = format!(
-        "name = \"s\"\nsuite = \"concurrency\"\ntimeout = \"30s\"\n[target]\nkind = \"handoff\"\n\
-         url = \"http://127.0.0.1:1\"\nprocedure = \"{}/procedures/SIGNOFFS.toml\"\n[load]\n\
-         iterations = 1\n",
-        dir.display()
+        "name = \"s\"\nsuite = \"concurrency\"\ntimeout = \"30s\"\n{target}[load]\niterations = 1\n"
     );
     let path = write_scenario(&dir, "s", &scenario);
     let o = run_harness(&["validate", path.to_str().unwrap()]);

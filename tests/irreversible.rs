@@ -154,26 +154,18 @@ checks = [{ status = 404 }]
 /// Eight iterations, each with an injected validation failure: the faults take the four steps in
 /// turn, so each step fails twice, after its request took effect.
 fn run(server: &TestServer, irreversible: bool) -> RunResult {
-    let dir = temp_dir("irreversible");
-    std::fs::create_dir_all(dir.join("procedures")).unwrap();
     let mark = if irreversible {
         "irreversible = true"
     } else {
         ""
     };
-    std::fs::write(
-        dir.join("procedures/DRAFTS.toml"),
-        PROCEDURE.replace("IRREVERSIBLE", mark),
-    )
-    .unwrap();
+    let procedure = PROCEDURE.replace("IRREVERSIBLE", mark);
+    let (_dir, target) = handoff_target("irreversible", "DRAFTS", &procedure);
     let text = format!(
         r#"name = "drafts"
 suite = "failure_injection"
 timeout = "30s"
-[target]
-kind = "handoff"
-url = "http://127.0.0.1:1"
-procedure = "{}/procedures/DRAFTS.toml"
+{target}
 [load]
 iterations = 8
 concurrency = 2
@@ -182,8 +174,7 @@ failure_rate = 1.0
 kinds = ["validation"]
 [thresholds]
 "rollback.success_rate" = ">= 100%"
-"#,
-        dir.display()
+"#
     );
     run_plan(&text, &server.url, None)
 }

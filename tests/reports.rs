@@ -318,7 +318,7 @@ fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
     for m in ["latency_ok.p50", "latency_ok.p95", "success_rate"] {
         assert!(verdict_of(&md, m).contains("within noise"), "{m}:\n{md}");
     }
-    // 300 or 440 iterations leave 3 or 4 beyond the p99: too few to tell noise from change.
+    // 900 or 440 iterations leave 9 or 4 beyond the p99: too few to tell noise from change.
     assert!(
         verdict_of(&md, "latency_ok.p99").contains("not compared")
             && md.contains("too few iterations"),
@@ -380,9 +380,9 @@ fn compare_tells_noise_from_a_slowdown_with_per_second_windows() {
 fn compare_tells_noise_from_a_slowdown_in_short_runs() {
     let (base, same, slow) = three_runs(
         "cmp-iterations",
-        "name = \"s\"\nsuite = \"reliability\"\ntimeout = \"30s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 300\nconcurrency = 10\n",
+        "name = \"s\"\nsuite = \"reliability\"\ntimeout = \"30s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 900\nconcurrency = 10\n",
     );
-    check_compare(&base, &same, &slow, "300 and 300 succeeded iterations");
+    check_compare(&base, &same, &slow, "900 and 900 succeeded iterations");
 }
 
 #[test]

@@ -60,6 +60,21 @@ impl Procedure {
         }
     }
 
+    /// Whether some check or capture reads response headers.
+    pub fn reads_headers(&self) -> bool {
+        let steps = self
+            .setup
+            .iter()
+            .chain(&self.steps)
+            .chain(self.rollbacks.iter().flat_map(|r| &r.steps));
+        let mut checks = self.rules.iter().map(|r| &r.check).chain(
+            self.rollbacks
+                .iter()
+                .flat_map(|r| r.verify.iter().flat_map(|v| &v.checks)),
+        );
+        steps.clone().any(|s| !s.header_captures.is_empty()) || checks.any(Check::reads_headers)
+    }
+
     /// Whether any request of the procedure may be retried.
     pub fn has_retries(&self) -> bool {
         self.setup
@@ -113,10 +128,22 @@ impl Procedure {
                 .iter()
                 .flat_map(|r| r.verify.iter().flat_map(|v| &v.checks)),
         );
-        for c in checks {
-            if let Check::Equals { value, .. } = c {
-                value.variables(&mut used);
+        fn check_variables(c: &Check, used: &mut std::collections::BTreeSet<String>) {
+            match c {
+                Check::Equals { value, .. } | Check::Contains { value, .. } => {
+                    value.variables(used)
+                }
+                Check::OneOf { values, .. } => values.iter().for_each(|v| v.variables(used)),
+                Check::Header {
+                    test: HeaderTest::Equals(t),
+                    ..
+                } => used.extend(t.variables().map(str::to_string)),
+                Check::Not(c) => check_variables(c, used),
+                _ => {}
             }
+        }
+        for c in checks {
+            check_variables(c, &mut used);
         }
         used
     }
@@ -162,6 +189,8 @@ pub struct Step {
     /// waits between them.
     pub retry: RetryPolicy,
     pub captures: Vec<Capture>,
+    /// Values taken from response headers: (variable, header name).
+    pub header_captures: Vec<(String, String)>,
     pub records: Vec<Record>,
     /// What a successful response acknowledges, for the history invariant checks read.
     pub ack: Option<AckKind>,
@@ -415,6 +444,72 @@ pub enum Check {
         max: Option<f64>,
     },
     MaxTime(Duration),
+    /// The value at `pointer` equals one of these.
+    OneOf {
+        pointer: String,
+        values: Vec<JsonTemplate>,
+    },
+    /// The string at `pointer` matches a regular expression.
+    Matches {
+        pointer: String,
+        pattern: Pattern,
+    },
+    /// The array at `pointer` holds `value`, or the string there contains it.
+    Contains {
+        pointer: String,
+        value: JsonTemplate,
+    },
+    /// The array (or string, or object) at `pointer` has between `min` and `max` items.
+    Length {
+        pointer: String,
+        min: Option<u64>,
+        max: Option<u64>,
+    },
+    /// A response header.
+    Header {
+        name: String,
+        test: HeaderTest,
+    },
+    /// The opposite of a check.
+    Not(Box<Check>),
+}
+
+/// What a header check asks of the header.
+#[derive(Debug, Clone)]
+pub enum HeaderTest {
+    Exists(bool),
+    Equals(Template),
+    Matches(Pattern),
+}
+
+/// A regular expression, shown as written.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}/", self.0.as_str())
+    }
+}
+
+impl Check {
+    /// Whether it reads the JSON body.
+    pub fn reads_json(&self) -> bool {
+        match self {
+            Check::Status(_) | Check::MaxTime(_) | Check::Header { .. } => false,
+            Check::Not(c) => c.reads_json(),
+            _ => true,
+        }
+    }
+
+    /// Whether it reads response headers.
+    pub fn reads_headers(&self) -> bool {
+        match self {
+            Check::Header { .. } => true,
+            Check::Not(c) => c.reads_headers(),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for Check {
@@ -440,6 +535,23 @@ impl fmt::Display for Check {
                 "response within {}",
                 crate::config::units::format_duration(*d)
             ),
+            Check::OneOf { pointer, values } => {
+                write!(f, "{pointer} is one of {} values", values.len())
+            }
+            Check::Matches { pointer, pattern } => write!(f, "{pointer} matches {pattern}"),
+            Check::Contains { pointer, .. } => write!(f, "{pointer} contains the expected value"),
+            Check::Length { pointer, min, max } => {
+                let lo = min.map_or("0".to_string(), |v| v.to_string());
+                let hi = max.map_or("any".to_string(), |v| v.to_string());
+                write!(f, "{pointer} has {lo} to {hi} items")
+            }
+            Check::Header { name, test } => match test {
+                HeaderTest::Exists(true) => write!(f, "header {name} is present"),
+                HeaderTest::Exists(false) => write!(f, "header {name} is absent"),
+                HeaderTest::Equals(_) => write!(f, "header {name} equals the expected value"),
+                HeaderTest::Matches(p) => write!(f, "header {name} matches {p}"),
+            },
+            Check::Not(c) => write!(f, "not ({c})"),
         }
     }
 }

@@ -60,6 +60,7 @@ pub struct RawStep {
     pub retries: Option<Spanned<i64>>,
     pub retry: Option<Spanned<RawRetry>>,
     pub capture: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub capture_header: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub record: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub ack: Option<Spanned<AckKind>>,
     pub irreversible: Option<Spanned<bool>>,
@@ -78,6 +79,16 @@ pub struct RawRetry {
     pub max_retry_after: Option<Spanned<String>>,
 }
 
+impl RawStep {
+    /// What the step captures, from its body and from its headers.
+    pub fn captured(&self) -> impl Iterator<Item = (&Spanned<String>, &Spanned<String>)> {
+        self.capture
+            .iter()
+            .flatten()
+            .chain(self.capture_header.iter().flatten())
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
@@ -89,18 +100,27 @@ pub struct RawRule {
     pub description: Option<Spanned<String>>,
 }
 
-/// One condition on a response. Exactly one of: `status`; `pointer` with `equals`, `exists`, or
-/// `min`/`max`; `max_time`.
+/// One condition on a response. Exactly one of: `status`; `pointer` with `equals`, `one_of`,
+/// `matches`, `contains`, `exists`, `min`/`max` or `length`/`min_length`/`max_length`; `header` with
+/// `equals`, `matches` or `exists`; `max_time`. `not = true` turns any of them around.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCheck {
     pub status: Option<Spanned<toml::Value>>,
     pub pointer: Option<Spanned<String>>,
+    pub header: Option<Spanned<String>>,
     pub equals: Option<Spanned<toml::Value>>,
+    pub one_of: Option<Spanned<Vec<toml::Value>>>,
+    pub matches: Option<Spanned<String>>,
+    pub contains: Option<Spanned<toml::Value>>,
     pub exists: Option<Spanned<bool>>,
     pub min: Option<Spanned<f64>>,
     pub max: Option<Spanned<f64>>,
+    pub length: Option<Spanned<u64>>,
+    pub min_length: Option<Spanned<u64>>,
+    pub max_length: Option<Spanned<u64>>,
     pub max_time: Option<Spanned<String>>,
+    pub not: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

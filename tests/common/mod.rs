@@ -87,6 +87,20 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// A temporary folder holding `procedures/NAME.toml`, and the `[target]` table of a handoff scenario
+/// that runs it (its URL to be overridden).
+pub fn handoff_target(tag: &str, name: &str, procedure: &str) -> (PathBuf, String) {
+    let dir = temp_dir(tag);
+    std::fs::create_dir_all(dir.join("procedures")).unwrap();
+    let path = dir.join(format!("procedures/{name}.toml"));
+    std::fs::write(&path, procedure).unwrap();
+    let target = format!(
+        "[target]\nkind = \"handoff\"\nurl = \"http://127.0.0.1:1\"\nprocedure = \"{}\"\n",
+        path.display()
+    );
+    (dir, target)
+}
+
 /// Writes a scenario file and returns its path.
 pub fn write_scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));

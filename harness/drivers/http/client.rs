@@ -37,6 +37,8 @@ pub struct Request {
     pub url: Url,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    /// Keep the response's headers (some check or capture reads them).
+    pub keep_headers: bool,
 }
 
 /// A response with its body.
@@ -48,6 +50,8 @@ pub struct Response {
     pub elapsed: Duration,
     /// The `Retry-After` header of a 429 or 503, as sent (seconds or an HTTP date).
     pub retry_after: Option<String>,
+    /// Every header, when the request asked to keep them.
+    pub headers: Option<reqwest::header::HeaderMap>,
     json: OnceLock<Result<Value, NotJson>>,
 }
 
@@ -66,8 +70,20 @@ impl Response {
             body,
             elapsed,
             retry_after: None,
+            headers: None,
             json: OnceLock::new(),
         }
+    }
+
+    /// With the headers the target sent.
+    pub fn with_headers(mut self, headers: Option<reqwest::header::HeaderMap>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// A header's value as text; `None` when absent, not text, or not kept.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.as_ref()?.get(name)?.to_str().ok()
     }
 
     /// With the `Retry-After` the target sent.
@@ -162,6 +178,7 @@ pub async fn send(
             .flatten()
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let headers = req.keep_headers.then(|| resp.headers().clone());
         let mut body = Vec::new();
         loop {
             match resp.chunk().await {
@@ -192,7 +209,9 @@ pub async fn send(
                 }
             }
         }
-        Ok(Response::new(status, body, started.elapsed()).with_retry_after(retry_after))
+        Ok(Response::new(status, body, started.elapsed())
+            .with_retry_after(retry_after)
+            .with_headers(headers))
     });
     match timer.within(deadline, exchange).await {
         Some(result) => result,

@@ -51,6 +51,8 @@ pub struct HttpDriver {
     builtins: vars::Used,
     /// Parsed URLs of request targets without variables, by their text (parsed once, not per request).
     literal_urls: std::collections::HashMap<String, Url>,
+    /// Some check or capture reads response headers, so responses keep theirs.
+    keep_headers: bool,
     settings: HttpSettings,
 }
 
@@ -114,6 +116,7 @@ impl HttpDriver {
             client: build_client(settings.pool_size)?,
             base,
             literal_urls,
+            keep_headers: procedure.reads_headers(),
             recorded: procedure
                 .recorded_metrics()
                 .iter()
@@ -165,6 +168,7 @@ impl HttpDriver {
             url,
             headers,
             body,
+            keep_headers: self.keep_headers,
         })
     }
 
@@ -173,7 +177,17 @@ impl HttpDriver {
         let missing =
             |e: crate::config::template::MissingVariable| fail(ErrorKind::Template, e.to_string());
         let text = match &req.target {
-            RequestTarget::Path(t) => format!("{}{}", self.base, t.render(vars).map_err(missing)?),
+            RequestTarget::Path(t) => {
+                let path = t.render(vars).map_err(missing)?;
+                // A path from a variable (a captured `Location`) may be a whole URL, or relative.
+                if path.starts_with("http://") || path.starts_with("https://") {
+                    path
+                } else if path.starts_with('/') {
+                    format!("{}{}", self.base, path)
+                } else {
+                    format!("{}/{}", self.base, path)
+                }
+            }
             RequestTarget::Url(t) => t.render(vars).map_err(missing)?,
         };
         Url::parse(&text).map_err(|e| {
@@ -384,6 +398,16 @@ fn method(m: Method) -> reqwest::Method {
 /// Applies a step's captures; a value missing from the response fails the step.
 fn capture(step: &Step, resp: &Response, vars: &mut Vars) -> Result<(), Failure> {
     let fail = |detail: String| Failure::at(&step.id, ErrorKind::Capture, detail);
+    for (variable, name) in &step.header_captures {
+        match resp.header(name) {
+            Some(v) => vars.set(variable, Value::String(v.to_string())),
+            None => {
+                return Err(fail(format!(
+                    "the response has no {name} header, so `{variable}` has no value"
+                )));
+            }
+        }
+    }
     if step.captures.is_empty() {
         return Ok(());
     }

@@ -43,7 +43,7 @@ pub fn procedure(
             &mut scope,
             &BTreeMap::new(),
         );
-        for c in raw_step.get_ref().capture.iter().flatten() {
+        for c in raw_step.get_ref().captured() {
             scope.available.insert(c.0.get_ref().clone());
         }
         setup.push(built.map(|mut s| {
@@ -74,7 +74,7 @@ pub fn procedure(
         );
     }
     for (i, raw_step) in raw_steps.iter().enumerate() {
-        for (var, _) in raw_step.get_ref().capture.iter().flatten() {
+        for (var, _) in raw_step.get_ref().captured() {
             let id = raw_step
                 .get_ref()
                 .id
@@ -105,7 +105,7 @@ pub fn procedure(
                 }
             }
         }
-        for c in raw_step.get_ref().capture.iter().flatten() {
+        for c in raw_step.get_ref().captured() {
             scope.available.insert(c.0.get_ref().clone());
         }
         scope_after.push(scope.available.clone());

@@ -240,7 +240,7 @@ pub(super) fn rollbacks(
                 Some(built) => steps.push(built),
                 None => ok = false,
             }
-            for c in s.get_ref().capture.iter().flatten() {
+            for c in s.get_ref().captured() {
                 scope.available.insert(c.0.get_ref().clone());
             }
         }

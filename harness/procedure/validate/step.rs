@@ -80,26 +80,27 @@ pub fn step(
     };
     let retry = retries.and_then(|n| retry_policy(diag, n, r.retry.as_ref(), key));
     let mut captures = Vec::new();
-    let mut entries: Vec<_> = r.capture.iter().flatten().collect();
-    entries.sort_by_key(|(k, _)| k.span().start);
-    for (var, pointer) in entries {
-        let ckey = format!("{key}.capture.{}", var.get_ref());
-        if BUILTIN_VARIABLES.contains(&var.get_ref().as_str()) {
-            diag.error(
-                var.span(),
-                &ckey,
-                format!(
-                    "`{}` is a built-in variable and cannot be captured into",
-                    var.get_ref()
-                ),
-                Some("choose another variable name".into()),
-            );
-        }
+    for (var, pointer, ckey) in capture_entries(diag, r.capture.as_ref(), &format!("{key}.capture"))
+    {
         if json_pointer(diag, pointer, &ckey) {
             captures.push(Capture {
                 variable: var.get_ref().clone(),
                 pointer: pointer.get_ref().clone(),
             });
+        }
+    }
+    let mut header_captures = Vec::new();
+    let headers = r.capture_header.as_ref();
+    for (var, header, ckey) in capture_entries(diag, headers, &format!("{key}.capture_header")) {
+        if reqwest::header::HeaderName::from_bytes(header.get_ref().as_bytes()).is_err() {
+            diag.error(
+                header.span(),
+                &ckey,
+                format!("`{}` is not a header name", header.get_ref()),
+                Some("write it as sent, e.g. \"Location\"".into()),
+            );
+        } else {
+            header_captures.push((var.get_ref().clone(), header.get_ref().clone()));
         }
     }
     let mut records = Vec::new();
@@ -120,7 +121,16 @@ pub fn step(
     }
     let history = match &r.history {
         None => Some(None),
-        Some(h) => history_write(diag, h, key, scope, captured_by, &captures).map(Some),
+        Some(h) => history_write(
+            diag,
+            h,
+            key,
+            scope,
+            captured_by,
+            &captures,
+            &header_captures,
+        )
+        .map(Some),
     };
     Some(Step {
         name: r
@@ -135,11 +145,42 @@ pub fn step(
         timeout: timeout?,
         retry: retry?,
         captures,
+        header_captures,
         records,
         ack: r.ack.as_ref().map(|a| *a.get_ref()),
         irreversible: r.irreversible.as_ref().is_some_and(|b| *b.get_ref()),
         history: history?,
     })
+}
+
+/// A capture table's entries in file order, with the key of each; a built-in variable captured into
+/// is reported and left out.
+fn capture_entries<'r>(
+    diag: &mut Diagnostics<'_>,
+    table: Option<&'r BTreeMap<Spanned<String>, Spanned<String>>>,
+    key: &str,
+) -> Vec<(&'r Spanned<String>, &'r Spanned<String>, String)> {
+    let mut entries: Vec<_> = table.into_iter().flatten().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    entries
+        .into_iter()
+        .filter_map(|(var, value)| {
+            let ckey = format!("{key}.{}", var.get_ref());
+            if BUILTIN_VARIABLES.contains(&var.get_ref().as_str()) {
+                diag.error(
+                    var.span(),
+                    &ckey,
+                    format!(
+                        "`{}` is a built-in variable and cannot be captured into",
+                        var.get_ref()
+                    ),
+                    Some("choose another variable name".into()),
+                );
+                return None;
+            }
+            Some((var, value, ckey))
+        })
+        .collect()
 }
 
 /// A step's `history = { key, element }`: templates that may use what the step itself captures.
@@ -150,6 +191,7 @@ fn history_write(
     scope: &Scope,
     captured_by: &BTreeMap<String, (usize, String)>,
     captures: &[Capture],
+    header_captures: &[(String, String)],
 ) -> Option<HistoryWrite> {
     let key = format!("{key}.history");
     let mut own = Scope {
@@ -157,6 +199,8 @@ fn history_write(
     };
     own.available
         .extend(captures.iter().map(|c| c.variable.clone()));
+    own.available
+        .extend(header_captures.iter().map(|(v, _)| v.clone()));
     let h = raw.get_ref();
     let mut field = |value: Option<&Spanned<String>>, name: &str, example: &str| match value {
         Some(v) => template(
@@ -337,7 +381,8 @@ pub(super) fn request(
             None
         }
         (Some(p), None) => {
-            if !p.get_ref().starts_with('/') {
+            // A path may also be a variable that holds one (a captured `Location`).
+            if !p.get_ref().starts_with('/') && !p.get_ref().starts_with("{{") {
                 diag.error(
                     p.span(),
                     format!("{key}.path"),

@@ -352,6 +352,7 @@ fn single_request(
             timeout: None,
             retry: procedure::RetryPolicy::with_retries(0),
             captures: Vec::new(),
+            header_captures: Vec::new(),
             records: Vec::new(),
             ack: None,
             irreversible: false,
