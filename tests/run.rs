@@ -49,11 +49,19 @@ fn closed_load_measures_a_fixed_delay() {
            iterations = 80
            concurrency = 4
            [thresholds]
-           success_rate = ">= 1.0""#,
+           success_rate = ">= 1.0"
+           "latency_ok.p50" = [">= 20ms", "< 1s"]"#,
         &server.url,
     );
     assert_eq!(r.status, Status::Passed, "{:?}", r.reason);
     assert_eq!(r.totals.iterations, 80);
+    let range: Vec<&str> = r
+        .thresholds
+        .iter()
+        .filter(|v| v.metric == "latency_ok.p50" && v.passed)
+        .map(|v| v.condition.as_str())
+        .collect();
+    assert_eq!(range, [">= 20ms", "< 1s"], "a range is two verdicts");
     let l = r.metrics.latency_ms.unwrap();
     let p50 = l.p50.expect("80 iterations support a p50");
     assert!(

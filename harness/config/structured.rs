@@ -40,7 +40,7 @@ pub fn deserialize<T: DeserializeOwned>(diag: &mut Diagnostics<'_>) -> Option<T>
         let span = error.span().unwrap_or(0..0);
         let path = find_path(table.get_ref(), &span, &mut Vec::new());
         let key = path.as_deref().map(display_path).unwrap_or_default();
-        let (message, hint) = reword(error.message(), &key);
+        let (message, hint) = reword(error.message());
         diag.error(span.clone(), key.clone(), message, hint);
         match path {
             Some(path) if remove(table.get_mut(), &path) => diag.mark_dropped(&key),
@@ -187,7 +187,7 @@ pub fn display_key(k: &str) -> String {
 }
 
 /// Turns serde's wording into ours: what is wrong, and how to fix it.
-fn reword(message: &str, key: &str) -> (String, Option<String>) {
+fn reword(message: &str) -> (String, Option<String>) {
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let (name, expected) = split_expected(rest);
         let hint = if expected.is_empty() {
@@ -220,7 +220,7 @@ fn reword(message: &str, key: &str) -> (String, Option<String>) {
             let found = found
                 .replace("floating point", "number")
                 .replace("integer", "whole number");
-            let hint = type_hint(&expected, key);
+            let hint = type_hint(&expected);
             return (format!("expected {expected}, found {found}"), hint);
         }
     }
@@ -262,10 +262,7 @@ fn friendly_type(serde_name: &str) -> String {
     s.to_string()
 }
 
-fn type_hint(expected: &str, key: &str) -> Option<String> {
-    if key.starts_with("thresholds.") && expected == "a string" {
-        return Some("write the condition as a string, e.g. \">= 0.95\" or \"< 50ms\"".into());
-    }
+fn type_hint(expected: &str) -> Option<String> {
     let hint = match expected {
         "a whole number" => "write a whole number without quotes, e.g. 100",
         "a number" => "write a number without quotes, e.g. 0.1",

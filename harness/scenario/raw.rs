@@ -25,7 +25,8 @@ pub struct RawScenario {
     pub faults: Option<Spanned<RawFaults>>,
     pub websocket: Option<Spanned<RawWebsocket>>,
     pub probes: Option<Spanned<RawProbes>>,
-    pub thresholds: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    /// Each metric's condition, or a list of them (a range: `[">= 1ms", "< 50ms"]`).
+    pub thresholds: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -419,7 +419,7 @@ fn server_chaos(diag: &mut Diagnostics<'_>, raw: &Spanned<RawServerChaos>) -> Op
 
 fn thresholds(
     diag: &mut Diagnostics<'_>,
-    raw: Option<&Spanned<std::collections::BTreeMap<Spanned<String>, Spanned<String>>>>,
+    raw: Option<&Spanned<std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
     shape: &RunShape<'_>,
 ) -> Option<Vec<Threshold>> {
     let mut entries: Vec<_> = raw
@@ -461,15 +461,34 @@ fn thresholds(
                 continue;
             }
         };
-        match Condition::parse(condition.get_ref(), kind) {
-            Ok(c) => out.push(Threshold {
-                metric: metric.get_ref().clone(),
-                kind,
-                condition: c,
-            }),
-            Err(e) => {
-                ok = false;
-                diag.error(condition.span(), &key, e.message, Some(e.hint));
+        let texts: Option<Vec<&str>> = match condition.get_ref() {
+            toml::Value::String(s) => Some(vec![s.as_str()]),
+            toml::Value::Array(items) if !items.is_empty() => {
+                items.iter().map(toml::Value::as_str).collect()
+            }
+            _ => None,
+        };
+        let Some(texts) = texts else {
+            ok = false;
+            diag.error(
+                condition.span(),
+                &key,
+                "a threshold is a condition, or a list of conditions that must all hold",
+                Some("write it as \"< 50ms\", or as [\">= 1ms\", \"< 50ms\"] for a range".into()),
+            );
+            continue;
+        };
+        for text in texts {
+            match Condition::parse(text, kind) {
+                Ok(c) => out.push(Threshold {
+                    metric: metric.get_ref().clone(),
+                    kind,
+                    condition: c,
+                }),
+                Err(e) => {
+                    ok = false;
+                    diag.error(condition.span(), &key, e.message, Some(e.hint));
+                }
             }
         }
     }
