@@ -87,6 +87,8 @@ pub struct RetryTrace {
     pub honoured_retry_after: u32,
     /// Retries not made because the target's `Retry-After` was beyond the cap.
     pub beyond_cap: u32,
+    /// Retries not made because the run's retry budget was spent.
+    pub over_budget: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

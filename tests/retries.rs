@@ -272,3 +272,31 @@ success_rate = ">= 1.0"
         r.notes
     );
 }
+
+#[test]
+fn a_retry_budget_keeps_a_failing_service_from_being_hammered() {
+    let log = Log::default();
+    let server = serve(orders(Arc::clone(&log), |_| {
+        (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
+    }));
+    let text = scenario("retries = 3\nretry = { delay = \"1ms\", budget = \"10%\" }")
+        .replace("iterations = 6", "iterations = 50")
+        .replace("concurrency = 3", "concurrency = 5");
+    let r = run_plan(&text, &server.url, None);
+    assert_eq!(r.totals.failed, 50);
+    let requests: usize = log.lock().unwrap().values().map(Vec::len).sum();
+    // 50 first attempts allow 10% more, beyond the first 10: about 15 retries (a few more may slip
+    // through while workers race), where three retries each would have made 200 requests.
+    assert!(
+        (60..=70).contains(&requests),
+        "{requests} requests reached the service"
+    );
+    let retries = r.metrics.retries.as_ref().unwrap();
+    assert!(retries.over_budget >= 30, "{retries:?}");
+    assert_eq!(retries.retries as usize, requests - 50);
+    let samples = r.metrics.error_samples["http_5xx"].join(" ");
+    assert!(
+        samples.contains("the retry budget (10% of first attempts) is spent"),
+        "{samples}"
+    );
+}

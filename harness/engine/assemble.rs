@@ -278,6 +278,7 @@ fn base_metrics(s: &Snapshot<'_>, scheduled: bool) -> Metrics {
             waited_s: r.waited.as_secs_f64(),
             honoured_retry_after: r.honoured_retry_after,
             beyond_cap: r.beyond_cap,
+            over_budget: r.over_budget,
         });
     }
     if let TargetPlan::Procedure(p) = &plan.target {

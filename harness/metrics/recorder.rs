@@ -95,11 +95,12 @@ pub struct RetryStats {
     pub waited: Duration,
     pub honoured_retry_after: u64,
     pub beyond_cap: u64,
+    pub over_budget: u64,
 }
 
 impl RetryStats {
     fn record(&mut self, t: &crate::iteration::RetryTrace) {
-        if t.retried.is_empty() && t.beyond_cap == 0 {
+        if t.retried.is_empty() && t.beyond_cap == 0 && t.over_budget == 0 {
             return;
         }
         self.iterations += u64::from(!t.retried.is_empty());
@@ -110,6 +111,7 @@ impl RetryStats {
         self.waited += t.waited;
         self.honoured_retry_after += u64::from(t.honoured_retry_after);
         self.beyond_cap += u64::from(t.beyond_cap);
+        self.over_budget += u64::from(t.over_budget);
     }
 
     fn absorb(&mut self, o: &RetryStats) {
@@ -121,6 +123,7 @@ impl RetryStats {
         self.waited += o.waited;
         self.honoured_retry_after += o.honoured_retry_after;
         self.beyond_cap += o.beyond_cap;
+        self.over_budget += o.over_budget;
     }
 }
 

@@ -232,9 +232,15 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Honour a `Retry-After` up to this long (a longer one ends the retries); `None`: ignore it.
     pub retry_after_cap: Option<Duration>,
+    /// Retries may add at most this share to the run's first attempts (beyond a first few), so
+    /// that a failing service is not hammered by its clients' retries; `None`: no budget.
+    pub budget: Option<f64>,
 }
 
 impl RetryPolicy {
+    /// Retries a budget always allows, however few first attempts there were.
+    pub const BUDGET_FLOOR: u64 = 10;
+
     pub const DEFAULT_DELAY: Duration = Duration::from_millis(50);
     pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(1);
     pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
@@ -247,6 +253,7 @@ impl RetryPolicy {
             delay: Self::DEFAULT_DELAY,
             max_delay: Self::DEFAULT_MAX_DELAY,
             retry_after_cap: Some(Self::DEFAULT_RETRY_AFTER_CAP),
+            budget: None,
         }
     }
 }

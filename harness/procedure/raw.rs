@@ -68,7 +68,7 @@ pub struct RawStep {
 }
 
 /// How retries wait: `{ backoff = "exponential", delay = "50ms", max_delay = "1s",
-/// honour_retry_after = true, max_retry_after = "10s" }`.
+/// honour_retry_after = true, max_retry_after = "10s", budget = "10%" }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
@@ -77,6 +77,7 @@ pub struct RawRetry {
     pub max_delay: Option<Spanned<String>>,
     pub honour_retry_after: Option<Spanned<bool>>,
     pub max_retry_after: Option<Spanned<String>>,
+    pub budget: Option<Spanned<String>>,
 }
 
 impl RawStep {

@@ -265,6 +265,9 @@ pub struct RetryMetrics {
     pub honoured_retry_after: u64,
     /// Retries not made because the target asked for a wait beyond `max_retry_after`.
     pub beyond_cap: u64,
+    /// Retries not made because the retry budget was spent.
+    #[serde(default)]
+    pub over_budget: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ pub use client::{MAX_BODY_BYTES, build_client};
 use crate::net::is_loopback;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
@@ -27,7 +28,9 @@ use crate::config::units::format_duration;
 use crate::faults::{FaultPlan, Injected, inject};
 use crate::history::Write;
 use crate::iteration::{Failure, IterationReport, Outcome, RecordedSample, RetryTrace, StepSample};
-use crate::procedure::{Method, Procedure, RequestTarget, RequestTemplate, Severity, Step};
+use crate::procedure::{
+    Method, Procedure, RequestTarget, RequestTemplate, RetryPolicy, Severity, Step,
+};
 use crate::taxonomy::ErrorKind;
 
 /// What the driver needs beyond the procedure.
@@ -53,6 +56,8 @@ pub struct HttpDriver {
     literal_urls: std::collections::HashMap<String, Url>,
     /// Some check or capture reads response headers, so responses keep theirs.
     keep_headers: bool,
+    /// First attempts and retries so far, over every worker: what a retry budget is judged on.
+    attempts: (AtomicU64, AtomicU64),
     settings: HttpSettings,
 }
 
@@ -117,6 +122,7 @@ impl HttpDriver {
             base,
             literal_urls,
             keep_headers: procedure.reads_headers(),
+            attempts: (AtomicU64::new(0), AtomicU64::new(0)),
             recorded: procedure
                 .recorded_metrics()
                 .iter()
@@ -283,8 +289,21 @@ impl HttpDriver {
                 retry_after.as_deref(),
                 SystemTime::now(),
             );
+            if attempt == 0 {
+                self.attempts.0.fetch_add(1, Ordering::Relaxed);
+            }
             let stop = if !transient || attempt >= policy.retries {
                 None
+            } else if let Some(share) = policy.budget
+                && self.attempts.1.load(Ordering::Relaxed) as f64
+                    >= share * self.attempts.0.load(Ordering::Relaxed) as f64
+                        + RetryPolicy::BUDGET_FLOOR as f64
+            {
+                log.trace.over_budget += 1;
+                Some(format!(
+                    "the retry budget ({:.0}% of first attempts) is spent",
+                    share * 100.0
+                ))
             } else if let retry::Wait::BeyondCap(asked) = wait {
                 log.trace.beyond_cap += 1;
                 Some(format!(
@@ -297,6 +316,7 @@ impl HttpDriver {
                     format_duration(wait.duration())
                 ))
             } else {
+                self.attempts.1.fetch_add(1, Ordering::Relaxed);
                 log.trace.retried.push(failure.kind);
                 log.trace.waited += wait.duration();
                 if matches!(wait, retry::Wait::RetryAfter(_)) {

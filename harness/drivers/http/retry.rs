@@ -90,6 +90,7 @@ mod tests {
             delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(500),
             retry_after_cap: cap.map(Duration::from_secs),
+            budget: None,
         }
     }
 

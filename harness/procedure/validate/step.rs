@@ -266,6 +266,24 @@ fn retry_policy(
         );
         return None;
     }
+    if let Some(b) = &r.budget {
+        match crate::config::units::parse_ratio(b.get_ref()) {
+            Ok(share) if share > 0.0 => policy.budget = Some(share),
+            Ok(_) => {
+                diag.error(
+                    b.span(),
+                    format!("{key}.budget"),
+                    "a budget of 0 allows no retries",
+                    Some("set retries = 0 instead, or a share such as \"10%\"".into()),
+                );
+                return None;
+            }
+            Err(e) => {
+                diag.error(b.span(), format!("{key}.budget"), e.message, Some(e.hint));
+                return None;
+            }
+        }
+    }
     let honour = r.honour_retry_after.as_ref().is_none_or(|h| *h.get_ref());
     policy.retry_after_cap = match (honour, cap?) {
         (false, Some(_)) => {
