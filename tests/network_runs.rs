@@ -172,3 +172,38 @@ fn the_proxy_runs_on_its_own() {
     );
     refused("10.1.2.3:80", &[], "not a loopback address");
 }
+
+#[test]
+fn a_six_second_freeze_is_latency_and_a_reconnect_not_loss() {
+    // Everything from the server is held 6 s from 3 s on (as if it froze) and then delivered; the
+    // subscribers hear nothing for longer than the harness waits (5 s), and are reconnected.
+    let rt = runtime();
+    let server = rt
+        .block_on(harness::reference::start_ws(WsConfig::default()))
+        .unwrap();
+    let url = server.url.to_string();
+    let text = builtin("WS_CHAOS_RECOVERY_STANDARD")
+        .replace("duration = \"40s\"", "duration = \"14s\"")
+        .replace("iteration_timeout = \"2s\"", "iteration_timeout = \"8s\"")
+        .replace(
+            "toxic = \"down\"\nfrom = \"10s\"\nuntil = \"20s\"",
+            "toxic = \"latency\"\nlatency = \"6s\"\ndirection = \"downstream\"\nfrom = \"3s\"\nuntil = \"4s\"",
+        )
+        .replace("\"recovery.time\" = \"< 30s\"", "");
+    let r = std::thread::spawn(move || run_plan(&text, &url, Some(Embedded::Websocket)))
+        .join()
+        .unwrap();
+    rt.block_on(server.stop()).unwrap();
+    let ws = r.metrics.ws.as_ref().unwrap();
+    let d = ws.delivery.as_ref().unwrap();
+    assert!(
+        ws.reconnects >= 2,
+        "the subscribers were given up on: {ws:?}"
+    );
+    assert_eq!(d.lost, 0, "a freeze loses nothing: {d:?}");
+    assert!(
+        d.not_owed > 0,
+        "what was published while they heard nothing was not owed to them: {d:?}"
+    );
+    assert!(r.metrics.latency_ok_ms.unwrap().max >= 5000.0);
+}

@@ -5,8 +5,9 @@
 //! refused) and recovered (indeterminate, delivered after all).
 //!
 //! A subscriber is owed only what was published while it was subscribed: from the acknowledgement of
-//! its subscription until a second before its connection was found lost (what was on its way when the
-//! connection broke could not arrive). Publishes outside those periods are `not_owed`, not lost.
+//! its subscription until a second before it last heard from the server on that connection (what was
+//! on its way when the connection went silent or broke could not arrive, and a silence the harness
+//! gave up on is not a loss). Publishes outside those periods are `not_owed`, not lost.
 //!
 //! Publishes are keyed by iteration index (ids are `<run id>-<index>`), so the ledger is a few dense
 //! arrays sized by the planned iterations: a handful of bytes per publish, whatever the timing.

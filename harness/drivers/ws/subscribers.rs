@@ -95,7 +95,10 @@ impl Keeper {
                 }
             }
             let lost_at = Instant::now();
-            self.ledger.unsubscribed(self.index, lost_at);
+            // It was demonstrably subscribed only until it last heard from the server: what was
+            // published during the silence is not owed to it (a freeze is not a loss).
+            let last_heard = lost_at.checked_sub(conn.idle_for()).unwrap_or(lost_at);
+            self.ledger.unsubscribed(self.index, last_heard);
             drop(conn);
             let mut failures = 0;
             conn = loop {
