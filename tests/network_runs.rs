@@ -13,21 +13,30 @@ use harness::reference::ws::WsConfig;
 use harness::result::Status;
 use harness::scenario::Embedded;
 
-#[test]
-fn a_five_second_outage_recovers_within_the_backoff_and_loses_nothing_acknowledged() {
+/// WS_CHAOS_RECOVERY_STANDARD shortened to 14 s and edited by `edit`, against a reference WebSocket
+/// server of its own.
+fn chaos_run(edit: impl FnOnce(String) -> String) -> harness::result::RunResult {
     let rt = runtime();
     let server = rt
         .block_on(harness::reference::start_ws(WsConfig::default()))
         .unwrap();
     let url = server.url.to_string();
-    let text = builtin("WS_CHAOS_RECOVERY_STANDARD")
-        .replace("duration = \"40s\"", "duration = \"14s\"")
-        .replace("from = \"10s\"", "from = \"3s\"")
-        .replace("until = \"20s\"", "until = \"8s\"");
+    let text = edit(
+        builtin("WS_CHAOS_RECOVERY_STANDARD").replace("duration = \"40s\"", "duration = \"14s\""),
+    );
     let r = std::thread::spawn(move || run_plan(&text, &url, Some(Embedded::Websocket)))
         .join()
         .unwrap();
     rt.block_on(server.stop()).unwrap();
+    r
+}
+
+#[test]
+fn a_five_second_outage_recovers_within_the_backoff_and_loses_nothing_acknowledged() {
+    let r = chaos_run(|t| {
+        t.replace("from = \"10s\"", "from = \"3s\"")
+            .replace("until = \"20s\"", "until = \"8s\"")
+    });
 
     assert_eq!(r.status, Status::Passed, "{:?}", r.reason);
     let w = &r.metrics.recovery.as_ref().unwrap().windows[0];
@@ -177,23 +186,14 @@ fn the_proxy_runs_on_its_own() {
 fn a_six_second_freeze_is_latency_and_a_reconnect_not_loss() {
     // Everything from the server is held 6 s from 3 s on (as if it froze) and then delivered; the
     // subscribers hear nothing for longer than the harness waits (5 s), and are reconnected.
-    let rt = runtime();
-    let server = rt
-        .block_on(harness::reference::start_ws(WsConfig::default()))
-        .unwrap();
-    let url = server.url.to_string();
-    let text = builtin("WS_CHAOS_RECOVERY_STANDARD")
-        .replace("duration = \"40s\"", "duration = \"14s\"")
-        .replace("iteration_timeout = \"2s\"", "iteration_timeout = \"8s\"")
-        .replace(
-            "toxic = \"down\"\nfrom = \"10s\"\nuntil = \"20s\"",
-            "toxic = \"latency\"\nlatency = \"6s\"\ndirection = \"downstream\"\nfrom = \"3s\"\nuntil = \"4s\"",
-        )
-        .replace("\"recovery.time\" = \"< 30s\"", "");
-    let r = std::thread::spawn(move || run_plan(&text, &url, Some(Embedded::Websocket)))
-        .join()
-        .unwrap();
-    rt.block_on(server.stop()).unwrap();
+    let r = chaos_run(|t| {
+        t.replace("iteration_timeout = \"2s\"", "iteration_timeout = \"8s\"")
+            .replace(
+                "toxic = \"down\"\nfrom = \"10s\"\nuntil = \"20s\"",
+                "toxic = \"latency\"\nlatency = \"6s\"\ndirection = \"downstream\"\nfrom = \"3s\"\nuntil = \"4s\"",
+            )
+            .replace("\"recovery.time\" = \"< 30s\"", "")
+    });
     let ws = r.metrics.ws.as_ref().unwrap();
     let d = ws.delivery.as_ref().unwrap();
     assert!(
