@@ -199,6 +199,7 @@ fn a_healthy_service_passes_when_the_procedure_says_what_cannot_be_undone() {
         "create and submit failures are undone; approve and publish ones are past undoing: {rb:?}"
     );
     assert!(rollback_verdict(&r), "{:?}", r.thresholds);
+    assert_eq!(r.status, harness::result::Status::Passed, "{:?}", r.reason);
 
     // The same service, the same faults, without the mark: the harness tries to delete approved
     // drafts, the service rightly refuses, and the verdict is a false alarm.

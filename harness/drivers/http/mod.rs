@@ -56,7 +56,8 @@ pub struct HttpDriver {
     literal_urls: std::collections::HashMap<String, Url>,
     /// Some check or capture reads response headers, so responses keep theirs.
     keep_headers: bool,
-    /// First attempts and retries so far, over every worker: what a retry budget is judged on.
+    /// First attempts and retries so far of the steps with a retry budget, over every worker: what
+    /// the budget is judged on.
     attempts: (AtomicU64, AtomicU64),
     settings: HttpSettings,
 }
@@ -252,6 +253,9 @@ impl HttpDriver {
         let mut effect = Effect::None;
         let policy = &step.retry;
         let mut attempt = 0;
+        if policy.budget.is_some() {
+            self.attempts.0.fetch_add(1, Ordering::Relaxed);
+        }
         loop {
             let attempt_deadline = step
                 .timeout
@@ -281,50 +285,29 @@ impl HttpDriver {
                         (fail(e.kind, e.detail), transient, None)
                     }
                 };
-            let jitter = retry::jitter(self.settings.seed, log.iteration, index, attempt);
-            let wait = retry::wait(
-                policy,
-                attempt,
-                jitter,
-                retry_after.as_deref(),
-                SystemTime::now(),
-            );
-            if attempt == 0 {
-                self.attempts.0.fetch_add(1, Ordering::Relaxed);
-            }
             let stop = if !transient || attempt >= policy.retries {
                 None
-            } else if let Some(share) = policy.budget
-                && self.attempts.1.load(Ordering::Relaxed) as f64
-                    >= share * self.attempts.0.load(Ordering::Relaxed) as f64
-                        + RetryPolicy::BUDGET_FLOOR as f64
-            {
-                log.trace.over_budget += 1;
-                Some(format!(
-                    "the retry budget ({:.0}% of first attempts) is spent",
-                    share * 100.0
-                ))
-            } else if let retry::Wait::BeyondCap(asked) = wait {
-                log.trace.beyond_cap += 1;
-                Some(format!(
-                    "the target asked to retry after {}, beyond max_retry_after",
-                    format_duration(asked)
-                ))
-            } else if Instant::now() + wait.duration() >= deadline {
-                Some(format!(
-                    "no time left to wait {} before retrying",
-                    format_duration(wait.duration())
-                ))
             } else {
-                self.attempts.1.fetch_add(1, Ordering::Relaxed);
-                log.trace.retried.push(failure.kind);
-                log.trace.waited += wait.duration();
-                if matches!(wait, retry::Wait::RetryAfter(_)) {
-                    log.trace.honoured_retry_after += 1;
+                match self.retry_wait(policy, (index, attempt), retry_after.as_deref(), log) {
+                    Err(why) => Some(why),
+                    Ok(wait) if Instant::now() + wait.duration() >= deadline => Some(format!(
+                        "no time left to wait {} before retrying",
+                        format_duration(wait.duration())
+                    )),
+                    Ok(wait) => {
+                        if policy.budget.is_some() {
+                            self.attempts.1.fetch_add(1, Ordering::Relaxed);
+                        }
+                        log.trace.retried.push(failure.kind);
+                        log.trace.waited += wait.duration();
+                        if matches!(wait, retry::Wait::RetryAfter(_)) {
+                            log.trace.honoured_retry_after += 1;
+                        }
+                        tokio::time::sleep(wait.duration()).await;
+                        attempt += 1;
+                        continue;
+                    }
                 }
-                tokio::time::sleep(wait.duration()).await;
-                attempt += 1;
-                continue;
             };
             if attempt > 0 {
                 failure.detail = format!("{} (after {} attempts)", failure.detail, attempt + 1);
@@ -333,6 +316,41 @@ impl HttpDriver {
                 failure.detail = format!("{}; not retried: {why}", failure.detail);
             }
             return (effect, Err(failure));
+        }
+    }
+
+    /// How long to wait before retry `attempt` of step `index`, or why not to retry: the run's retry
+    /// budget is spent, or the target asked for longer than the policy allows.
+    fn retry_wait(
+        &self,
+        policy: &RetryPolicy,
+        (index, attempt): (usize, u32),
+        retry_after: Option<&str>,
+        log: &mut RetryLog,
+    ) -> Result<retry::Wait, String> {
+        if let Some(share) = policy.budget {
+            let (firsts, retries) = (
+                self.attempts.0.load(Ordering::Relaxed),
+                self.attempts.1.load(Ordering::Relaxed),
+            );
+            if retries as f64 >= share * firsts as f64 + RetryPolicy::BUDGET_FLOOR as f64 {
+                log.trace.over_budget += 1;
+                return Err(format!(
+                    "the retry budget ({:.0}% of first attempts) is spent",
+                    share * 100.0
+                ));
+            }
+        }
+        let jitter = retry::jitter(self.settings.seed, log.iteration, index, attempt);
+        match retry::wait(policy, attempt, jitter, retry_after, SystemTime::now()) {
+            retry::Wait::BeyondCap(asked) => {
+                log.trace.beyond_cap += 1;
+                Err(format!(
+                    "the target asked to retry after {}, beyond max_retry_after",
+                    format_duration(asked)
+                ))
+            }
+            wait => Ok(wait),
         }
     }
 
