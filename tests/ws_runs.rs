@@ -53,6 +53,9 @@ others_slowdown = "500ms"
 [thresholds]
 "ws.lost" = "== 0"
 success_rate = ">= 0.999"
+# In place of the built-in 99 %: two of these runs side by side on a 2-core machine, each flooding a
+# slow consumer, have started 9 of 600 iterations late together (one shared stall), on main as well.
+"schedule.on_time_rate" = ">= 0.95"
 "#;
 
 /// Every named check the policy scenario makes.
@@ -92,6 +95,17 @@ fn failed_checks(r: &RunResult) -> Vec<&str> {
         .filter(|c| !c.passed)
         .map(|c| c.name.as_str())
         .collect()
+}
+
+/// No threshold failed; if one did, every verdict and the connection figures are shown.
+fn assert_no_failed_thresholds(r: &RunResult) {
+    assert_eq!(
+        failed_thresholds(r),
+        Vec::<&str>::new(),
+        "{:#?} {:#?}",
+        r.thresholds,
+        r.metrics.ws
+    );
 }
 
 fn failed_thresholds(r: &RunResult) -> Vec<&str> {
@@ -183,7 +197,7 @@ fn a_rate_limit_looser_than_declared_is_caught() {
         "{:#?}",
         r.checks
     );
-    assert_eq!(failed_thresholds(&r), Vec::<&str>::new());
+    assert_no_failed_thresholds(&r);
     let rate = r
         .metrics
         .rate_limit
@@ -207,7 +221,7 @@ fn a_missing_size_limit_is_caught() {
         "{:#?}",
         r.checks
     );
-    assert_eq!(failed_thresholds(&r), Vec::<&str>::new());
+    assert_no_failed_thresholds(&r);
 }
 
 #[test]
@@ -235,7 +249,7 @@ fn error_frames_without_correlation_ids_are_caught() {
         "{:#?}",
         r.checks
     );
-    assert_eq!(failed_thresholds(&r), Vec::<&str>::new());
+    assert_no_failed_thresholds(&r);
 }
 
 #[test]

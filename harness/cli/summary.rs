@@ -156,6 +156,18 @@ pub fn render(r: &RunResult) -> String {
             "  websocket   {} connections (peak {}){connect}; {} frames sent, {} received",
             ws.connections, ws.peak_connections, ws.messages_sent, ws.messages_received
         );
+        if ws.frames_without_correlation > 0 || ws.late_replies > 0 {
+            let _ = writeln!(
+                out,
+                "  frames      {} without a correlation id{}; {} late replies (their request had timed out)",
+                ws.frames_without_correlation,
+                ws.uncorrelated_frames
+                    .first()
+                    .map(|f| format!(" (first: {f})"))
+                    .unwrap_or_default(),
+                ws.late_replies
+            );
+        }
         if let Some(d) = &ws.delivery {
             let rate = ws
                 .delivery_rate

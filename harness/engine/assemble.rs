@@ -197,11 +197,37 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
                 samples_range: None,
             });
     }
-    let (status, reason) = status(&s, &totals, &verdicts);
+    let (status, mut reason) = status(&s, &totals, &verdicts);
+    if status == Status::Failed
+        && let (Some(r), Some(hint)) = (reason.as_mut(), unanswered_hint(&result.metrics))
+    {
+        r.push_str("; ");
+        r.push_str(&hint);
+    }
     result.status = status;
     result.reason = reason;
     result.thresholds = verdicts;
     result
+}
+
+/// When requests timed out while frames arrived that could not be tied to any request, the two are
+/// likely one problem (replies the protocol description does not recognise): say so in the reason.
+fn unanswered_hint(m: &Metrics) -> Option<String> {
+    let ws = m.ws.as_ref()?;
+    let timeouts = m.errors.get("timeout").copied().unwrap_or(0);
+    if timeouts == 0 || ws.frames_without_correlation == 0 {
+        return None;
+    }
+    Some(format!(
+        "{timeouts} requests timed out while {} frames arrived without a correlation id{} — if \
+         those are the replies, describe them in [websocket.protocol] (correlation_id, or \
+         uncorrelated for frames that carry none)",
+        ws.frames_without_correlation,
+        ws.uncorrelated_frames
+            .first()
+            .map(|f| format!(", e.g. {f}"))
+            .unwrap_or_default()
+    ))
 }
 
 /// Writes what the connections recorded into `metrics.ws`, beside what the driver and the probes
@@ -213,6 +239,8 @@ fn connection_counts(c: &crate::metrics::ConnectionStats, m: &mut WsMetrics) {
     m.messages_sent = c.sent;
     m.messages_received = c.received;
     m.frames_without_correlation = c.without_correlation;
+    m.uncorrelated_frames = c.uncorrelated_samples.clone();
+    m.late_replies = c.late_replies;
     m.connect_ms = LatencySummary::of(&c.connect);
     m.connect_hdr = (!c.connect.is_empty()).then(|| encode(&c.connect));
     m.ping_ms = LatencySummary::of(&c.ping);

@@ -43,8 +43,21 @@ pub enum TargetError {
     Proxy(#[source] std::io::Error),
     #[error("cannot route {url} through the fault proxy")]
     Route { url: url::Url },
+    /// Frames came back, but none the scenario's protocol ties to the frame sent.
+    #[error(transparent)]
+    Protocol(#[from] crate::drivers::ws::understood::Mismatch),
     #[error("{0}")]
     Unsupported(&'static str),
+}
+
+impl TargetError {
+    /// The reason a run that stopped at the preflight gives.
+    pub fn preflight_reason(&self) -> String {
+        match self {
+            TargetError::Protocol(m) => m.to_string(),
+            other => format!("target unreachable: {other}"),
+        }
+    }
 }
 
 /// Why a call to the target's admin routes (chaos controls, state) failed.

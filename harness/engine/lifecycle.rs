@@ -77,10 +77,7 @@ pub async fn run<S: Session>(
     match guarded(session.preflight(), &signals, deadline).await {
         Ok(Ok(())) => {}
         Ok(Err(why)) => {
-            return early.ended(
-                Stop::NotStarted(format!("target unreachable: {why}")),
-                &none,
-            );
+            return early.ended(Stop::NotStarted(why.preflight_reason()), &none);
         }
         Err(c) => return early.cut(c, &none),
     }

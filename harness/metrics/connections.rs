@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use super::histogram::{Hist, merge, new_histogram, record, record_micros};
 
+/// How many frames without a correlation id are kept as examples.
+pub const UNCORRELATED_SAMPLES: usize = 5;
+
 #[derive(Debug, Clone)]
 pub struct ConnectionStats {
     /// Handshakes completed.
@@ -20,6 +23,10 @@ pub struct ConnectionStats {
     pub sent: u64,
     pub received: u64,
     pub without_correlation: u64,
+    /// The first few of those frames, shortened and escaped, each with what was wrong.
+    pub uncorrelated_samples: Vec<String>,
+    /// Replies carrying the id of a request that had stopped waiting (timed out).
+    pub late_replies: u64,
     pub close_codes: BTreeMap<u16, u64>,
     /// TCP connect and upgrade.
     pub connect: Hist,
@@ -38,6 +45,8 @@ impl Default for ConnectionStats {
             sent: 0,
             received: 0,
             without_correlation: 0,
+            uncorrelated_samples: Vec::new(),
+            late_replies: 0,
             close_codes: BTreeMap::new(),
             connect: new_histogram(),
             ping: new_histogram(),
@@ -67,6 +76,14 @@ impl ConnectionStats {
         record_micros(&mut self.ping, micros);
     }
 
+    /// A frame that lacked a usable correlation id: `sample` says which, and why.
+    pub fn uncorrelated(&mut self, sample: impl FnOnce() -> String) {
+        self.without_correlation += 1;
+        if self.uncorrelated_samples.len() < UNCORRELATED_SAMPLES {
+            self.uncorrelated_samples.push(sample());
+        }
+    }
+
     pub fn close_code(&mut self, code: u16) {
         *self.close_codes.entry(code).or_default() += 1;
     }
@@ -79,6 +96,12 @@ impl ConnectionStats {
         self.sent += o.sent;
         self.received += o.received;
         self.without_correlation += o.without_correlation;
+        for sample in &o.uncorrelated_samples {
+            if self.uncorrelated_samples.len() < UNCORRELATED_SAMPLES {
+                self.uncorrelated_samples.push(sample.clone());
+            }
+        }
+        self.late_replies += o.late_replies;
         for (code, n) in &o.close_codes {
             *self.close_codes.entry(*code).or_default() += n;
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{ProbeError, WsEnv, json_escaped};
 use crate::drivers::ws::conn::{Conn, Reply};
+use crate::metrics::ConnectionStats;
 use crate::result::CheckResult;
 use crate::scenario::websocket::HardeningProbe;
 
@@ -26,15 +27,28 @@ pub async fn probe(env: &WsEnv, p: &HardeningProbe) -> Vec<CheckResult> {
     checks
 }
 
-/// The check on correlation ids, from the count of frames that lacked one.
-pub fn correlation_check(frames_without: u64, frames: u64) -> CheckResult {
+/// The check on correlation ids, from the frames that lacked one (those the protocol exempts aside),
+/// listing the first of them.
+pub fn correlation_check(counts: &ConnectionStats, pointer: &str) -> CheckResult {
+    let (without, frames) = (counts.without_correlation, counts.received);
     CheckResult::new(
         "hardening.correlation_ids",
-        frames_without == 0,
-        if frames_without == 0 {
-            format!("all {frames} frames received carried a correlation id")
+        without == 0,
+        if without == 0 {
+            format!(
+                "all {frames} frames received that needed a correlation id carried one at {pointer}"
+            )
         } else {
-            format!("{frames_without} of {frames} frames received carried no correlation id")
+            let shown = counts.uncorrelated_samples.len() as u64;
+            format!(
+                "{without} of {frames} frames received carried no correlation id at {pointer}; {}: {}",
+                if shown < without {
+                    format!("the first {shown}")
+                } else {
+                    "they were".to_string()
+                },
+                counts.uncorrelated_samples.join(", ")
+            )
         },
     )
 }
@@ -145,6 +159,11 @@ async fn sizes(env: &WsEnv, p: &HardeningProbe) -> Vec<CheckResult> {
 fn describe(reply: &Option<Reply>) -> String {
     match reply {
         Some(Reply::Answer(_)) => "was answered".into(),
+        Some(Reply::Rejected {
+            rate_limited: true,
+            frame,
+            ..
+        }) => format!("was refused as over the rate limit ({frame}), not as invalid"),
         Some(Reply::Rejected { frame, .. }) => format!("was refused ({frame})"),
         Some(Reply::Closed(c)) => format!("ended the connection ({c})"),
         None => "got no answer".into(),
@@ -162,7 +181,13 @@ async fn refusals(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
     for (i, text) in p.malformed.iter().enumerate() {
         let cid = id(env, &format!("malformed-{i}"));
         let reply = env.send_text(&conn, &cid, |_| text.clone(), WAIT).await;
-        if !matches!(reply, Some(Reply::Rejected { .. })) {
+        if !matches!(
+            reply,
+            Some(Reply::Rejected {
+                rate_limited: false,
+                ..
+            })
+        ) {
             problems.push(format!("{text:?} {}", describe(&reply)));
         }
     }
@@ -210,7 +235,13 @@ async fn unknown_type(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
     let after = still_answers(env, &conn).await;
     conn.close().await;
     match (&reply, after) {
-        (Some(Reply::Rejected { .. }), Ok(())) => CheckResult::new(
+        (
+            Some(Reply::Rejected {
+                rate_limited: false,
+                ..
+            }),
+            Ok(()),
+        ) => CheckResult::new(
             name,
             true,
             "a message of an unknown type was refused with an error frame",
@@ -246,7 +277,13 @@ async fn invalid_paths(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
                 WAIT,
             )
             .await;
-        if !matches!(reply, Some(Reply::Rejected { .. })) {
+        if !matches!(
+            reply,
+            Some(Reply::Rejected {
+                rate_limited: false,
+                ..
+            })
+        ) {
             accepted.push(format!("{:?} {}", shorten(path), describe(&reply)));
         }
     }

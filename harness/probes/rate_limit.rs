@@ -4,8 +4,9 @@
 //! phase, which starts with the bucket drained) and the burst (accepted in the burst, less what the
 //! rate refilled meanwhile), and compares both with the policy declared in the scenario.
 //!
-//! The same question is asked of WebSocket endpoints (rejections are error frames) and of HTTP ones
-//! (rejections are 429 or 503, which should carry `Retry-After`).
+//! The same question is asked of WebSocket endpoints (rejections are the frames the protocol's
+//! `rate_limited` matcher recognises, wherever they appear, or closes with a code it names) and of
+//! HTTP ones (rejections are 429 or 503, which should carry `Retry-After`).
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,10 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
     Accepted,
+    /// Refused as over the limit.
     Rejected,
+    /// Refused for another reason (the protocol's `rejection`, not its `rate_limited`).
+    Refused,
     Unanswered,
 }
 
@@ -157,6 +161,17 @@ pub fn infer(samples: &[Sample], p: &RateLimitProbe) -> RateLimitMetrics {
     if unanswered > 0 {
         notes.push(format!("{unanswered} messages were never answered"));
     }
+    let refused = samples
+        .iter()
+        .filter(|s| s.answer == Answer::Refused)
+        .count() as u64;
+    if refused > 0 {
+        notes.push(format!(
+            "{refused} messages were refused for another reason than the rate limit (they matched \
+             `rejection`, not `rate_limited`: if they are the throttle, describe them in \
+             [websocket.protocol] rate_limited)"
+        ));
+    }
     RateLimitMetrics {
         offered: samples.len() as u64,
         accepted: samples
@@ -168,6 +183,7 @@ pub fn infer(samples: &[Sample], p: &RateLimitProbe) -> RateLimitMetrics {
             .filter(|s| s.answer == Answer::Rejected)
             .count() as u64,
         unanswered,
+        refused,
         inferred_rate_per_s: inferred_rate,
         inferred_burst,
         declared_rate_per_s: declared_rate,
@@ -268,10 +284,25 @@ pub async fn probe_ws(env: &WsEnv, p: &RateLimitProbe) -> Result<RateLimitMetric
     }
     let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
     let mut samples = Vec::with_capacity(waiting.len());
+    let mut retry = RetryAfter::default();
     for (phase, sent_s, rx) in waiting {
         let answer = match tokio::time::timeout_at(deadline, conn.wait(rx)).await {
             Ok(Reply::Answer(_)) => Answer::Accepted,
-            Ok(Reply::Rejected { .. }) => Answer::Rejected,
+            Ok(Reply::Rejected {
+                rate_limited: true,
+                retry_after_s,
+                ..
+            }) => {
+                match retry_after_s {
+                    Some(s) => {
+                        retry.present += 1;
+                        retry.max_s = Some(retry.max_s.map_or(s, |m: f64| m.max(s)));
+                    }
+                    None => retry.missing += 1,
+                }
+                Answer::Rejected
+            }
+            Ok(Reply::Rejected { .. }) => Answer::Refused,
             _ => Answer::Unanswered,
         };
         samples.push(Sample {
@@ -283,6 +314,9 @@ pub async fn probe_ws(env: &WsEnv, p: &RateLimitProbe) -> Result<RateLimitMetric
     let closed = closed.or_else(|| conn.closed_by());
     conn.close().await;
     let mut m = infer(&samples, p);
+    if protocol.retry_after.is_some() || p.require_retry_after {
+        m.retry_after = Some(retry);
+    }
     if let Some(c) = closed.filter(|c| c.code.is_some_and(|code| code != 1000)) {
         let note = format!("the endpoint closed the probe's connection: {c}");
         m.note = Some(match m.note {
@@ -386,7 +420,7 @@ pub fn retry_after_check(m: &RateLimitMetrics) -> Option<CheckResult> {
         "rate_limit.retry_after",
         r.missing == 0 && r.present > 0,
         format!(
-            "{} of {} rejections carried Retry-After",
+            "{} of {} rate-limit refusals said when to retry",
             r.present,
             r.present + r.missing
         ),

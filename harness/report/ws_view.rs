@@ -135,7 +135,14 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
             ),
             pair(
                 "frames without a correlation id",
-                w.frames_without_correlation.to_string(),
+                match w.uncorrelated_frames.first() {
+                    Some(first) => format!("{} (first: {first})", w.frames_without_correlation),
+                    None => w.frames_without_correlation.to_string(),
+                },
+            ),
+            pair(
+                "late replies (request already timed out)",
+                w.late_replies.to_string(),
             ),
         ],
         reconnect: w.reconnect_ms.map(|r| {

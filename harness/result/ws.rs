@@ -24,9 +24,16 @@ pub struct WsMetrics {
     pub reconnects: u64,
     pub messages_sent: u64,
     pub messages_received: u64,
-    /// Inbound frames that carried no correlation id.
+    /// Inbound frames that carried no correlation id (frames the protocol exempts not counted).
     #[serde(default)]
     pub frames_without_correlation: u64,
+    /// The first of them, shortened and escaped, each with what was wrong.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncorrelated_frames: Vec<String>,
+    /// Frames carrying an id no request waited for any more (answers after a timeout): counted, not
+    /// charged to another request.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late_replies: u64,
     /// Acknowledged publishes received by every subscriber ÷ (acknowledged × subscribers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_rate: Option<f64>,
@@ -124,6 +131,10 @@ pub struct RateLimitMetrics {
     /// Sent, and never answered.
     #[serde(default)]
     pub unanswered: u64,
+    /// Refused for another reason than the limit (WebSocket: matched `rejection`, not
+    /// `rate_limited`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inferred_rate_per_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,7 +147,7 @@ pub struct RateLimitMetrics {
     /// Why it does not conform, or what limits the inference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// HTTP targets: `Retry-After` on rejections.
+    /// `Retry-After` on rejections (HTTP), or the protocol's `retry_after` (WebSocket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<RetryAfter>,
     /// Cumulative offered and accepted by send time, every 100 ms from the start of the burst.
@@ -221,4 +232,8 @@ pub struct WindowStats {
     /// The worst per-second p99.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst_p99_ms: Option<f64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

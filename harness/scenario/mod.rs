@@ -5,13 +5,14 @@
 //! This module finds scenarios by name or path, reads them in two stages (raw serde structs, then
 //! validated domain types) and reports every problem at once. It runs nothing.
 
+pub mod matcher;
 pub mod model;
 pub mod raw;
 pub mod validate;
 pub mod websocket;
 
 pub use model::*;
-pub use websocket::{Matcher, Probes, WsMode, WsProtocol, WsSettings};
+pub use websocket::{FrameMatcher, Probes, WsMode, WsProtocol, WsSettings};
 
 use std::path::{Path, PathBuf};
 

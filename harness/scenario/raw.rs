@@ -119,6 +119,8 @@ pub struct RawProtocol {
     pub publish: Option<Spanned<String>>,
     pub subscribe: Option<Spanned<String>>,
     pub correlation_id: Option<Spanned<String>>,
+    pub correlation_types: Option<Spanned<Vec<Spanned<String>>>>,
+    pub uncorrelated: Option<Spanned<RawMatch>>,
     pub rejection: Option<Spanned<RawMatch>>,
     pub rate_limited: Option<Spanned<RawMatch>>,
     pub subscribed: Option<Spanned<RawMatch>>,
@@ -127,14 +129,28 @@ pub struct RawProtocol {
     pub delivery_publisher: Option<Spanned<String>>,
     pub delivery_seq: Option<Spanned<String>>,
     pub subscribed_path: Option<Spanned<String>>,
+    /// Close code → `"refused"` or `"rate_limited"`.
+    pub close_refusals: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
 }
 
-/// `{ pointer = "/type", equals = "error" }`
+/// A frame matcher: `{ pointer = "/type", equals = "error" }`, one test on a pointer (`equals`,
+/// `one_of`, `exists`, `matches`, `type`) or a combination (`not`, `all`, `any`). In `rate_limited`
+/// also `retry_after` (a pointer) and `retry_after_unit`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMatch {
     pub pointer: Option<Spanned<String>>,
     pub equals: Option<Spanned<toml::Value>>,
+    pub one_of: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    pub exists: Option<Spanned<bool>>,
+    pub matches: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    pub type_: Option<Spanned<toml::Value>>,
+    pub not: Option<Box<Spanned<RawMatch>>>,
+    pub all: Option<Spanned<Vec<Spanned<RawMatch>>>>,
+    pub any: Option<Spanned<Vec<Spanned<RawMatch>>>>,
+    pub retry_after: Option<Spanned<String>>,
+    pub retry_after_unit: Option<Spanned<String>>,
 }
 
 /// `[probes.*]`

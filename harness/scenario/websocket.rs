@@ -2,15 +2,14 @@
 //! `[websocket]` table and its `protocol`), and which probes of the endpoint's policy run
 //! (`[probes.*]`, which also apply to HTTP targets for the rate limit).
 //!
-//! The protocol is data, not code: outbound frames are templates, and replies, rejections,
-//! subscription acknowledgements and deliveries are recognised by JSON pointers, so the driver works
-//! against endpoints it was not written for. The defaults are the reference server's protocol.
+//! The protocol is data, not code: outbound frames are templates, and replies, refusals, subscription
+//! acknowledgements and deliveries are recognised by [`FrameMatcher`]s on JSON pointers, so the driver
+//! works against endpoints it was not written for. The defaults are the reference server's protocol.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::Value;
-
+pub use super::matcher::{FrameMatcher, JsonType};
 use crate::config::template::Template;
 use crate::config::units::Rate;
 
@@ -46,24 +45,31 @@ pub struct WsSettings {
     pub protocol: WsProtocol,
 }
 
-/// A frame is recognised when the value at `pointer` equals `equals`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Matcher {
-    pub pointer: String,
-    pub equals: Value,
+/// What a close code the endpoint sends means, when the protocol says it is a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// Refused (invalid input, not allowed).
+    Refused,
+    /// Over the rate limit.
+    RateLimited,
 }
 
-impl Matcher {
-    pub fn new(pointer: &str, equals: impl Into<Value>) -> Self {
-        Self {
-            pointer: pointer.to_string(),
-            equals: equals.into(),
+impl RefusalKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "refused" => Some(RefusalKind::Refused),
+            "rate_limited" => Some(RefusalKind::RateLimited),
+            _ => None,
         }
     }
+}
 
-    pub fn matches(&self, frame: &Value) -> bool {
-        frame.pointer(&self.pointer) == Some(&self.equals)
-    }
+/// Where a rate-limit refusal says when to try again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryAfterPointer {
+    pub pointer: String,
+    /// Seconds per unit of the number found there (1 for seconds, 0.001 for milliseconds).
+    pub unit_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,13 +79,21 @@ pub struct WsProtocol {
     pub subscribe: Template,
     /// JSON pointer to the correlation id in inbound frames.
     pub correlation_id: String,
-    /// An error frame: the endpoint refused a message.
-    pub rejection: Matcher,
-    /// Among rejections, the ones that mean "over the rate limit".
-    pub rate_limited: Matcher,
-    pub subscribed: Matcher,
+    /// The JSON types a correlation id may have (a value of another type counts as no id).
+    pub correlation_types: Vec<JsonType>,
+    /// Frames that need carry no correlation id (server pushes, replies to unparseable input).
+    pub uncorrelated: FrameMatcher,
+    /// A frame meaning the endpoint refused a message.
+    pub rejection: FrameMatcher,
+    /// A frame meaning "over the rate limit": judged on its own, wherever it appears.
+    pub rate_limited: FrameMatcher,
+    /// Where a rate-limit frame says when to retry, if it does.
+    pub retry_after: Option<RetryAfterPointer>,
+    /// Close codes that refuse the messages waiting on the connection, and what they mean.
+    pub close_refusals: BTreeMap<u16, RefusalKind>,
+    pub subscribed: FrameMatcher,
     /// A frame delivered to a subscriber.
-    pub delivery: Matcher,
+    pub delivery: FrameMatcher,
     /// Pointers into a delivery: the publish's id, its publisher and its sequence number.
     pub delivery_id: String,
     pub delivery_publisher: String,
@@ -98,10 +112,14 @@ impl Default for WsProtocol {
             ),
             subscribe: t(r#"{"type":"subscribe","path":"{{path}}","correlation_id":"{{id}}"}"#),
             correlation_id: "/correlation_id".into(),
-            rejection: Matcher::new("/type", "error"),
-            rate_limited: Matcher::new("/error/code", "rate_limited"),
-            subscribed: Matcher::new("/type", "subscribed"),
-            delivery: Matcher::new("/type", "message"),
+            correlation_types: vec![JsonType::String, JsonType::Number],
+            uncorrelated: FrameMatcher::never(),
+            rejection: FrameMatcher::equals("/type", "error"),
+            rate_limited: FrameMatcher::equals("/error/code", "rate_limited"),
+            retry_after: None,
+            close_refusals: BTreeMap::new(),
+            subscribed: FrameMatcher::equals("/type", "subscribed"),
+            delivery: FrameMatcher::equals("/type", "message"),
             delivery_id: "/data/id".into(),
             delivery_publisher: "/data/publisher".into(),
             delivery_seq: "/data/seq".into(),

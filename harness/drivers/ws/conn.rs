@@ -1,7 +1,8 @@
 //! One client WebSocket connection: opened with its handshake timed, then read by the requests waiting
 //! on it (or, for a subscriber, by a reader task). Inbound frames are matched to the requests waiting
-//! for them by correlation id, or — for a rejection that carries none — to the oldest request still
-//! waiting; deliveries go to a subscriber's hook; a ping task measures round trips. Requests are sent
+//! for them by correlation id, or — for a refusal that carries none — to the oldest request still
+//! waiting (a reply to a request that timed out is late, and charged to no other request);
+//! a close with a code the protocol names as a refusal refuses what waits; deliveries go to a subscriber's hook; a ping task measures round trips. Requests are sent
 //! under one lock, so frames leave in the order their sequence numbers were given.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +27,8 @@ use url::Url;
 use super::frame::Inbound;
 use super::stats::{Gauge, Tally, note};
 use crate::scenario::WsProtocol;
+use crate::scenario::matcher::JsonType;
+use crate::scenario::websocket::RefusalKind;
 
 pub type Stream = WebSocketStream<TcpStream>;
 
@@ -35,8 +38,14 @@ pub enum Reply {
     /// A frame carrying the request's correlation id that is not a rejection (its bytes; see
     /// [`Reply::json`]).
     Answer(Bytes),
-    /// The endpoint refused the message.
-    Rejected { rate_limited: bool, frame: String },
+    /// The endpoint refused the message: with a frame the protocol calls a refusal, or by closing the
+    /// connection with a code it names as one.
+    Rejected {
+        rate_limited: bool,
+        frame: String,
+        /// Seconds the refusal asked to wait before retrying, where the protocol says where to look.
+        retry_after_s: Option<f64>,
+    },
     /// The connection closed first.
     Closed(ClosedBy),
 }
@@ -180,6 +189,25 @@ const IDLE_CHECK_US: u64 = 10_000;
 struct Pending {
     waiting: HashMap<String, oneshot::Sender<Reply>>,
     order: VecDeque<String>,
+    /// Ids of requests that stopped waiting (timed out), newest last, at most [`FORGOTTEN`]: a reply
+    /// carrying one is late.
+    forgotten: VecDeque<String>,
+    forgotten_set: std::collections::HashSet<String>,
+}
+
+/// How many ids of timed-out requests a connection remembers.
+const FORGOTTEN: usize = 1024;
+
+impl Pending {
+    fn forgot(&mut self, cid: &str) {
+        if self.forgotten.len() == FORGOTTEN
+            && let Some(old) = self.forgotten.pop_front()
+        {
+            self.forgotten_set.remove(&old);
+        }
+        self.forgotten.push_back(cid.to_string());
+        self.forgotten_set.insert(cid.to_string());
+    }
 }
 
 struct Inner {
@@ -361,10 +389,11 @@ impl Conn {
     /// Stops waiting for a reply (its request timed out).
     pub fn forget(&self, cid: &str) {
         let mut p = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if p.waiting.remove(cid).is_some()
-            && let Some(i) = p.order.iter().position(|c| c == cid)
-        {
-            p.order.remove(i);
+        if p.waiting.remove(cid).is_some() {
+            if let Some(i) = p.order.iter().position(|c| c == cid) {
+                p.order.remove(i);
+            }
+            p.forgot(cid);
         }
     }
 
@@ -510,8 +539,19 @@ fn end(inner: &Inner, shared: &Shared, by: ClosedBy) {
     inner.closed.cancel();
     shared.gauge.closed();
     let pending = std::mem::take(&mut *inner.pending.lock().unwrap_or_else(|p| p.into_inner()));
-    for (_, tx) in pending.waiting {
-        let _ = tx.send(Reply::Closed(by.clone()));
+    let refusal = by
+        .code
+        .and_then(|code| shared.protocol.close_refusals.get(&code));
+    for (key, tx) in pending.waiting {
+        let reply = match refusal {
+            Some(kind) if key != PING_KEY => Reply::Rejected {
+                rate_limited: *kind == RefusalKind::RateLimited,
+                frame: by.to_string(),
+                retry_after_s: None,
+            },
+            _ => Reply::Closed(by.clone()),
+        };
+        let _ = tx.send(reply);
     }
 }
 
@@ -528,18 +568,70 @@ async fn read(
     }
 }
 
+/// A frame as text for a message: at most [`SAMPLE_CHARS`] characters, control characters escaped.
+pub fn sample(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(SAMPLE_CHARS)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    if text.chars().count() > SAMPLE_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// Characters of a frame kept in a message about it.
+const SAMPLE_CHARS: usize = 160;
+
+/// The correlation id of a frame, or why it has none the protocol accepts.
+pub fn correlation(frame: &Inbound<'_>, protocol: &WsProtocol) -> Result<String, String> {
+    let pointer = &protocol.correlation_id;
+    let Some(value) = frame.lookup(pointer) else {
+        return Err(format!("nothing at {pointer}"));
+    };
+    let kind = JsonType::of(&value);
+    if !protocol.correlation_types.contains(&kind) {
+        return Err(format!("{pointer} is {}", kind.name()));
+    }
+    match value {
+        Value::String(s) if s.is_empty() => Err(format!("{pointer} is empty")),
+        Value::String(s) => Ok(s),
+        other => Ok(other.to_string()),
+    }
+}
+
 /// Matches one inbound frame to what waits for it.
 fn dispatch(inner: &Inner, shared: &Shared, on_delivery: Option<&DeliveryHook>, bytes: Bytes) {
     let protocol = &shared.protocol;
     let Some(frame) = Inbound::parse(&bytes) else {
-        note(&inner.tally, |c| c.without_correlation += 1);
+        note(&inner.tally, |c| {
+            c.uncorrelated(|| format!("`{}` (not JSON)", sample(&bytes)))
+        });
         return;
     };
-    let cid = frame.text(&protocol.correlation_id);
-    if cid.is_none() {
-        note(&inner.tally, |c| c.without_correlation += 1);
-    }
-    if frame.matches(&protocol.delivery) {
+    let cid = match correlation(&frame, protocol) {
+        Ok(cid) => Some(cid),
+        Err(why) => {
+            if !protocol.uncorrelated.matches(&frame) {
+                note(&inner.tally, |c| {
+                    c.uncorrelated(|| format!("`{}` ({why})", sample(&bytes)))
+                });
+            }
+            None
+        }
+    };
+    if protocol.delivery.matches(&frame) {
         if let Some(hook) = on_delivery
             && let Some(value) = Reply::json(&bytes)
         {
@@ -547,21 +639,34 @@ fn dispatch(inner: &Inner, shared: &Shared, on_delivery: Option<&DeliveryHook>, 
         }
         return;
     }
-    let rejected = frame.matches(&protocol.rejection);
+    let rate_limited = protocol.rate_limited.matches(&frame);
+    let refused = rate_limited || protocol.rejection.matches(&frame);
     let waiter = {
         let mut p = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let known = cid
-            .as_ref()
-            .and_then(|c| p.waiting.remove(c).map(|tx| (c.as_str(), tx)));
-        match known {
-            Some((c, tx)) => {
-                if let Some(i) = p.order.iter().position(|o| o == c) {
-                    p.order.remove(i);
+        match &cid {
+            Some(c) => match p.waiting.remove(c) {
+                Some(tx) => {
+                    if let Some(i) = p.order.iter().position(|o| o == c) {
+                        p.order.remove(i);
+                    }
+                    Some(tx)
                 }
-                Some(tx)
-            }
-            // A rejection the endpoint could not tie to a message: the oldest waiting one.
-            None if rejected => {
+                // Its request timed out: late, and charged to nobody else.
+                None if p.forgotten_set.contains(c) => {
+                    drop(p);
+                    note(&inner.tally, |s| s.late_replies += 1);
+                    return;
+                }
+                // An id the harness never sent (one the endpoint made up for a message it could
+                // not read): like a refusal without an id, the oldest waiting message's.
+                None if refused => {
+                    let oldest = p.order.pop_front();
+                    oldest.and_then(|c| p.waiting.remove(&c))
+                }
+                None => None,
+            },
+            // A refusal the endpoint could not tie to a message: the oldest waiting one.
+            None if refused => {
                 let oldest = p.order.pop_front();
                 oldest.and_then(|c| p.waiting.remove(&c))
             }
@@ -571,11 +676,20 @@ fn dispatch(inner: &Inner, shared: &Shared, on_delivery: Option<&DeliveryHook>, 
     let Some(tx) = waiter else {
         return;
     };
-    let reply = if rejected {
-        let text = String::from_utf8_lossy(&bytes);
+    let reply = if refused {
+        let retry_after_s = if rate_limited {
+            protocol.retry_after.as_ref().and_then(|r| {
+                let v = frame.lookup(&r.pointer)?;
+                let n = v.as_f64().or_else(|| v.as_str()?.trim().parse().ok())?;
+                (n.is_finite() && n >= 0.0).then_some(n * r.unit_s)
+            })
+        } else {
+            None
+        };
         Reply::Rejected {
-            rate_limited: frame.matches(&protocol.rate_limited),
-            frame: text.chars().take(300).collect(),
+            rate_limited,
+            frame: sample(&bytes),
+            retry_after_s,
         }
     } else {
         // A copy, not a share of the read buffer: a share still alive when the next frame is read
@@ -625,5 +739,117 @@ async fn pings(inner: Weak<Inner>, shared: Arc<Shared>, every: Duration) {
             .unwrap_or_else(|p| p.into_inner())
             .waiting
             .remove(PING_KEY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drivers::ws::stats::tally;
+    use tokio::net::TcpListener;
+
+    /// A server that reads `expect` frames, then sends `replies` in order, then closes with `close`
+    /// (if given) or waits for the client to go.
+    async fn scripted(
+        replies: Vec<String>,
+        expect: usize,
+        close: Option<u16>,
+    ) -> (Url, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            for _ in 0..expect {
+                ws.next().await;
+            }
+            for r in replies {
+                ws.send(Message::text(r)).await.unwrap();
+            }
+            if let Some(code) = close {
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: "slow down".into(),
+                };
+                let _ = ws.send(Message::Close(Some(frame))).await;
+            }
+            while ws.next().await.is_some() {}
+        });
+        (Url::parse(&format!("ws://{addr}/")).unwrap(), addr)
+    }
+
+    use std::net::SocketAddr;
+
+    async fn connect(url: &Url, addr: SocketAddr, protocol: WsProtocol) -> (Conn, Tally) {
+        let (ws, _) = open(url, addr, Duration::from_secs(5), None).await.unwrap();
+        let t = tally();
+        let shared = Shared::new(Arc::new(protocol));
+        (Conn::start(ws, 0, shared, None, None, t.clone()), t)
+    }
+
+    fn stats(t: &Tally) -> crate::metrics::ConnectionStats {
+        t.lock().unwrap().connections().clone()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_for_a_request_that_timed_out_is_late_not_another_requests() {
+        let refusal = r#"{"type":"error","correlation_id":"a","error":{"code":"rate_limited"}}"#;
+        let answer = r#"{"type":"echo","correlation_id":"b"}"#;
+        let (url, addr) = scripted(vec![refusal.into(), answer.into()], 2, None).await;
+        let (conn, t) = connect(&url, addr, WsProtocol::default()).await;
+        let _a = conn.request("a", |_| "first".into()).await.unwrap();
+        conn.forget("a");
+        let b = conn.request("b", |_| "second".into()).await.unwrap();
+        assert!(
+            matches!(conn.wait(b).await, Reply::Answer(_)),
+            "b is answered, not charged with a's refusal"
+        );
+        assert_eq!(stats(&t).late_replies, 1);
+    }
+
+    #[tokio::test]
+    async fn a_close_the_protocol_names_a_refusal_refuses_what_waits() {
+        let (url, addr) = scripted(Vec::new(), 1, Some(4029)).await;
+        let mut protocol = WsProtocol::default();
+        protocol
+            .close_refusals
+            .insert(4029, RefusalKind::RateLimited);
+        let (conn, _) = connect(&url, addr, protocol).await;
+        let rx = conn.request("a", |_| "hello".into()).await.unwrap();
+        match conn.wait(rx).await {
+            Reply::Rejected {
+                rate_limited: true,
+                frame,
+                ..
+            } => assert!(frame.contains("4029"), "{frame}"),
+            other => panic!("expected a rate-limit refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_without_an_id_are_counted_with_samples_unless_exempt() {
+        let frames = vec![
+            r#"{"type":"welcome"}"#.to_string(),
+            r#"{"type":"notice","correlation_id":true}"#.to_string(),
+            "not json \u{202e}".to_string(),
+            r#"{"type":"echo","correlation_id":"a"}"#.to_string(),
+        ];
+        let (url, addr) = scripted(frames, 1, None).await;
+        let protocol = WsProtocol {
+            uncorrelated: crate::scenario::FrameMatcher::equals("/type", "welcome"),
+            ..WsProtocol::default()
+        };
+        let (conn, t) = connect(&url, addr, protocol).await;
+        let rx = conn.request("a", |_| "x".into()).await.unwrap();
+        assert!(matches!(conn.wait(rx).await, Reply::Answer(_)));
+        let s = stats(&t);
+        assert_eq!(s.without_correlation, 2, "{:?}", s.uncorrelated_samples);
+        assert_eq!(
+            s.uncorrelated_samples,
+            vec![
+                r#"`{"type":"notice","correlation_id":true}` (/correlation_id is bool)"#,
+                r#"`not json \u{202e}` (not JSON)"#,
+            ]
+        );
     }
 }

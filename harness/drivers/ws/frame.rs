@@ -9,11 +9,17 @@ use std::collections::HashMap;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::scenario::Matcher;
+use crate::scenario::matcher::Lookup;
 
 pub enum Inbound<'a> {
     Object(HashMap<Cow<'a, str>, &'a RawValue>),
     Other(Value),
+}
+
+impl Lookup for Inbound<'_> {
+    fn lookup(&self, pointer: &str) -> Option<Cow<'_, Value>> {
+        Inbound::lookup(self, pointer).map(Cow::Owned)
+    }
 }
 
 impl<'a> Inbound<'a> {
@@ -47,10 +53,6 @@ impl<'a> Inbound<'a> {
         }
     }
 
-    pub fn matches(&self, m: &Matcher) -> bool {
-        self.lookup(&m.pointer).is_some_and(|v| v == m.equals)
-    }
-
     /// A string or number at a pointer, as text (correlation ids come as either).
     pub fn text(&self, pointer: &str) -> Option<String> {
         match self.lookup(pointer)? {
@@ -73,6 +75,7 @@ fn unescape(segment: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::FrameMatcher;
     use serde_json::json;
 
     #[test]
@@ -84,8 +87,8 @@ mod tests {
         assert_eq!(f.lookup("/error/code"), Some(json!("rate_limited")));
         assert_eq!(f.lookup("/a~1b"), Some(json!(1)));
         assert_eq!(f.lookup("/missing"), None);
-        assert!(f.matches(&Matcher::new("/error/code", "rate_limited")));
-        assert!(!f.matches(&Matcher::new("/type", "echo")));
+        assert!(FrameMatcher::equals("/error/code", "rate_limited").matches(&f));
+        assert!(!FrameMatcher::equals("/type", "echo").matches(&f));
         let arr = Inbound::parse(br#"[{"id":"x"}]"#).unwrap();
         assert_eq!(arr.lookup("/0/id"), Some(json!("x")));
         assert!(Inbound::parse(b"not json").is_none());

@@ -13,6 +13,7 @@ pub mod dialer;
 pub mod frame;
 pub mod stats;
 pub mod subscribers;
+pub mod understood;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,13 +86,12 @@ pub enum WsError {
     },
     #[error(
         "the subscription to {path} was answered with {frame}, which the protocol's `subscribed` \
-         matcher ({pointer} = {equals}) does not recognise"
+         matcher ({matcher}) does not recognise"
     )]
     NotSubscribed {
         path: String,
         frame: String,
-        pointer: String,
-        equals: Value,
+        matcher: String,
     },
     #[error("the endpoint refused the subscription to {path}: {frame}")]
     SubscriptionRefused { path: String, frame: String },
@@ -327,7 +327,8 @@ impl WsDriver {
     }
 }
 
-fn render_path(path: &Template, run_id: &Value) -> Value {
+/// The run's topic, its `{{run_id}}` filled in.
+pub fn render_path(path: &Template, run_id: &Value) -> Value {
     let null = Value::Null;
     let vars = FrameVars {
         id: &null,
@@ -417,6 +418,7 @@ impl WsDriver {
             Some(Reply::Rejected {
                 rate_limited,
                 frame,
+                ..
             }) => {
                 settle(Delivery::Failed);
                 let kind = if rate_limited {

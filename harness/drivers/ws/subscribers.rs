@@ -196,9 +196,8 @@ pub async fn subscribe(
         }
         Ok(Reply::Answer(frame)) => Err(WsError::NotSubscribed {
             path: path_text(),
-            frame: String::from_utf8_lossy(&frame).into_owned(),
-            pointer: protocol.subscribed.pointer.clone(),
-            equals: protocol.subscribed.equals.clone(),
+            frame: String::from_utf8_lossy(&frame).chars().take(300).collect(),
+            matcher: protocol.subscribed.to_string(),
         }),
         Ok(Reply::Rejected { frame, .. }) => Err(WsError::SubscriptionRefused {
             path: path_text(),

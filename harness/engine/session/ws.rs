@@ -1,4 +1,5 @@
-//! The session of a WebSocket endpoint: a handshake to see it is there; the rate-limit and hardening
+//! The session of a WebSocket endpoint: a handshake to see it is there, and one frame to see it speaks
+//! the scenario's protocol; the rate-limit and hardening
 //! probes; the driver's connections and subscriptions; the slow-consumer probe beside the load; and at
 //! the end deliveries settled, connections closed, and the checks that need the whole run
 //! (correlation ids, the load's health during the stall, acknowledged messages lost in fault windows).
@@ -14,6 +15,7 @@ use url::Url;
 use super::{BeforeLoad, Finish, Session};
 use crate::drivers::ws::conn::{self, Shared};
 use crate::drivers::ws::stats::{Tally, tally};
+use crate::drivers::ws::understood;
 use crate::drivers::ws::{WsDriver, WsSetup};
 use crate::engine::TargetError;
 use crate::engine::assemble::{Extras, Stop};
@@ -95,7 +97,18 @@ impl Session for WsSession<'_> {
         let addr: SocketAddr = crate::net::resolve(&self.url).await?;
         let timeout = self.settings.connect_timeout;
         let (mut ws, _) = conn::open(&self.url, addr, timeout, None).await?;
+        let run_id = serde_json::Value::String(self.plan.identity.run_id.clone());
+        let path = crate::drivers::ws::render_path(&self.settings.path, &run_id);
+        let understood = understood::check(
+            &mut ws,
+            self.settings,
+            &self.plan.identity.run_id,
+            &path,
+            understood::LISTEN.min(self.plan.budget.iteration),
+        )
+        .await;
         let _ = ws.close(None).await;
+        understood?;
         self.env = Some(Arc::new(WsEnv {
             url: self.url.clone(),
             addr,
@@ -118,6 +131,11 @@ impl Session for WsSession<'_> {
             BeforeLoad::RateLimit(p) => {
                 let m = rate_limit::probe_ws(env, p).await?;
                 extras.checks.push(rate_limit::check(&m));
+                if p.require_retry_after
+                    && let Some(c) = rate_limit::retry_after_check(&m)
+                {
+                    extras.checks.push(c);
+                }
                 extras.rate_limit = Some(m);
             }
             BeforeLoad::Hardening(p) => extras.checks.extend(hardening::probe(env, p).await),
@@ -219,8 +237,8 @@ impl Session for WsSession<'_> {
         if self.plan.probes.hardening.is_some() {
             let counts = self.connection_stats();
             extras.checks.push(hardening::correlation_check(
-                counts.without_correlation,
-                counts.received,
+                &counts,
+                &self.settings.protocol.correlation_id,
             ));
         }
         metrics.peak_connections = self.shared.gauge.peak();

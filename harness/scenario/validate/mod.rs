@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 mod load;
+mod matcher;
 mod network;
 mod probes;
 mod target;
@@ -155,6 +156,28 @@ pub fn scenario(
         .map(|k| *k.get_ref());
     let ws = websocket::websocket(diag, raw.websocket.as_ref(), kind, load.as_ref());
     let probes = probes::probes(diag, raw.probes.as_ref(), kind);
+    // A WebSocket refusal says when to retry only where the protocol says to look.
+    if let (Some(Some(w)), Some(p)) = (&ws, &probes)
+        && p.rate_limit.as_ref().is_some_and(|r| r.require_retry_after)
+        && w.protocol.retry_after.is_none()
+    {
+        let span = raw
+            .probes
+            .as_ref()
+            .and_then(|p| p.get_ref().rate_limit.as_ref())
+            .and_then(|r| r.get_ref().require_retry_after.as_ref())
+            .map_or(0..0, Spanned::span);
+        diag.error(
+            span,
+            "probes.rate_limit.require_retry_after",
+            "the protocol does not say where a rate-limit refusal gives its retry time",
+            Some(
+                "add retry_after = \"/retry_after\" (and retry_after_unit = \"ms\" if it is in \
+                 milliseconds) to [websocket.protocol.rate_limited]"
+                    .into(),
+            ),
+        );
+    }
     if let (Some(f), Some(k)) = (&faults, kind)
         && let Some(server) = &f.server
         && server.drop_rate > 0.0

@@ -176,10 +176,6 @@ fn rate_limit(
     for (k, span) in [
         ("reject_status", r.reject_status.as_ref().map(Spanned::span)),
         ("path", r.path.as_ref().map(Spanned::span)),
-        (
-            "require_retry_after",
-            r.require_retry_after.as_ref().map(Spanned::span),
-        ),
     ] {
         if let (false, Some(span)) = (http, span) {
             diag.error(

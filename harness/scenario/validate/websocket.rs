@@ -6,12 +6,15 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::count;
+use super::matcher::{frame_matcher, json_types};
 use crate::config::Diagnostics;
 use crate::config::template::Template;
 use crate::config::units::{parse_duration, parse_size};
 use crate::scenario::model::{Load, TargetKind};
 use crate::scenario::raw::{RawMatch, RawProtocol, RawWebsocket};
-use crate::scenario::websocket::{FRAME_VARIABLES, Matcher, WsMode, WsProtocol, WsSettings};
+use crate::scenario::websocket::{
+    FRAME_VARIABLES, FrameMatcher, RefusalKind, RetryAfterPointer, WsMode, WsProtocol, WsSettings,
+};
 
 /// Largest payload padding a frame may ask for.
 const MAX_PAYLOAD: u64 = 16 * 1024 * 1024;
@@ -146,10 +149,37 @@ fn protocol(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawProtocol>>) -> O
         &key("correlation_id"),
         &d.correlation_id,
     );
+    let correlation_types = match &p.correlation_types {
+        None => Some(d.correlation_types.clone()),
+        Some(t) => {
+            let names: Vec<_> = t
+                .get_ref()
+                .iter()
+                .map(|n| (n.get_ref().clone(), n.span()))
+                .collect();
+            json_types(diag, &names, t.span(), &key("correlation_types"))
+        }
+    };
+    let uncorrelated = matcher(diag, &p.uncorrelated, &key("uncorrelated"), &d.uncorrelated);
     let rejection = matcher(diag, &p.rejection, &key("rejection"), &d.rejection);
     let rate_limited = matcher(diag, &p.rate_limited, &key("rate_limited"), &d.rate_limited);
     let subscribed = matcher(diag, &p.subscribed, &key("subscribed"), &d.subscribed);
     let delivery = matcher(diag, &p.delivery, &key("delivery"), &d.delivery);
+    for (raw, k) in [
+        (&p.uncorrelated, "uncorrelated"),
+        (&p.rejection, "rejection"),
+        (&p.subscribed, "subscribed"),
+        (&p.delivery, "delivery"),
+    ] {
+        misplaced_retry_after(diag, raw.as_ref(), &key(k));
+    }
+    if let Some(r) = &p.rate_limited {
+        for item in nested(r.get_ref()) {
+            misplaced_retry_after(diag, Some(item), &key("rate_limited"));
+        }
+    }
+    let retry_after = retry_after(diag, p.rate_limited.as_ref(), &key("rate_limited"));
+    let close_refusals = close_refusals(diag, p.close_refusals.as_ref(), &key("close_refusals"));
     let delivery_id = pointer(diag, &p.delivery_id, &key("delivery_id"), &d.delivery_id);
     let delivery_publisher = pointer(
         diag,
@@ -169,8 +199,12 @@ fn protocol(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawProtocol>>) -> O
         publish: publish?,
         subscribe: subscribe?,
         correlation_id: correlation_id?,
+        correlation_types: correlation_types?,
+        uncorrelated: uncorrelated?,
         rejection: rejection?,
         rate_limited: rate_limited?,
+        retry_after: retry_after?,
+        close_refusals: close_refusals?,
         subscribed: subscribed?,
         delivery: delivery?,
         delivery_id: delivery_id?,
@@ -226,60 +260,160 @@ fn pointer(
 ) -> Option<String> {
     match raw {
         None => Some(default.to_string()),
-        Some(p) if p.get_ref().is_empty() || p.get_ref().starts_with('/') => {
-            Some(p.get_ref().clone())
-        }
-        Some(p) => {
-            diag.error(
-                p.span(),
-                key,
-                format!("`{}` is not a JSON pointer", p.get_ref()),
-                Some(format!(
-                    "a JSON pointer starts with `/`, e.g. \"/{}\"",
-                    p.get_ref()
-                )),
-            );
-            None
-        }
+        Some(p) => json_pointer(diag, p, key),
     }
+}
+
+/// A JSON pointer: empty (the whole frame) or starting with `/`.
+pub(super) fn json_pointer(
+    diag: &mut Diagnostics<'_>,
+    p: &Spanned<String>,
+    key: &str,
+) -> Option<String> {
+    if p.get_ref().is_empty() || p.get_ref().starts_with('/') {
+        return Some(p.get_ref().clone());
+    }
+    diag.error(
+        p.span(),
+        key,
+        format!("`{}` is not a JSON pointer", p.get_ref()),
+        Some(format!(
+            "a JSON pointer starts with `/`, e.g. \"/{}\"",
+            p.get_ref()
+        )),
+    );
+    None
 }
 
 fn matcher(
     diag: &mut Diagnostics<'_>,
     raw: &Option<Spanned<RawMatch>>,
     key: &str,
-    default: &Matcher,
-) -> Option<Matcher> {
+    default: &FrameMatcher,
+) -> Option<FrameMatcher> {
+    match raw {
+        None => Some(default.clone()),
+        Some(raw) => frame_matcher(diag, raw, key),
+    }
+}
+
+/// The matchers inside a combination (not the top level).
+fn nested(m: &RawMatch) -> Vec<&Spanned<RawMatch>> {
+    let mut out: Vec<&Spanned<RawMatch>> = Vec::new();
+    let mut direct: Vec<&Spanned<RawMatch>> = Vec::new();
+    if let Some(n) = &m.not {
+        direct.push(n);
+    }
+    for list in [&m.all, &m.any].into_iter().flatten() {
+        direct.extend(list.get_ref().iter());
+    }
+    for d in direct {
+        out.push(d);
+        out.extend(nested(d.get_ref()));
+    }
+    out
+}
+
+/// `retry_after` belongs at the top of `rate_limited` only.
+fn misplaced_retry_after(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawMatch>>, key: &str) {
+    let Some(raw) = raw else { return };
+    for (field, name) in [
+        (&raw.get_ref().retry_after, "retry_after"),
+        (&raw.get_ref().retry_after_unit, "retry_after_unit"),
+    ] {
+        if let Some(f) = field {
+            diag.error(
+                f.span(),
+                format!("{key}.{name}"),
+                format!("`{name}` belongs at the top of rate_limited only"),
+                Some("move it to [websocket.protocol.rate_limited]".into()),
+            );
+        }
+    }
+}
+
+fn retry_after(
+    diag: &mut Diagnostics<'_>,
+    raw: Option<&Spanned<RawMatch>>,
+    key: &str,
+) -> Option<Option<RetryAfterPointer>> {
+    let Some(m) = raw.map(Spanned::get_ref) else {
+        return Some(None);
+    };
+    let unit_s = match &m.retry_after_unit {
+        None => 1.0,
+        Some(u) => match u.get_ref().as_str() {
+            "s" => 1.0,
+            "ms" => 0.001,
+            other => {
+                diag.error(
+                    u.span(),
+                    format!("{key}.retry_after_unit"),
+                    format!("`{other}` is not a unit of retry_after"),
+                    Some("use \"s\" or \"ms\"".into()),
+                );
+                return None;
+            }
+        },
+    };
+    match (&m.retry_after, &m.retry_after_unit) {
+        (None, None) => Some(None),
+        (None, Some(u)) => {
+            diag.error(
+                u.span(),
+                format!("{key}.retry_after_unit"),
+                "a unit without retry_after",
+                Some("add retry_after = \"/retry_after\", the pointer to the value".into()),
+            );
+            None
+        }
+        (Some(p), _) => json_pointer(diag, p, &format!("{key}.retry_after"))
+            .map(|pointer| Some(RetryAfterPointer { pointer, unit_s })),
+    }
+}
+
+fn close_refusals(
+    diag: &mut Diagnostics<'_>,
+    raw: Option<&Spanned<std::collections::BTreeMap<Spanned<String>, Spanned<String>>>>,
+    key: &str,
+) -> Option<std::collections::BTreeMap<u16, RefusalKind>> {
+    let mut out = std::collections::BTreeMap::new();
     let Some(raw) = raw else {
-        return Some(default.clone());
+        return Some(out);
     };
-    let m = raw.get_ref();
-    let pointer = match &m.pointer {
-        Some(_) => pointer(diag, &m.pointer, &format!("{key}.pointer"), ""),
-        None => {
-            diag.missing(
-                raw.span(),
-                &format!("{key}.pointer"),
-                "add pointer = \"/type\"",
+    let mut ok = true;
+    for (code, kind) in raw.get_ref() {
+        let parsed = code
+            .get_ref()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (1000..=4999).contains(c));
+        let Some(c) = parsed else {
+            diag.error(
+                code.span(),
+                key,
+                format!("`{}` is not a WebSocket close code", code.get_ref()),
+                Some("close codes run from 1000 to 4999, e.g. 1008 = \"refused\"".into()),
             );
-            None
+            ok = false;
+            continue;
+        };
+        match RefusalKind::parse(kind.get_ref()) {
+            Some(k) => {
+                out.insert(c, k);
+            }
+            None => {
+                diag.error(
+                    kind.span(),
+                    format!("{key}.{c}"),
+                    format!("`{}` is not a kind of refusal", kind.get_ref()),
+                    Some("use \"refused\" or \"rate_limited\"".into()),
+                );
+                ok = false;
+            }
         }
-    };
-    let equals = match &m.equals {
-        Some(v) => serde_json::to_value(v.get_ref()).ok(),
-        None => {
-            diag.missing(
-                raw.span(),
-                &format!("{key}.equals"),
-                "add equals = \"…\", the value the pointer must hold",
-            );
-            None
-        }
-    };
-    Some(Matcher {
-        pointer: pointer?,
-        equals: equals?,
-    })
+    }
+    ok.then_some(out)
 }
 
 pub(super) fn duration(
