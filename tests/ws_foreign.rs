@@ -26,16 +26,42 @@ enum Behaviour {
     Freezes,
     /// Every tenth delivery to a subscriber is dropped.
     Forgets,
+    /// Each subscriber has every seventh delivery held back and sent after the next one (at a
+    /// position of its own), so subscribers disagree on the order of neighbouring publishes.
+    Swaps,
 }
 
 struct Hub {
     behaviour: Behaviour,
-    topics: HashMap<String, Vec<mpsc::UnboundedSender<String>>>,
+    topics: HashMap<String, Vec<Subscriber>>,
     first_publish: Option<Instant>,
     delivered: u64,
 }
 
 type Shared = Arc<Mutex<Hub>>;
+
+struct Subscriber {
+    tx: mpsc::UnboundedSender<String>,
+    /// Deliveries so far, and one held back (Swaps).
+    count: u64,
+    held: Option<String>,
+}
+
+impl Subscriber {
+    /// Sends `frame`, or (Swaps) holds it back until the next one has gone.
+    fn deliver(&mut self, frame: &str, swaps: bool, offset: u64) -> bool {
+        self.count += 1;
+        if swaps && self.held.is_none() && (self.count + offset).is_multiple_of(7) {
+            self.held = Some(frame.to_string());
+            return !self.tx.is_closed();
+        }
+        let ok = self.tx.send(frame.to_string()).is_ok();
+        match self.held.take() {
+            Some(h) => ok && self.tx.send(h).is_ok(),
+            None => ok,
+        }
+    }
+}
 
 impl Hub {
     /// Until when the server is frozen, if it is now.
@@ -81,7 +107,7 @@ async fn connection(mut socket: WebSocket, hub: Shared) {
                 let topic = v["topic"].as_str().unwrap_or_default().to_string();
                 match v["op"].as_str() {
                     Some("sub") => {
-                        hub.lock().unwrap().topics.entry(topic.clone()).or_default().push(tx.clone());
+                        hub.lock().unwrap().topics.entry(topic.clone()).or_default().push(Subscriber { tx: tx.clone(), count: 0, held: None });
                         let _ = tx.send(json!({"op": "subbed", "id": v["id"], "topic": topic}).to_string());
                     }
                     Some("pub") => {
@@ -91,12 +117,14 @@ async fn connection(mut socket: WebSocket, hub: Shared) {
                         let behaviour = h.behaviour;
                         let mut delivered = h.delivered;
                         if let Some(subs) = h.topics.get_mut(&topic) {
-                            subs.retain(|s| {
+                            let mut offset = 0;
+                            subs.retain_mut(|s| {
                                 delivered += 1;
+                                offset += 3;
                                 if behaviour == Behaviour::Forgets && delivered.is_multiple_of(10) {
-                                    return !s.is_closed();
+                                    return !s.tx.is_closed();
                                 }
-                                s.send(frame.clone()).is_ok()
+                                s.deliver(&frame, behaviour == Behaviour::Swaps, offset)
                             });
                         }
                         h.delivered = delivered;
@@ -166,6 +194,7 @@ max_in_flight = 40
 [thresholds]
 "ws.lost" = "== 0"
 "ws.duplicated" = "== 0"
+"ws.order_disagreements" = "== 0"
 "#;
 
 fn run(behaviour: Behaviour, duration: &str) -> RunResult {
@@ -208,4 +237,34 @@ fn a_foreign_server_that_forgets_deliveries_is_caught() {
     let d = r.metrics.ws.as_ref().unwrap().delivery.as_ref().unwrap();
     assert_eq!(d.lost, 16, "every tenth of 160 deliveries: {d:?}");
     assert_eq!(r.status, Status::Failed);
+}
+
+#[test]
+fn a_foreign_server_that_swaps_neighbouring_deliveries_is_caught_with_many_publishers() {
+    let r = run(Behaviour::Swaps, "4s");
+    let d = r.metrics.ws.as_ref().unwrap().delivery.as_ref().unwrap();
+    assert_eq!((d.lost, d.duplicated), (0, 0), "{d:?}");
+    assert!(d.order_disagreements >= 10, "{d:?}");
+    assert!(
+        d.out_of_order < d.order_disagreements,
+        "four publishers: most swaps are between two of them, which per-publisher order cannot see: {d:?}"
+    );
+    eprintln!(
+        "swaps: {} disagreements, {} real-time violations, {} out of order (per publisher)",
+        d.order_disagreements, d.real_time_violations, d.out_of_order
+    );
+    assert!(
+        d.order_samples[0].contains("subscriber 1 received"),
+        "{:?}",
+        d.order_samples
+    );
+    assert_eq!(r.status, Status::Failed);
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("ws.order_disagreements"),
+        "{:?}",
+        r.reason
+    );
 }

@@ -93,6 +93,15 @@ pub struct DeliveryReport {
     /// Ids of the first lost publishes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost_ids: Vec<String>,
+    /// Adjacent pairs of publishes a subscriber received in the other order from subscriber 0.
+    #[serde(default)]
+    pub order_disagreements: u64,
+    /// Receipts ahead of a publish acknowledged before they were sent.
+    #[serde(default)]
+    pub real_time_violations: u64,
+    /// The first order problems, described.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order_samples: Vec<String>,
 }
 
 /// The slow-consumer probe: how long the target took to disconnect a consumer that stopped reading, and

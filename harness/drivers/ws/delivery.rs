@@ -2,7 +2,8 @@
 //! as sent, then acknowledged, failed (refused) or indeterminate (no answer); each subscriber records
 //! what it received. At the end: lost (acknowledged, missing at a subscriber), duplicated, out of order
 //! (older than something already received from the same publisher), unexpected (never sent, or
-//! refused) and recovered (indeterminate, delivered after all).
+//! refused) and recovered (indeterminate, delivered after all); and order across subscribers (do they
+//! agree?) and against real time (is what was acknowledged first delivered first?).
 //!
 //! A subscriber is owed only what was published while it was subscribed: from the acknowledgement of
 //! its subscription until a second before it last heard from the server on that connection (what was
@@ -31,6 +32,8 @@ const FAILED: u8 = 3;
 const INDETERMINATE: u8 = 4;
 /// Most lost ids listed in the report.
 const MAX_LOST_IDS: usize = 20;
+/// Most order problems described in the report.
+const MAX_ORDER_SAMPLES: usize = 10;
 /// Publishes sent this shortly before a subscriber's connection was found lost are not owed to it.
 const IN_FLIGHT_US: u64 = 1_000_000;
 
@@ -42,6 +45,8 @@ struct Receipts {
     duplicated: AtomicU64,
     out_of_order: AtomicU64,
     unexpected: AtomicU64,
+    /// Publishes in the order they first arrived.
+    order: Mutex<Vec<u32>>,
     /// When it was subscribed: `(from, until)` in the ledger's microseconds; `until` is `None`
     /// while the subscription holds.
     periods: Mutex<Vec<(u64, Option<u64>)>>,
@@ -64,6 +69,8 @@ pub struct Ledger {
     states: Vec<AtomicU8>,
     /// Send time in microseconds since `epoch`, plus one (0: not sent).
     sent_at: Vec<AtomicU64>,
+    /// Acknowledgement time, likewise (0: not acknowledged).
+    acked_at: Vec<AtomicU64>,
     subscribers: Vec<Receipts>,
     latency: Mutex<Hist>,
     epoch: Instant,
@@ -86,6 +93,7 @@ impl Ledger {
             prefix: format!("{run_id}-"),
             states: zeros8(),
             sent_at: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            acked_at: (0..n).map(|_| AtomicU64::new(0)).collect(),
             subscribers: (0..subscribers)
                 .map(|_| Receipts {
                     counts: zeros8(),
@@ -93,6 +101,7 @@ impl Ledger {
                     duplicated: AtomicU64::new(0),
                     out_of_order: AtomicU64::new(0),
                     unexpected: AtomicU64::new(0),
+                    order: Mutex::default(),
                     periods: Mutex::default(),
                 })
                 .collect(),
@@ -182,6 +191,9 @@ impl Ledger {
         else {
             return;
         };
+        if outcome == Outcome::Acknowledged {
+            self.acked_at[i].store(self.us(Instant::now()), Ordering::Relaxed);
+        }
         let state = match outcome {
             Outcome::Acknowledged => ACKED,
             Outcome::Failed => FAILED,
@@ -212,6 +224,10 @@ impl Ledger {
             r.duplicated.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        r.order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(i as u32);
         let sent = self.sent_at[i].load(Ordering::Relaxed);
         if sent > 0 {
             let now = self.epoch.elapsed().as_micros() as u64 + 1;
@@ -305,9 +321,75 @@ impl Ledger {
             rep.out_of_order += r.out_of_order.load(Ordering::Relaxed);
             rep.unexpected += r.unexpected.load(Ordering::Relaxed);
         }
+        self.order_checks(&mut rep);
         let rate = (rep.expected > 0).then(|| rep.received as f64 / rep.expected as f64);
         let latency = LatencySummary::of(&self.latency.lock().unwrap_or_else(|p| p.into_inner()));
         (rep, rate, latency)
+    }
+}
+
+impl Ledger {
+    /// Order across subscribers and against real time. **Agreement**: every subscriber saw the
+    /// publishes it shares with the first subscriber in the same order (each adjacent pair the other
+    /// way round is one disagreement). **Real-time order**: a publish acknowledged before another was
+    /// sent is delivered before it (each receipt that arrives ahead of one acknowledged before it was
+    /// sent is one violation).
+    fn order_checks(&self, rep: &mut DeliveryReport) {
+        let orders: Vec<Vec<u32>> = self
+            .subscribers
+            .iter()
+            .map(|r| r.order.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect();
+        let id = |i: u32| self.id(u64::from(i));
+        if let Some(reference) = orders.first() {
+            let mut position = vec![u32::MAX; self.states.len()];
+            for (p, i) in reference.iter().enumerate() {
+                position[*i as usize] = p as u32;
+            }
+            for (s, order) in orders.iter().enumerate().skip(1) {
+                let shared: Vec<u32> = order
+                    .iter()
+                    .copied()
+                    .filter(|i| position[*i as usize] != u32::MAX)
+                    .collect();
+                for pair in shared.windows(2) {
+                    if position[pair[0] as usize] > position[pair[1] as usize] {
+                        rep.order_disagreements += 1;
+                        if rep.order_samples.len() < MAX_ORDER_SAMPLES {
+                            rep.order_samples.push(format!(
+                                "subscriber {s} received {} before {}; subscriber 0 the other way round",
+                                id(pair[0]),
+                                id(pair[1])
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for (s, order) in orders.iter().enumerate() {
+            // From the end: the earliest acknowledgement among what this subscriber received later.
+            let mut earliest: Option<(u64, u32)> = None;
+            for i in order.iter().rev() {
+                let sent = self.sent_at[*i as usize].load(Ordering::Relaxed);
+                if let Some((acked, later)) = earliest
+                    && sent > 0
+                    && acked < sent
+                {
+                    rep.real_time_violations += 1;
+                    if rep.order_samples.len() < MAX_ORDER_SAMPLES {
+                        rep.order_samples.push(format!(
+                            "subscriber {s} received {} before {}, which was acknowledged before {0} was sent",
+                            id(*i),
+                            id(later)
+                        ));
+                    }
+                }
+                let acked = self.acked_at[*i as usize].load(Ordering::Relaxed);
+                if acked > 0 && earliest.is_none_or(|(e, _)| acked < e) {
+                    earliest = Some((acked, *i));
+                }
+            }
+        }
     }
 }
 
@@ -366,6 +448,40 @@ mod tests {
         assert_eq!(rep.recovered, 1);
         assert_eq!(rate, Some(5.0 / 6.0));
         assert_eq!(latency.map(|l| l.count), Some(7));
+    }
+
+    #[test]
+    fn subscribers_that_disagree_on_order_and_a_late_delivery_are_told() {
+        let p = WsProtocol::default();
+        let l = Ledger::new("o", 4, 2);
+        // 0 and 1 acknowledged before 2 and 3 were sent; 2 and 3 concurrent.
+        for i in 0..2 {
+            l.sent(i);
+            l.finished(i, Outcome::Acknowledged);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        l.sent(2);
+        l.sent(3);
+        l.finished(2, Outcome::Acknowledged);
+        l.finished(3, Outcome::Acknowledged);
+        // Different publishers, so per-publisher order sees nothing.
+        for (s, order) in [(0, [0, 1, 2, 3]), (1, [0, 2, 1, 3])] {
+            l.subscribed(s, Instant::now());
+            for i in order {
+                l.received(s, &delivery(&format!("o-{i}"), &format!("p{i}"), 1), &p);
+            }
+        }
+        let (rep, _, _) = l.report();
+        assert_eq!(rep.out_of_order, 0);
+        assert_eq!(rep.order_disagreements, 1, "{:?}", rep.order_samples);
+        assert_eq!(rep.real_time_violations, 1, "{:?}", rep.order_samples);
+        assert_eq!(
+            rep.order_samples,
+            vec![
+                "subscriber 1 received o-2 before o-1; subscriber 0 the other way round",
+                "subscriber 1 received o-2 before o-1, which was acknowledged before o-2 was sent",
+            ]
+        );
     }
 
     #[test]
