@@ -1,8 +1,14 @@
 //! Slow consumer: some way into the load, one connection subscribes to a topic of its own and stops
 //! reading (with a small receive buffer, so it backs up quickly), while publishers flood that topic.
-//! The endpoint should disconnect it within the declared time; meanwhile the load's own connections
-//! should not suffer. The stalled connection keeps sending small pings: once the endpoint has cut it,
-//! a write fails, which times the disconnection without reading anything.
+//! The endpoint should disconnect it within the declared time, with the declared close code; meanwhile
+//! the load's own connections should not suffer. The stalled connection keeps sending small pings:
+//! once the endpoint has cut it, a write fails, which times the disconnection without reading
+//! anything. An endpoint may instead send its close frame behind the data the consumer never read and
+//! keep the TCP connection open, waiting for the answer; so when the stall is over (or a write failed)
+//! the flood stops and the stalled connection reads everything it was sent: how many messages, and
+//! whether a close frame (which code) or the end of the connection is behind them. A server that never
+//! disconnects it and one that does are told apart, and the publishes it never got show whether the
+//! endpoint's queue for it was bounded.
 //!
 //! Whether the load held up is judged afterwards, from the run's timeline: see [`others_check`].
 
@@ -29,15 +35,51 @@ use crate::scenario::websocket::SlowConsumerProbe;
 const STALLED_RECV_BUFFER: u32 = 4096;
 const PING_EVERY: Duration = Duration::from_millis(100);
 
+/// How long the stalled connection, reading again, waits for a next frame before it calls the
+/// endpoint quiet, and how long it reads at most.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
+const DRAIN_AT_MOST: Duration = Duration::from_secs(10);
+
 /// What the probe saw; the load's side is added from the timeline.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub stalled_at: Instant,
+    /// Exact when a write failed; otherwise when the stalled connection read again and found the
+    /// connection ended (an upper bound).
     pub disconnected_after: Option<Duration>,
     pub published: u64,
     pub ack: Option<LatencySummary>,
+    pub seen: Seen,
+    /// Messages read when the stalled connection read again.
+    pub delivered: u64,
     /// Why the probe could not run, if it could not.
     pub error: Option<String>,
+}
+
+/// How the end of the stalled connection showed itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// A ping could not be written: the endpoint had cut the connection.
+    WriteFailed,
+    /// Reading again, a close frame behind the unread data.
+    Closed {
+        code: u16,
+        reason: String,
+    },
+    /// Reading again, the connection ended without a close frame.
+    Dropped,
+    StillOpen,
+}
+
+impl Seen {
+    fn name(&self) -> &'static str {
+        match self {
+            Seen::WriteFailed => "write_failed",
+            Seen::Closed { .. } => "closed",
+            Seen::Dropped => "dropped",
+            Seen::StillOpen => "still_open",
+        }
+    }
 }
 
 /// Runs the probe, starting `p.after` past `load_start`; `stop` ends it early.
@@ -52,6 +94,8 @@ pub async fn probe(
         disconnected_after: None,
         published: 0,
         ack: None,
+        seen: Seen::StillOpen,
+        delivered: 0,
         error: None,
     };
     tokio::select! {
@@ -94,9 +138,10 @@ pub async fn probe(
             publish(&env, &p, &path, k, &flood, &published, &acks).await
         }));
     }
-    let (mut sink, unread) = stalled;
-    let give_up = outcome.stalled_at + p.expect_within + Duration::from_secs(1);
+    let (mut sink, mut unread) = stalled;
+    let give_up = outcome.stalled_at + p.expect_within;
     let mut tick = tokio::time::interval(PING_EVERY);
+    let mut write_failed = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -107,6 +152,7 @@ pub async fn probe(
         }
         if sink.send(Message::Ping(vec![0u8; 4].into())).await.is_err() {
             outcome.disconnected_after = Some(outcome.stalled_at.elapsed());
+            write_failed = true;
             break;
         }
     }
@@ -114,10 +160,46 @@ pub async fn probe(
     for p in publishers {
         let _ = p.await;
     }
-    drop(unread);
+    let resumed = outcome.stalled_at.elapsed();
+    let (delivered, end) = drain(&mut unread).await;
+    outcome.delivered = delivered;
+    outcome.seen = match end {
+        _ if write_failed => Seen::WriteFailed,
+        Some(seen) => {
+            outcome.disconnected_after = Some(resumed);
+            seen
+        }
+        None => Seen::StillOpen,
+    };
+    drop((sink, unread));
     outcome.published = published.load(Ordering::Relaxed);
     outcome.ack = LatencySummary::of(&acks.lock().unwrap_or_else(|p| p.into_inner()));
     outcome
+}
+
+/// Reads what the stalled connection was sent: the data frames, then how it ended (`None`: it did
+/// not, within [`DRAIN_AT_MOST`], and went quiet).
+async fn drain(unread: &mut Unread) -> (u64, Option<Seen>) {
+    let mut delivered = 0;
+    let until = tokio::time::Instant::now() + DRAIN_AT_MOST;
+    loop {
+        let next = tokio::time::timeout(DRAIN_QUIET, unread.next());
+        let next = match tokio::time::timeout_at(until, next).await {
+            Ok(Ok(next)) => next,
+            _ => return (delivered, None),
+        };
+        match next {
+            Some(Ok(Message::Text(_) | Message::Binary(_))) => delivered += 1,
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                    (u16::from(f.code), f.reason.to_string())
+                });
+                return (delivered, Some(Seen::Closed { code, reason }));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (delivered, Some(Seen::Dropped)),
+        }
+    }
 }
 
 type Sink = futures_util::stream::SplitSink<conn::Stream, Message>;
@@ -268,6 +350,18 @@ pub fn report(
         during_p99_ms: worst(&during),
         allowed_p99_ms: baseline_p99_ms.map(|base| (base * 2.0).max(base + slowdown_ms)),
         during_failed: during.iter().map(|r| r.failed).sum(),
+        seen: o.seen.name().to_string(),
+        close_code: match &o.seen {
+            Seen::Closed { code, .. } => Some(*code),
+            _ => None,
+        },
+        close_reason: match &o.seen {
+            Seen::Closed { reason, .. } => reason.chars().take(120).collect(),
+            _ => String::new(),
+        },
+        expected_close_code: p.close_code,
+        delivered: o.delivered,
+        discarded: o.published.saturating_sub(o.delivered),
     }
 }
 
@@ -302,38 +396,79 @@ pub fn checks(o: &Outcome, r: &SlowConsumerReport, timeline: &[TimelineRow]) -> 
             format!("the probe could not run: {e}"),
         )];
     }
-    let within = r.expect_within_ms;
-    let disconnected = match r.disconnected_after_ms {
-        Some(ms) if ms <= within => CheckResult::new(
-            "slow_consumer.disconnected",
+    vec![disconnected_check(o, r), others_check(r, timeline)]
+}
+
+/// Disconnected in time, with the expected close code (a connection cut without a close frame counts
+/// too: behind unread data, a consumer may never see one).
+pub fn disconnected_check(o: &Outcome, r: &SlowConsumerReport) -> CheckResult {
+    let name = "slow_consumer.disconnected";
+    let within = r.expect_within_ms / 1000.0;
+    let queue = if r.discarded > 0 {
+        format!(
+            "it had been sent {} of the {} publishes to its topic ({} discarded: its queue was bounded)",
+            r.delivered, r.published, r.discarded
+        )
+    } else {
+        format!(
+            "it had been sent all {} publishes to its topic (none discarded)",
+            r.published
+        )
+    };
+    let after = r.disconnected_after_ms.unwrap_or(0.0) / 1000.0;
+    match &o.seen {
+        Seen::WriteFailed if after <= within => CheckResult::new(
+            name,
+            true,
+            format!("cut {after:.1}s after it stopped reading (allowed {within:.0}s); {queue}"),
+        ),
+        Seen::WriteFailed => CheckResult::new(
+            name,
+            false,
+            format!(
+                "cut only {after:.1}s after it stopped reading (allowed {within:.0}s); {queue}"
+            ),
+        ),
+        Seen::Closed { code, reason } if *code == r.expected_close_code => CheckResult::new(
+            name,
             true,
             format!(
-                "disconnected {:.1}s after it stopped reading (allowed {:.0}s); {} publishes meanwhile",
-                ms / 1000.0,
-                within / 1000.0,
-                r.published
+                "closed with {code}{} within {after:.1}s of stopping to read (allowed {within:.0}s; seen when it read again); {queue}",
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({reason})")
+                }
             ),
         ),
-        Some(ms) => CheckResult::new(
-            "slow_consumer.disconnected",
+        Seen::Closed { code, reason } => CheckResult::new(
+            name,
             false,
             format!(
-                "disconnected only {:.1}s after it stopped reading (allowed {:.0}s)",
-                ms / 1000.0,
-                within / 1000.0
+                "closed with {code}{}, not the expected {}, within {after:.1}s of stopping to read; {queue}",
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({reason})")
+                },
+                r.expected_close_code
             ),
         ),
-        None => CheckResult::new(
-            "slow_consumer.disconnected",
+        Seen::Dropped => CheckResult::new(
+            name,
+            true,
+            format!(
+                "the connection was cut without a close frame within {after:.1}s of stopping to read (allowed {within:.0}s); {queue}"
+            ),
+        ),
+        Seen::StillOpen => CheckResult::new(
+            name,
             false,
             format!(
-                "still connected {:.0}s after it stopped reading, with {} publishes queued for it",
-                within / 1000.0,
-                r.published
+                "still connected {within:.0}s after it stopped reading; reading again, {queue}"
             ),
         ),
-    };
-    vec![disconnected, others_check(r, timeline)]
+    }
 }
 
 /// The load's worst second during the stall against its worst second before it: a p99 no higher than
@@ -407,6 +542,7 @@ mod tests {
             payload_size: 1024,
             path: crate::config::template::Template::parse("/slow").unwrap(),
             others_slowdown: Duration::from_millis(slowdown_ms),
+            close_code: 1008,
         }
     }
 
@@ -417,6 +553,8 @@ mod tests {
             disconnected_after: Some(Duration::from_secs(3)),
             published: 40,
             ack: None,
+            seen: Seen::WriteFailed,
+            delivered: 12,
             error: None,
         }
     }

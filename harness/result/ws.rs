@@ -129,6 +129,24 @@ pub struct SlowConsumerReport {
     /// The load's failed iterations during the stall.
     #[serde(default)]
     pub during_failed: u64,
+    /// How the disconnection was seen: `write_failed` (timed exactly), `closed` or `dropped` when the
+    /// stalled connection read again after the stall (timed as "by then"), or `still_open`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub seen: String,
+    /// The close code the endpoint sent, if its close frame was read, and the one expected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub close_reason: String,
+    #[serde(default)]
+    pub expected_close_code: u16,
+    /// Messages the stalled connection had been sent, read when it read again.
+    #[serde(default)]
+    pub delivered: u64,
+    /// Publishes to its topic it never got: the endpoint's queue for it was bounded (or cleared on
+    /// the close).
+    #[serde(default)]
+    pub discarded: u64,
 }
 
 /// `metrics.rate_limit`

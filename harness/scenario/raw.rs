@@ -198,4 +198,5 @@ pub struct RawSlowConsumer {
     pub payload_size: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
     pub others_slowdown: Option<Spanned<String>>,
+    pub close_code: Option<Spanned<i64>>,
 }

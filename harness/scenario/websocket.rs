@@ -218,4 +218,6 @@ pub struct SlowConsumerProbe {
     /// (or twice that worst, if larger). A consumer whose stall spreads to the others costs them
     /// seconds; scheduler noise on a busy machine costs tens of milliseconds.
     pub others_slowdown: Duration,
+    /// The close code the endpoint should disconnect it with.
+    pub close_code: u16,
 }

@@ -339,7 +339,23 @@ fn slow_consumer(diag: &mut Diagnostics<'_>, s: &RawSlowConsumer) -> Option<Slow
         &key("others_slowdown"),
         Duration::from_millis(100),
     );
+    let close_code = match &s.close_code {
+        None => Some(1008),
+        Some(c) => match u16::try_from(*c.get_ref()) {
+            Ok(code) if (1000..=4999).contains(&code) => Some(code),
+            _ => {
+                diag.error(
+                    c.span(),
+                    key("close_code"),
+                    format!("{} is not a WebSocket close code", c.get_ref()),
+                    Some("close codes run from 1000 to 4999; 1008 is \"policy violation\"".into()),
+                );
+                None
+            }
+        },
+    };
     Some(SlowConsumerProbe {
+        close_code: close_code?,
         after: after?,
         expect_within: expect_within?,
         publishers: publishers?,
