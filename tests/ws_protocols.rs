@@ -25,12 +25,16 @@ struct Gate {
     burst: f64,
     /// Errors for unknown ops carry no id (a defect: the client cannot tell which message failed).
     errors_without_ids: bool,
+    /// The handshake must carry `Authorization: Bearer t0ken` and offer the `gate.v1` subprotocol,
+    /// and the first frame must be `{"op":"auth","token":"t0ken",…}`; until then everything is refused.
+    auth: bool,
 }
 
 const HEALTHY: Gate = Gate {
     rate: 20.0,
     burst: 10.0,
     errors_without_ids: false,
+    auth: false,
 };
 
 const MAX_FRAME: usize = 8 * 1024;
@@ -77,11 +81,18 @@ fn normalise(t: &str) -> String {
     format!("/{}", segments.join("/")).to_lowercase()
 }
 
-fn answer(gate: &Gate, bucket: &mut Bucket, text: &str) -> Value {
+fn answer(gate: &Gate, bucket: &mut Bucket, authed: &mut bool, text: &str) -> Value {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         return json!({"op": "err", "id": null, "why": "unparseable"});
     };
     let id = v.get("id").cloned().unwrap_or(Value::Null);
+    if gate.auth && !*authed {
+        if v["op"] == "auth" && v["token"] == "t0ken" {
+            *authed = true;
+            return json!({"op": "authed", "id": id});
+        }
+        return json!({"op": "err", "id": id, "why": "not authenticated"});
+    }
     if !bucket.take(gate) {
         return json!({"op": "throttled", "id": id, "retry_ms": 50});
     }
@@ -105,6 +116,7 @@ async fn connection(mut socket: WebSocket, gate: Gate) {
         tokens: gate.burst,
         at: Instant::now(),
     };
+    let mut authed = false;
     while let Some(Ok(msg)) = socket.recv().await {
         let Message::Text(text) = msg else { continue };
         if text.len() > MAX_FRAME {
@@ -115,7 +127,7 @@ async fn connection(mut socket: WebSocket, gate: Gate) {
             let _ = socket.send(Message::Close(Some(close))).await;
             return;
         }
-        let reply = answer(&gate, &mut bucket, &text).to_string();
+        let reply = answer(&gate, &mut bucket, &mut authed, &text).to_string();
         if socket.send(Message::text(reply)).await.is_err() {
             return;
         }
@@ -129,9 +141,18 @@ fn server(gate: Gate) -> (TestServer, String) {
             .route(
                 "/socket",
                 get(
-                    |ws: WebSocketUpgrade, State(g): State<Arc<Mutex<Gate>>>| async move {
+                    |ws: WebSocketUpgrade,
+                     headers: axum::http::HeaderMap,
+                     State(g): State<Arc<Mutex<Gate>>>| async move {
+                        use axum::response::IntoResponse;
                         let gate = *g.lock().unwrap();
-                        ws.on_upgrade(move |socket| connection(socket, gate))
+                        let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+                        if gate.auth && bearer != Some("Bearer t0ken") {
+                            return axum::http::StatusCode::UNAUTHORIZED.into_response();
+                        }
+                        ws.protocols(["gate.v1"])
+                            .on_upgrade(move |socket| connection(socket, gate))
+                            .into_response()
                     },
                 ),
             )
@@ -343,5 +364,43 @@ fn a_built_in_configuration_pointed_at_the_gateway_stops_with_the_mismatch_expla
     assert!(
         result["metrics"]["rate_limit"].is_null() && result["totals"]["iterations"] == 0,
         "it stopped before the probes and the load: {result:#}"
+    );
+}
+
+const SET_UP: &str = r#"
+headers = { Authorization = "Bearer t0ken" }
+subprotocols = ["gate.v1"]
+on_connect = [{ send = '{"op":"auth","token":"t0ken","id":"{{id}}"}', expect = { pointer = "/op", equals = "authed" } }]
+"#;
+
+#[test]
+fn a_gateway_that_wants_a_token_a_subprotocol_and_an_auth_frame_passes_with_all_three() {
+    let gate = Gate {
+        auth: true,
+        ..HEALTHY
+    };
+    let with_setup = SCENARIO.replace("connections = 4\n", &format!("connections = 4{SET_UP}"));
+    let (_server, url) = server(gate);
+    let r = run_plan(&with_setup, &url, None);
+    assert_eq!(r.status, Status::Passed, "{:?} {:#?}", r.reason, r.checks);
+
+    // Without the auth frame every message is refused; without the token there is no connection.
+    let no_frame = with_setup.replace(
+        r#"on_connect = [{ send = '{"op":"auth","token":"t0ken","id":"{{id}}"}', expect = { pointer = "/op", equals = "authed" } }]"#,
+        "",
+    );
+    let r = run_plan(&no_frame, &url, None);
+    assert_eq!(r.status, Status::Failed, "{:?}", r.reason);
+    assert!(
+        r.metrics.errors.get("rejected").copied().unwrap_or(0) > 0,
+        "{:?}",
+        r.metrics.errors
+    );
+    let r = run_plan(SCENARIO, &url, None);
+    assert_eq!(r.status, Status::Aborted, "{:?}", r.reason);
+    assert!(
+        r.reason.as_deref().unwrap_or("").contains("HTTP 401"),
+        "{:?}",
+        r.reason
     );
 }

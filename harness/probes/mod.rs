@@ -59,7 +59,14 @@ pub struct WsEnv {
 impl WsEnv {
     /// Opens a connection of the probe's own (counted with the run's connections).
     pub async fn open(&self, id: u32) -> Result<Conn, ProbeError> {
-        let (ws, took) = conn::open(&self.url, self.addr, self.connect_timeout, None).await?;
+        let (ws, took) = conn::open(
+            &self.url,
+            self.addr,
+            self.connect_timeout,
+            None,
+            &self.shared.protocol.setup,
+        )
+        .await?;
         note(&self.tally, |c| c.handshake(took));
         Ok(Conn::start(
             ws,

@@ -213,6 +213,7 @@ async fn stall(env: &WsEnv, path: &str) -> Result<(Sink, Unread), ProbeError> {
         env.addr,
         env.connect_timeout,
         Some(STALLED_RECV_BUFFER),
+        &env.shared.protocol.setup,
     )
     .await
     .map_err(|e| failed(format!("could not open its connection: {e}")))?;

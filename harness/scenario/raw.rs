@@ -108,7 +108,21 @@ pub struct RawWebsocket {
     pub ping_interval: Option<Spanned<String>>,
     pub settle: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
+    /// Handshake request headers.
+    pub headers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    /// Offered in `Sec-WebSocket-Protocol`.
+    pub subprotocols: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `[[websocket.on_connect]]`: frames sent on every new connection, each awaiting its reply.
+    pub on_connect: Option<Vec<Spanned<RawOnConnect>>>,
     pub protocol: Option<Spanned<RawProtocol>>,
+}
+
+/// `[[websocket.on_connect]]`: `send = '…'`, `expect = { … }` (a matcher for the reply to await).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnConnect {
+    pub send: Option<Spanned<String>>,
+    pub expect: Option<Spanned<RawMatch>>,
 }
 
 /// `[websocket.protocol]`: frame templates and how inbound frames are recognised.

@@ -72,8 +72,27 @@ pub struct RetryAfterPointer {
     pub unit_s: f64,
 }
 
+/// What every connection does as it opens: handshake headers and subprotocols, then frames sent
+/// (authentication, say), each awaiting the reply its matcher recognises.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnSetup {
+    pub headers: Vec<(String, String)>,
+    pub subprotocols: Vec<String>,
+    pub on_connect: Vec<OnConnect>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnConnect {
+    /// The frame (its `{{id}}` a fresh id).
+    pub send: Template,
+    /// The reply to wait for; `None`: send and go on.
+    pub expect: Option<FrameMatcher>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WsProtocol {
+    /// How a connection is set up before it carries the load.
+    pub setup: ConnSetup,
     pub echo: Template,
     pub publish: Template,
     pub subscribe: Template,
@@ -106,6 +125,7 @@ impl Default for WsProtocol {
     fn default() -> Self {
         let t = |s: &str| Template::parse(s).unwrap_or_else(|_| Template::literal(s));
         Self {
+            setup: ConnSetup::default(),
             echo: t(r#"{"type":"echo","correlation_id":"{{id}}","payload":"{{payload}}"}"#),
             publish: t(
                 r#"{"type":"publish","path":"{{path}}","correlation_id":"{{id}}","data":{"id":"{{id}}","publisher":"{{publisher}}","seq":{{seq}},"payload":"{{payload}}"}}"#,

@@ -28,6 +28,7 @@ use super::frame::Inbound;
 use super::stats::{Gauge, Tally, note};
 use crate::scenario::WsProtocol;
 use crate::scenario::matcher::JsonType;
+use crate::scenario::websocket::ConnSetup;
 use crate::scenario::websocket::RefusalKind;
 
 pub type Stream = WebSocketStream<TcpStream>;
@@ -82,18 +83,23 @@ pub enum ConnectError {
     Tcp { addr: String, why: String },
     #[error("the WebSocket handshake failed: {0}")]
     Handshake(String),
-    #[error("no connection within {0:?}")]
+    #[error("no connection within {0:?} (TCP connect, upgrade and on-connect replies)")]
     Timeout(Duration),
+    /// An on-connect frame was not answered as the scenario expects.
+    #[error("setting up the connection failed: {0}")]
+    Setup(String),
 }
 
-/// Opens a connection to `url` at `addr` (resolved once per run); returns it with the time the TCP
-/// connect and the upgrade took. `recv_buffer` shrinks the socket's receive buffer (the slow-consumer
-/// probe uses it so that a stalled reader fills up quickly).
+/// Opens a connection to `url` at `addr` (resolved once per run), set up as `setup` says (handshake
+/// headers and subprotocols, then the on-connect frames and their replies); returns it with the time
+/// the TCP connect, the upgrade and the set-up took. `recv_buffer` shrinks the socket's receive buffer
+/// (the slow-consumer probe uses it so that a stalled reader fills up quickly).
 pub async fn open(
     url: &Url,
     addr: std::net::SocketAddr,
     timeout: Duration,
     recv_buffer: Option<u32>,
+    setup: &ConnSetup,
 ) -> Result<(Stream, Duration), ConnectError> {
     let started = Instant::now();
     let work = async {
@@ -112,18 +118,103 @@ pub async fn open(
         }
         let stream = socket.connect(addr).await.map_err(tcp_err)?;
         let _ = stream.set_nodelay(true);
-        let (ws, _) = tokio_tungstenite::client_async_with_config(
-            url.as_str(),
-            stream,
-            Some(client_config()),
-        )
-        .await
-        .map_err(|e| ConnectError::Handshake(describe_ws(&e)))?;
+        let request = handshake_request(url, setup)?;
+        let (mut ws, _) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(client_config()))
+                .await
+                .map_err(|e| ConnectError::Handshake(describe_ws(&e)))?;
+        on_connect(&mut ws, setup).await?;
         Ok((ws, started.elapsed()))
     };
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| ConnectError::Timeout(timeout))?
+}
+
+fn handshake_request(
+    url: &Url,
+    setup: &ConnSetup,
+) -> Result<tungstenite::handshake::client::Request, ConnectError> {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::http::{HeaderName, HeaderValue};
+    let bad = |e: &dyn std::fmt::Display| ConnectError::Handshake(e.to_string());
+    let mut request = url.as_str().into_client_request().map_err(|e| bad(&e))?;
+    let headers = request.headers_mut();
+    for (name, value) in &setup.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;
+        let value = HeaderValue::from_str(value).map_err(|e| bad(&e))?;
+        headers.insert(name, value);
+    }
+    if !setup.subprotocols.is_empty() {
+        let offered = HeaderValue::from_str(&setup.subprotocols.join(", ")).map_err(|e| bad(&e))?;
+        headers.insert("Sec-WebSocket-Protocol", offered);
+    }
+    Ok(request)
+}
+
+/// Sends the on-connect frames, each waiting (within the connect timeout) for the reply its matcher
+/// recognises.
+async fn on_connect(ws: &mut Stream, setup: &ConnSetup) -> Result<(), ConnectError> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    for step in &setup.on_connect {
+        let id = Value::String(format!(
+            "on-connect-{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let null = Value::Null;
+        let frame = step
+            .send
+            .render(&super::FrameVars {
+                id: &id,
+                seq: &null,
+                publisher: &null,
+                path: &null,
+                payload: &null,
+                run_id: &null,
+                index: &null,
+            })
+            .unwrap_or_default();
+        ws.send(Message::text(frame.clone())).await.map_err(|e| {
+            ConnectError::Setup(format!(
+                "could not send `{}`: {e}",
+                sample(frame.as_bytes())
+            ))
+        })?;
+        let Some(expect) = &step.expect else {
+            continue;
+        };
+        loop {
+            let bytes = match ws.next().await {
+                Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
+                Some(Ok(Message::Binary(b))) => b.to_vec(),
+                Some(Ok(Message::Close(f))) => {
+                    return Err(ConnectError::Setup(format!(
+                        "the endpoint closed the connection ({}) in answer to `{}`",
+                        f.map_or("no code".to_string(), |f| format!(
+                            "{}: {}",
+                            u16::from(f.code),
+                            f.reason
+                        )),
+                        sample(frame.as_bytes())
+                    )));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(ConnectError::Setup(e.to_string())),
+                None => {
+                    return Err(ConnectError::Setup(format!(
+                        "the connection ended before the reply to `{}`",
+                        sample(frame.as_bytes())
+                    )));
+                }
+            };
+            if let Some(f) = Inbound::parse(&bytes)
+                && expect.matches(&f)
+            {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Bytes read from the socket at a time. tungstenite zeroes this much of its buffer before every read
@@ -781,7 +872,9 @@ mod tests {
     use std::net::SocketAddr;
 
     async fn connect(url: &Url, addr: SocketAddr, protocol: WsProtocol) -> (Conn, Tally) {
-        let (ws, _) = open(url, addr, Duration::from_secs(5), None).await.unwrap();
+        let (ws, _) = open(url, addr, Duration::from_secs(5), None, &protocol.setup)
+            .await
+            .unwrap();
         let t = tally();
         let shared = Shared::new(Arc::new(protocol));
         (Conn::start(ws, 0, shared, None, None, t.clone()), t)

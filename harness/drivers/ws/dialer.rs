@@ -46,7 +46,15 @@ impl Dialer {
         hook: Option<DeliveryHook>,
         tally: &Tally,
     ) -> Result<Conn, ConnectError> {
-        match conn::open(&self.url, self.addr, self.connect_timeout, None).await {
+        match conn::open(
+            &self.url,
+            self.addr,
+            self.connect_timeout,
+            None,
+            &self.shared.protocol.setup,
+        )
+        .await
+        {
             Ok((ws, took)) => {
                 note(tally, |c| c.handshake(took));
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;

@@ -96,7 +96,14 @@ impl Session for WsSession<'_> {
     async fn preflight(&mut self) -> Result<(), TargetError> {
         let addr: SocketAddr = crate::net::resolve(&self.url).await?;
         let timeout = self.settings.connect_timeout;
-        let (mut ws, _) = conn::open(&self.url, addr, timeout, None).await?;
+        let (mut ws, _) = conn::open(
+            &self.url,
+            addr,
+            timeout,
+            None,
+            &self.settings.protocol.setup,
+        )
+        .await?;
         let run_id = serde_json::Value::String(self.plan.identity.run_id.clone());
         let path = crate::drivers::ws::render_path(&self.settings.path, &run_id);
         let understood = understood::check(

@@ -13,7 +13,8 @@ use crate::config::units::{parse_duration, parse_size};
 use crate::scenario::model::{Load, TargetKind};
 use crate::scenario::raw::{RawMatch, RawProtocol, RawWebsocket};
 use crate::scenario::websocket::{
-    FRAME_VARIABLES, FrameMatcher, RefusalKind, RetryAfterPointer, WsMode, WsProtocol, WsSettings,
+    ConnSetup, FRAME_VARIABLES, FrameMatcher, OnConnect, RefusalKind, RetryAfterPointer, WsMode,
+    WsProtocol, WsSettings,
 };
 
 /// Largest payload padding a frame may ask for.
@@ -54,6 +55,9 @@ pub(super) fn websocket(
                 ping_interval: None,
                 settle: None,
                 connect_timeout: None,
+                headers: None,
+                subprotocols: None,
+                on_connect: None,
                 protocol: None,
             };
             &empty
@@ -112,7 +116,13 @@ pub(super) fn websocket(
         "websocket.connect_timeout",
         Duration::from_secs(5),
     );
-    let protocol = protocol(diag, w.protocol.as_ref());
+    let setup = setup(diag, w);
+    let protocol = protocol(diag, w.protocol.as_ref())
+        .zip(setup)
+        .map(|(mut p, setup)| {
+            p.setup = setup;
+            p
+        });
     Some(Some(WsSettings {
         mode,
         connections: connections?,
@@ -195,6 +205,7 @@ fn protocol(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawProtocol>>) -> O
         &d.subscribed_path,
     );
     Some(WsProtocol {
+        setup: ConnSetup::default(),
         echo: echo?,
         publish: publish?,
         subscribe: subscribe?,
@@ -211,6 +222,83 @@ fn protocol(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawProtocol>>) -> O
         delivery_publisher: delivery_publisher?,
         delivery_seq: delivery_seq?,
         subscribed_path: subscribed_path?,
+    })
+}
+
+/// Handshake headers, subprotocols and on-connect frames.
+fn setup(diag: &mut Diagnostics<'_>, w: &RawWebsocket) -> Option<ConnSetup> {
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let mut ok = true;
+    let mut headers = Vec::new();
+    for (name, value) in w.headers.iter().flat_map(|h| h.get_ref()) {
+        let key = format!("websocket.headers.{}", name.get_ref());
+        if HeaderName::from_bytes(name.get_ref().as_bytes()).is_err() {
+            diag.error(
+                name.span(),
+                &key,
+                "not an HTTP header name",
+                Some("e.g. Authorization".into()),
+            );
+            ok = false;
+        } else if HeaderValue::from_str(value.get_ref()).is_err() {
+            diag.error(
+                value.span(),
+                &key,
+                "not a valid header value (control characters or non-ASCII)",
+                None,
+            );
+            ok = false;
+        } else {
+            headers.push((name.get_ref().clone(), value.get_ref().clone()));
+        }
+    }
+    let mut subprotocols = Vec::new();
+    for p in w.subprotocols.iter().flat_map(|s| s.get_ref()) {
+        let token = p.get_ref();
+        if token.is_empty()
+            || !token
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !",;\"".contains(c))
+        {
+            diag.error(
+                p.span(),
+                "websocket.subprotocols",
+                format!("{token:?} is not a subprotocol name"),
+                Some("a token of printable ASCII without commas, e.g. \"graphql-ws\"".into()),
+            );
+            ok = false;
+        } else {
+            subprotocols.push(token.clone());
+        }
+    }
+    let mut on_connect = Vec::new();
+    for (i, step) in w.on_connect.iter().flatten().enumerate() {
+        let key = format!("websocket.on_connect[{i}]");
+        let s = step.get_ref();
+        let send = match &s.send {
+            Some(_) => template(diag, s.send.as_ref(), &format!("{key}.send"), "", &["id"]),
+            None => {
+                diag.missing(
+                    step.span(),
+                    &format!("{key}.send"),
+                    "add send = '…', the frame to send",
+                );
+                None
+            }
+        };
+        let expect = match &s.expect {
+            None => Some(None),
+            Some(m) => frame_matcher(diag, m, &format!("{key}.expect")).map(Some),
+        };
+        match (send, expect) {
+            (Some(send), Some(expect)) => on_connect.push(OnConnect { send, expect }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(ConnSetup {
+        headers,
+        subprotocols,
+        on_connect,
     })
 }
 
