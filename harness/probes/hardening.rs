@@ -156,6 +156,17 @@ async fn sizes(env: &WsEnv, p: &HardeningProbe) -> Vec<CheckResult> {
     out
 }
 
+/// Refused with a plain refusal: a rate-limit refusal says nothing about the input.
+fn refused_as_invalid(reply: &Option<Reply>) -> bool {
+    matches!(
+        reply,
+        Some(Reply::Rejected {
+            rate_limited: false,
+            ..
+        })
+    )
+}
+
 fn describe(reply: &Option<Reply>) -> String {
     match reply {
         Some(Reply::Answer(_)) => "was answered".into(),
@@ -181,13 +192,7 @@ async fn refusals(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
     for (i, text) in p.malformed.iter().enumerate() {
         let cid = id(env, &format!("malformed-{i}"));
         let reply = env.send_text(&conn, &cid, |_| text.clone(), WAIT).await;
-        if !matches!(
-            reply,
-            Some(Reply::Rejected {
-                rate_limited: false,
-                ..
-            })
-        ) {
+        if !refused_as_invalid(&reply) {
             problems.push(format!("{text:?} {}", describe(&reply)));
         }
     }
@@ -235,13 +240,7 @@ async fn unknown_type(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
     let after = still_answers(env, &conn).await;
     conn.close().await;
     match (&reply, after) {
-        (
-            Some(Reply::Rejected {
-                rate_limited: false,
-                ..
-            }),
-            Ok(()),
-        ) => CheckResult::new(
+        (reply, Ok(())) if refused_as_invalid(reply) => CheckResult::new(
             name,
             true,
             "a message of an unknown type was refused with an error frame",
@@ -277,13 +276,7 @@ async fn invalid_paths(env: &WsEnv, p: &HardeningProbe) -> CheckResult {
                 WAIT,
             )
             .await;
-        if !matches!(
-            reply,
-            Some(Reply::Rejected {
-                rate_limited: false,
-                ..
-            })
-        ) {
+        if !refused_as_invalid(&reply) {
             accepted.push(format!("{:?} {}", shorten(path), describe(&reply)));
         }
     }

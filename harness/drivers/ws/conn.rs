@@ -1,9 +1,10 @@
 //! One client WebSocket connection: opened with its handshake timed, then read by the requests waiting
 //! on it (or, for a subscriber, by a reader task). Inbound frames are matched to the requests waiting
 //! for them by correlation id, or — for a refusal that carries none — to the oldest request still
-//! waiting (a reply to a request that timed out is late, and charged to no other request);
-//! a close with a code the protocol names as a refusal refuses what waits; deliveries go to a subscriber's hook; a ping task measures round trips. Requests are sent
-//! under one lock, so frames leave in the order their sequence numbers were given.
+//! waiting (a reply to a request that timed out is late, and charged to no other request); a close
+//! with a code the protocol names as a refusal refuses what waits; deliveries go to a subscriber's
+//! hook; a ping task measures round trips. Requests are sent under one lock, so frames leave in the
+//! order their sequence numbers were given.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -199,7 +200,12 @@ async fn on_connect(ws: &mut Stream, setup: &ConnSetup) -> Result<(), ConnectErr
                     )));
                 }
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(ConnectError::Setup(e.to_string())),
+                Some(Err(e)) => {
+                    return Err(ConnectError::Setup(format!(
+                        "the connection failed while waiting for the reply to `{}`: {e}",
+                        sample(frame.as_bytes())
+                    )));
+                }
                 None => {
                     return Err(ConnectError::Setup(format!(
                         "the connection ended before the reply to `{}`",
@@ -734,29 +740,24 @@ fn dispatch(inner: &Inner, shared: &Shared, on_delivery: Option<&DeliveryHook>, 
     let refused = rate_limited || protocol.rejection.matches(&frame);
     let waiter = {
         let mut p = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        match &cid {
-            Some(c) => match p.waiting.remove(c) {
-                Some(tx) => {
-                    if let Some(i) = p.order.iter().position(|o| o == c) {
-                        p.order.remove(i);
-                    }
-                    Some(tx)
+        let known = cid
+            .as_ref()
+            .and_then(|c| p.waiting.remove(c).map(|tx| (c, tx)));
+        match known {
+            Some((c, tx)) => {
+                if let Some(i) = p.order.iter().position(|o| o == c) {
+                    p.order.remove(i);
                 }
-                // Its request timed out: late, and charged to nobody else.
-                None if p.forgotten_set.contains(c) => {
-                    drop(p);
-                    note(&inner.tally, |s| s.late_replies += 1);
-                    return;
-                }
-                // An id the harness never sent (one the endpoint made up for a message it could
-                // not read): like a refusal without an id, the oldest waiting message's.
-                None if refused => {
-                    let oldest = p.order.pop_front();
-                    oldest.and_then(|c| p.waiting.remove(&c))
-                }
-                None => None,
-            },
-            // A refusal the endpoint could not tie to a message: the oldest waiting one.
+                Some(tx)
+            }
+            // Its request timed out: late, and charged to nobody else.
+            None if cid.as_ref().is_some_and(|c| p.forgotten_set.contains(c)) => {
+                drop(p);
+                note(&inner.tally, |s| s.late_replies += 1);
+                return;
+            }
+            // A refusal the endpoint could not tie to a message (no id, or one it made up for a
+            // message it could not read): the oldest waiting one.
             None if refused => {
                 let oldest = p.order.pop_front();
                 oldest.and_then(|c| p.waiting.remove(&c))
