@@ -161,7 +161,7 @@ pub async fn probe(
         let _ = p.await;
     }
     let resumed = outcome.stalled_at.elapsed();
-    let (delivered, end) = drain(&mut unread).await;
+    let (delivered, end) = drain(&mut unread, &env.shared.protocol).await;
     outcome.delivered = delivered;
     outcome.seen = match end {
         _ if write_failed => Seen::WriteFailed,
@@ -177,9 +177,14 @@ pub async fn probe(
     outcome
 }
 
-/// Reads what the stalled connection was sent: the data frames, then how it ended (`None`: it did
+/// Whether a frame is one the protocol calls a delivery.
+fn is_delivery(bytes: &[u8], protocol: &crate::scenario::WsProtocol) -> bool {
+    crate::drivers::ws::frame::Inbound::parse(bytes).is_some_and(|f| protocol.delivery.matches(&f))
+}
+
+/// Reads what the stalled connection was sent: the deliveries, then how it ended (`None`: it did
 /// not, within [`DRAIN_AT_MOST`], and went quiet).
-async fn drain(unread: &mut Unread) -> (u64, Option<Seen>) {
+async fn drain(unread: &mut Unread, protocol: &crate::scenario::WsProtocol) -> (u64, Option<Seen>) {
     let mut delivered = 0;
     let until = tokio::time::Instant::now() + DRAIN_AT_MOST;
     loop {
@@ -189,7 +194,10 @@ async fn drain(unread: &mut Unread) -> (u64, Option<Seen>) {
             _ => return (delivered, None),
         };
         match next {
-            Some(Ok(Message::Text(_) | Message::Binary(_))) => delivered += 1,
+            Some(Ok(Message::Text(t))) => {
+                delivered += u64::from(is_delivery(t.as_bytes(), protocol));
+            }
+            Some(Ok(Message::Binary(b))) => delivered += u64::from(is_delivery(&b, protocol)),
             Some(Ok(Message::Close(frame))) => {
                 let (code, reason) = frame.map_or((1005, String::new()), |f| {
                     (u16::from(f.code), f.reason.to_string())
