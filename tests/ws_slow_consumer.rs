@@ -189,6 +189,13 @@ fn a_close_behind_unread_data_is_seen_and_a_server_that_keeps_everything_is_not_
         .clone()
         .unwrap();
     assert!(c.passed, "{} {report:?}", c.detail);
+    assert_eq!(
+        closes.status,
+        harness::result::Status::Passed,
+        "the bounded server passes whole: {:?} {:#?}",
+        closes.reason,
+        closes.checks
+    );
     assert_eq!(report.seen, "closed", "{report:?}");
     assert_eq!(report.close_code, Some(1008), "{report:?}");
     assert!(
@@ -212,6 +219,17 @@ fn a_close_behind_unread_data_is_seen_and_a_server_that_keeps_everything_is_not_
         .clone()
         .unwrap();
     assert!(!c.passed, "{} {kept:?}", c.detail);
+    let failed: Vec<&str> = keeps
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["slow_consumer.disconnected"],
+        "only the disconnect check fails"
+    );
     assert_eq!(kept.seen, "still_open", "{kept:?}");
     assert_eq!(
         (kept.discarded, kept.delivered),
