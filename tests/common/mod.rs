@@ -236,3 +236,31 @@ pub fn serve_reference(which: &str, defect: &str) -> (std::process::Child, Strin
         .to_string();
     (server, url)
 }
+
+/// Asserts that a run passed, or failed on nothing but latency thresholds. A shipped configuration's
+/// milliseconds (`lock.acquire.p95 < 100ms`) are a promise about the service on a quiet machine, not
+/// about a debug build sharing two cores with the rest of the suite; a test of behaviour must not rest
+/// on them. Every other threshold and every check must pass, and each latency threshold must have
+/// been measured.
+pub fn assert_passed_but_for_latency(r: &harness::result::RunResult, what: &str) {
+    use harness::result::Status;
+    let failed: Vec<_> = r.thresholds.iter().filter(|v| !v.passed).collect();
+    let only_latency = failed
+        .iter()
+        .all(|v| v.kind == "duration" && v.actual.is_some());
+    let checks_pass = r.checks.iter().all(|c| c.passed);
+    let tolerated = r.status == Status::Failed && !failed.is_empty() && only_latency && checks_pass;
+    assert!(
+        r.status == Status::Passed || tolerated,
+        "{what}: {:?} {:?}\n{:?}",
+        r.status,
+        r.reason,
+        r.metrics.error_samples
+    );
+    if tolerated {
+        eprintln!(
+            "{what}: passed but for latency on this machine: {:?}",
+            r.reason
+        );
+    }
+}
