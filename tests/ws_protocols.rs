@@ -217,14 +217,6 @@ fn run(gate: Gate) -> RunResult {
     run_plan(SCENARIO, &url, None)
 }
 
-fn failed_checks(r: &RunResult) -> Vec<&str> {
-    r.checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name.as_str())
-        .collect()
-}
-
 fn check<'a>(r: &'a RunResult, name: &str) -> &'a harness::result::CheckResult {
     r.checks
         .iter()

@@ -89,14 +89,6 @@ fn run_against(text: &str, config: WsConfig) -> RunResult {
     result
 }
 
-fn failed_checks(r: &RunResult) -> Vec<&str> {
-    r.checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name.as_str())
-        .collect()
-}
-
 /// No threshold failed; if one did, every verdict and the connection figures are shown.
 fn assert_no_failed_thresholds(r: &RunResult) {
     assert_eq!(
@@ -106,14 +98,6 @@ fn assert_no_failed_thresholds(r: &RunResult) {
         r.thresholds,
         r.metrics.ws
     );
-}
-
-fn failed_thresholds(r: &RunResult) -> Vec<&str> {
-    r.thresholds
-        .iter()
-        .filter(|v| !v.passed)
-        .map(|v| v.metric.as_str())
-        .collect()
 }
 
 #[test]

@@ -168,6 +168,22 @@ pub fn render(r: &RunResult) -> String {
                 ws.late_replies
             );
         }
+        if ws.app_ping_ms.is_some() || ws.app_pings_unanswered > 0 {
+            let rtt = ws
+                .app_ping_ms
+                .map(|a| format!("round trip {}", a.describe(&["p50", "p99"])))
+                .unwrap_or_else(|| "no pong".into());
+            let clock = ws
+                .server_clock_offset_ms
+                .as_ref()
+                .map(|o| format!("; server clock {:+.1} ms from ours", o.mean))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  app ping    {rtt}; {} unanswered{clock}",
+                ws.app_pings_unanswered
+            );
+        }
         if let Some(d) = &ws.delivery {
             let rate = ws
                 .delivery_rate

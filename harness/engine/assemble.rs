@@ -244,6 +244,14 @@ fn connection_counts(c: &crate::metrics::ConnectionStats, m: &mut WsMetrics) {
     m.connect_ms = LatencySummary::of(&c.connect);
     m.connect_hdr = (!c.connect.is_empty()).then(|| encode(&c.connect));
     m.ping_ms = LatencySummary::of(&c.ping);
+    m.app_ping_ms = LatencySummary::of(&c.app_ping);
+    m.app_pings_unanswered = c.app_ping_unanswered;
+    m.server_clock_offset_ms = c.clock_offset.mean_us().map(|mean| ClockOffsetSummary {
+        samples: c.clock_offset.samples,
+        mean: mean / 1000.0,
+        min: c.clock_offset.min_us as f64 / 1000.0,
+        max: c.clock_offset.max_us as f64 / 1000.0,
+    });
     m.reconnect_ms = LatencySummary::of(&c.reconnect);
     m.close_codes = c
         .close_codes

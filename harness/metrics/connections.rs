@@ -32,6 +32,12 @@ pub struct ConnectionStats {
     pub connect: Hist,
     /// Ping to pong.
     pub ping: Hist,
+    /// Application-level ping to its pong.
+    pub app_ping: Hist,
+    /// Application-level pings with no pong within their interval.
+    pub app_ping_unanswered: u64,
+    /// The server's clock against ours, from the pongs that carry it.
+    pub clock_offset: ClockOffset,
     /// From losing a connection to having it back.
     pub reconnect: Hist,
 }
@@ -50,6 +56,9 @@ impl Default for ConnectionStats {
             close_codes: BTreeMap::new(),
             connect: new_histogram(),
             ping: new_histogram(),
+            app_ping: new_histogram(),
+            app_ping_unanswered: 0,
+            clock_offset: ClockOffset::default(),
             reconnect: new_histogram(),
         }
     }
@@ -74,6 +83,10 @@ impl ConnectionStats {
 
     pub fn ping(&mut self, micros: u64) {
         record_micros(&mut self.ping, micros);
+    }
+
+    pub fn app_ping(&mut self, micros: u64) {
+        record_micros(&mut self.app_ping, micros);
     }
 
     /// A frame that lacked a usable correlation id: `sample` says which, and why.
@@ -107,7 +120,55 @@ impl ConnectionStats {
         }
         merge(&mut self.connect, &o.connect);
         merge(&mut self.ping, &o.ping);
+        merge(&mut self.app_ping, &o.app_ping);
+        self.app_ping_unanswered += o.app_ping_unanswered;
+        self.clock_offset.absorb(&o.clock_offset);
         merge(&mut self.reconnect, &o.reconnect);
+    }
+}
+
+/// How far the server's clock is from ours, in microseconds (positive: the server is ahead), each
+/// sample the server's time in a pong less the middle of its round trip on our clock. Kept as a
+/// count, a sum and the extremes, so it merges by addition; an offset can be negative, which a
+/// histogram cannot hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClockOffset {
+    pub samples: u64,
+    pub sum_us: i64,
+    pub min_us: i64,
+    pub max_us: i64,
+}
+
+impl ClockOffset {
+    pub fn record(&mut self, offset_us: i64) {
+        if self.samples == 0 {
+            self.min_us = offset_us;
+            self.max_us = offset_us;
+        } else {
+            self.min_us = self.min_us.min(offset_us);
+            self.max_us = self.max_us.max(offset_us);
+        }
+        self.samples += 1;
+        self.sum_us = self.sum_us.saturating_add(offset_us);
+    }
+
+    pub fn absorb(&mut self, o: &ClockOffset) {
+        if o.samples == 0 {
+            return;
+        }
+        if self.samples == 0 {
+            *self = *o;
+            return;
+        }
+        self.samples += o.samples;
+        self.sum_us = self.sum_us.saturating_add(o.sum_us);
+        self.min_us = self.min_us.min(o.min_us);
+        self.max_us = self.max_us.max(o.max_us);
+    }
+
+    /// The mean offset in microseconds, if there were samples.
+    pub fn mean_us(&self) -> Option<f64> {
+        (self.samples > 0).then(|| self.sum_us as f64 / self.samples as f64)
     }
 }
 
@@ -131,5 +192,22 @@ mod tests {
         assert_eq!((a.sent, a.received), (3, 5));
         assert_eq!(a.close_codes[&1008], 2);
         assert_eq!((a.connect.len(), a.reconnect.len()), (2, 1));
+    }
+
+    #[test]
+    fn clock_offsets_merge_into_count_mean_and_extremes() {
+        let mut a = ClockOffset::default();
+        a.record(-3_000);
+        a.record(1_000);
+        let mut b = ClockOffset::default();
+        b.record(5_000);
+        let mut empty = ClockOffset::default();
+        empty.absorb(&a);
+        empty.absorb(&b);
+        empty.absorb(&ClockOffset::default());
+        assert_eq!(
+            (empty.samples, empty.min_us, empty.max_us, empty.mean_us()),
+            (3, -3_000, 5_000, Some(1_000.0))
+        );
     }
 }

@@ -60,6 +60,7 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
     for (name, s) in [
         ("handshake", &w.connect_ms),
         ("ping round trip", &w.ping_ms),
+        ("app ping round trip", &w.app_ping_ms),
         ("publish to receipt", &w.delivery_ms),
     ] {
         if let Some(s) = s {
@@ -80,7 +81,15 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
             pair("receipts", format!("{} of {} owed", d.received, d.expected)),
             pair("lost", d.lost.to_string()),
             pair("duplicated", d.duplicated.to_string()),
-            pair("out of order", d.out_of_order.to_string()),
+            pair("out of order (per publisher)", d.out_of_order.to_string()),
+            pair(
+                "order disagreements between subscribers",
+                d.order_disagreements.to_string(),
+            ),
+            pair(
+                "ahead of an earlier acknowledged publish",
+                d.real_time_violations.to_string(),
+            ),
             pair("unexpected", d.unexpected.to_string()),
             pair(
                 "recovered (unanswered, delivered anyway)",
@@ -118,6 +127,30 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
                 "load's failures during the stall",
                 s.during_failed.to_string(),
             ),
+            pair(
+                "seen by the consumer",
+                match (s.seen.as_str(), s.close_code) {
+                    ("", _) => "—".to_string(),
+                    (seen, Some(code)) if s.close_reason.is_empty() => {
+                        format!(
+                            "{seen}, close code {code} (expected {})",
+                            s.expected_close_code
+                        )
+                    }
+                    (seen, Some(code)) => format!(
+                        "{seen}, close code {code}: {} (expected {})",
+                        s.close_reason, s.expected_close_code
+                    ),
+                    (seen, None) => format!(
+                        "{seen}, no close frame read (expected {})",
+                        s.expected_close_code
+                    ),
+                },
+            ),
+            pair(
+                "publishes delivered to it / discarded",
+                format!("{} / {}", s.delivered, s.discarded),
+            ),
         ]
     });
     Some(WsView {
@@ -144,7 +177,10 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
                 "late replies (request already timed out)",
                 w.late_replies.to_string(),
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(app_ping_facts(w))
+        .collect(),
         reconnect: w.reconnect_ms.map(|r| {
             format!(
                 "{} reconnections: p50 {}, max {} from the loss to the connection being back",
@@ -167,6 +203,27 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
             .unwrap_or_default(),
         slow_consumer,
     })
+}
+
+/// The app ping's unanswered count and the server's clock, when the run sent app pings.
+fn app_ping_facts(w: &crate::result::WsMetrics) -> Vec<Pair> {
+    let mut out = Vec::new();
+    if w.app_ping_ms.is_some() || w.app_pings_unanswered > 0 {
+        out.push(pair(
+            "app pings unanswered",
+            w.app_pings_unanswered.to_string(),
+        ));
+    }
+    if let Some(o) = &w.server_clock_offset_ms {
+        out.push(pair(
+            "server clock against ours",
+            format!(
+                "{:+.1} ms on average ({:+.1} to {:+.1}, {} pongs)",
+                o.mean, o.min, o.max, o.samples
+            ),
+        ));
+    }
+    out
 }
 
 pub fn rate_limit(r: &RunResult) -> Option<RateLimitView> {

@@ -10,7 +10,8 @@ pub mod write;
 pub mod ws;
 
 pub use ws::{
-    CheckResult, RateLimitMetrics, RecoveryMetrics, RecoveryWindow, WindowStats, WsMetrics,
+    CheckResult, ClockOffsetSummary, RateLimitMetrics, RecoveryMetrics, RecoveryWindow,
+    WindowStats, WsMetrics,
 };
 
 use std::collections::BTreeMap;

@@ -49,6 +49,15 @@ pub struct WsMetrics {
     /// Ping/pong round trips.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping_ms: Option<LatencySummary>,
+    /// Application-level ping (`[websocket.app_ping]`) to its pong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_ping_ms: Option<LatencySummary>,
+    /// Application-level pings that got no pong within their interval.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub app_pings_unanswered: u64,
+    /// The server's clock against ours, from pongs carrying `server_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_clock_offset_ms: Option<ClockOffsetSummary>,
     /// From a publish's send to its receipt by a subscriber.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_ms: Option<LatencySummary>,
@@ -59,6 +68,17 @@ pub struct WsMetrics {
     pub close_codes: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_consumer: Option<SlowConsumerReport>,
+}
+
+/// How far the server's clock is from ours (positive: ahead), in milliseconds: each sample the time in
+/// a pong less the middle of its round trip. Within a round trip of the truth; on one machine it
+/// should be about 0.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClockOffsetSummary {
+    pub samples: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
 /// Delivery checked as a set, the way Jepsen does: every publish is acknowledged, failed or

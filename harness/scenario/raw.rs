@@ -114,7 +114,21 @@ pub struct RawWebsocket {
     pub subprotocols: Option<Spanned<Vec<Spanned<String>>>>,
     /// `[[websocket.on_connect]]`: frames sent on every new connection, each awaiting its reply.
     pub on_connect: Option<Vec<Spanned<RawOnConnect>>>,
+    /// `[websocket.app_ping]`: a ping in the endpoint's own protocol.
+    pub app_ping: Option<Spanned<RawAppPing>>,
     pub protocol: Option<Spanned<RawProtocol>>,
+}
+
+/// `[websocket.app_ping]`: `send = '…'`, `pong = { … }`, optional `server_time` (a pointer) with its
+/// `server_time_unit`, and `interval`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppPing {
+    pub send: Option<Spanned<String>>,
+    pub pong: Option<Spanned<RawMatch>>,
+    pub server_time: Option<Spanned<String>>,
+    pub server_time_unit: Option<Spanned<String>>,
+    pub interval: Option<Spanned<String>>,
 }
 
 /// `[[websocket.on_connect]]`: `send = '…'`, `expect = { … }` (a matcher for the reply to await).

@@ -89,10 +89,34 @@ pub struct OnConnect {
     pub expect: Option<FrameMatcher>,
 }
 
+/// A ping in the endpoint's own protocol (a JSON frame answered by a JSON frame), sent on every
+/// connection beside or instead of WebSocket control pings: some servers answer control pings in their
+/// network layer while the application behind them is stuck, or do not answer them at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppPing {
+    /// The frame (`{{id}}` a fresh id, `{{seq}}` the connection's ping count from 1).
+    pub send: Template,
+    /// Recognises the pong. One app ping is in flight per connection, so the pong needs no id.
+    pub pong: FrameMatcher,
+    /// Where the pong carries the server's clock, if it does.
+    pub server_time: Option<ServerTime>,
+    pub interval: Duration,
+}
+
+/// A number in a frame that is a time on the server's clock since the Unix epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTime {
+    pub pointer: String,
+    /// Seconds per unit (1 for seconds, 0.001 for milliseconds, 1e-6 for microseconds).
+    pub unit_s: f64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WsProtocol {
     /// How a connection is set up before it carries the load.
     pub setup: ConnSetup,
+    /// An application-level ping, if the scenario asks for one.
+    pub app_ping: Option<AppPing>,
     pub echo: Template,
     pub publish: Template,
     pub subscribe: Template,
@@ -126,6 +150,7 @@ impl Default for WsProtocol {
         let t = |s: &str| Template::parse(s).unwrap_or_else(|_| Template::literal(s));
         Self {
             setup: ConnSetup::default(),
+            app_ping: None,
             echo: t(r#"{"type":"echo","correlation_id":"{{id}}","payload":"{{payload}}"}"#),
             publish: t(
                 r#"{"type":"publish","path":"{{path}}","correlation_id":"{{id}}","data":{"id":"{{id}}","publisher":"{{publisher}}","seq":{{seq}},"payload":"{{payload}}"}}"#,

@@ -264,3 +264,21 @@ pub fn assert_passed_but_for_latency(r: &harness::result::RunResult, what: &str)
         );
     }
 }
+
+/// The metrics of the thresholds a run failed.
+pub fn failed_thresholds(r: &harness::result::RunResult) -> Vec<&str> {
+    r.thresholds
+        .iter()
+        .filter(|v| !v.passed)
+        .map(|v| v.metric.as_str())
+        .collect()
+}
+
+/// The names of the checks a run failed.
+pub fn failed_checks(r: &harness::result::RunResult) -> Vec<&str> {
+    r.checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect()
+}

@@ -3,7 +3,8 @@
 //! for them by correlation id, or — for a refusal that carries none — to the oldest request still
 //! waiting (a reply to a request that timed out is late, and charged to no other request); a close
 //! with a code the protocol names as a refusal refuses what waits; deliveries go to a subscriber's
-//! hook; a ping task measures round trips. Requests are sent under one lock, so frames leave in the
+//! hook; a ping task measures round trips, and an app-ping task (when the protocol has one) the round
+//! trips of the endpoint's own ping frame, with the server's clock where its pong carries it. Requests are sent under one lock, so frames leave in the
 //! order their sequence numbers were given.
 
 use std::collections::{HashMap, VecDeque};
@@ -162,19 +163,7 @@ async fn on_connect(ws: &mut Stream, setup: &ConnSetup) -> Result<(), ConnectErr
             "on-connect-{}",
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        let null = Value::Null;
-        let frame = step
-            .send
-            .render(&super::FrameVars {
-                id: &id,
-                seq: &null,
-                publisher: &null,
-                path: &null,
-                payload: &null,
-                run_id: &null,
-                index: &null,
-            })
-            .unwrap_or_default();
+        let frame = super::FrameVars::render_own(&step.send, &id, &Value::Null);
         ws.send(Message::text(frame.clone())).await.map_err(|e| {
             ConnectError::Setup(format!(
                 "could not send `{}`: {e}",
@@ -279,6 +268,8 @@ pub type DeliveryHook = Arc<dyn Fn(&Value) + Send + Sync>;
 
 /// The correlation key a ping waits under (no endpoint's id can hold a NUL).
 const PING_KEY: &str = "\0ping";
+/// The key an application-level ping waits under.
+const APP_PING_KEY: &str = "\0app-ping";
 /// A connection idle this long is checked for frames (a close, say) before its next request.
 const IDLE_CHECK_US: u64 = 10_000;
 
@@ -385,6 +376,13 @@ impl Conn {
                 Arc::downgrade(&inner),
                 Arc::clone(&shared),
                 every,
+            )));
+        }
+        if shared.protocol.app_ping.is_some() {
+            tasks.push(tokio::spawn(app_pings(
+                Arc::downgrade(&inner),
+                Arc::clone(&shared),
+                id,
             )));
         }
         Self {
@@ -641,7 +639,7 @@ fn end(inner: &Inner, shared: &Shared, by: ClosedBy) {
         .and_then(|code| shared.protocol.close_refusals.get(&code));
     for (key, tx) in pending.waiting {
         let reply = match refusal {
-            Some(kind) if key != PING_KEY => Reply::Rejected {
+            Some(kind) if key != PING_KEY && key != APP_PING_KEY => Reply::Rejected {
                 rate_limited: *kind == RefusalKind::RateLimited,
                 frame: by.to_string(),
                 retry_after_s: None,
@@ -717,6 +715,21 @@ fn dispatch(inner: &Inner, shared: &Shared, on_delivery: Option<&DeliveryHook>, 
         });
         return;
     };
+    // A pong of the app ping: one is in flight per connection, so it needs no id.
+    if let Some(app) = &protocol.app_ping
+        && app.pong.matches(&frame)
+    {
+        let waiter = inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .waiting
+            .remove(APP_PING_KEY);
+        if let Some(tx) = waiter {
+            let _ = tx.send(Reply::Answer(Bytes::copy_from_slice(&bytes)));
+        }
+        return;
+    }
     let cid = match correlation(&frame, protocol) {
         Ok(cid) => Some(cid),
         Err(why) => {
@@ -795,43 +808,128 @@ fn dispatch(inner: &Inner, shared: &Shared, on_delivery: Option<&DeliveryHook>, 
 /// Sends a ping every `every`, its payload the send time, and waits for the pong (reading the
 /// connection if nobody else is), until the connection goes.
 async fn pings(inner: Weak<Inner>, shared: Arc<Shared>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
+    let mut tick = ticker(every).await;
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        if inner.closed.is_cancelled() {
-            return;
-        }
-        let (tx, rx) = oneshot::channel();
-        inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .waiting
-            .insert(PING_KEY.to_string(), tx);
         let payload = shared.now_us().to_be_bytes().to_vec();
-        if inner
-            .sink
-            .lock()
+        let ping = Message::Ping(payload.into());
+        if round_trip(&inner, &shared, PING_KEY, ping, every)
             .await
-            .send(Message::Ping(payload.into()))
-            .await
-            .is_err()
+            .is_none()
         {
             return;
         }
-        let _ = tokio::time::timeout(every, wait(&inner, &shared, rx)).await;
-        inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .waiting
-            .remove(PING_KEY);
     }
+}
+
+/// Sends the protocol's app ping every interval and waits (within the interval) for its pong: the
+/// round trip goes to `app_ping`, an unanswered ping is counted, and a pong carrying the server's
+/// clock gives a clock offset. Runs until the connection goes.
+async fn app_pings(inner: Weak<Inner>, shared: Arc<Shared>, conn: u32) {
+    let Some(app) = shared.protocol.app_ping.as_ref() else {
+        return;
+    };
+    let mut tick = ticker(app.interval).await;
+    for seq in 1u64.. {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let id = Value::String(format!("app-ping-{conn}-{seq}"));
+        let frame = super::FrameVars::render_own(&app.send, &id, &Value::from(seq));
+        let sent_wall = std::time::SystemTime::now();
+        let sent = shared.now_us();
+        let reply = round_trip(
+            &inner,
+            &shared,
+            APP_PING_KEY,
+            Message::text(frame),
+            app.interval,
+        );
+        match reply.await {
+            None | Some(Some(Reply::Closed(_) | Reply::Rejected { .. })) => return,
+            Some(Some(Reply::Answer(pong))) => {
+                note(&inner.tally, |c| c.sent += 1);
+                let rtt = shared.now_us().saturating_sub(sent);
+                let offset = app
+                    .server_time
+                    .as_ref()
+                    .and_then(|t| clock_offset_us(&pong, t, sent_wall, rtt));
+                note(&inner.tally, |c| {
+                    c.app_ping(rtt);
+                    if let Some(o) = offset {
+                        c.clock_offset.record(o);
+                    }
+                });
+            }
+            Some(None) => note(&inner.tally, |c| {
+                c.sent += 1;
+                c.app_ping_unanswered += 1;
+            }),
+        }
+    }
+}
+
+/// An interval that first fires `every` from now, and skips what it missed.
+async fn ticker(every: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    tick
+}
+
+/// Sends `message` with a waiter registered under `key`, and waits up to `within` for what answers it
+/// (reading the connection if nobody else is): `None` when the connection is gone, `Some(None)` when
+/// nothing answered in time.
+async fn round_trip(
+    inner: &Inner,
+    shared: &Shared,
+    key: &str,
+    message: Message,
+    within: Duration,
+) -> Option<Option<Reply>> {
+    if inner.closed.is_cancelled() {
+        return None;
+    }
+    let waiters = || inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+    let (tx, rx) = oneshot::channel();
+    waiters().waiting.insert(key.to_string(), tx);
+    let sent = inner.sink.lock().await.send(message).await;
+    let reply = match sent {
+        Ok(()) => Some(
+            tokio::time::timeout(within, wait(inner, shared, rx))
+                .await
+                .ok(),
+        ),
+        Err(_) => None,
+    };
+    waiters().waiting.remove(key);
+    reply
+}
+
+/// The server's clock in `pong` less the middle of the round trip on ours, in microseconds; `None`
+/// when the pong has no usable time there.
+fn clock_offset_us(
+    pong: &[u8],
+    at: &crate::scenario::websocket::ServerTime,
+    sent: std::time::SystemTime,
+    rtt_us: u64,
+) -> Option<i64> {
+    let frame = Inbound::parse(pong)?;
+    let v = frame.lookup(&at.pointer)?;
+    let n = v.as_f64().or_else(|| v.as_str()?.trim().parse().ok())?;
+    let server_us = n * at.unit_s * 1e6;
+    if !server_us.is_finite() || server_us <= 0.0 {
+        return None;
+    }
+    let sent_us = sent.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros() as f64;
+    let middle_us = sent_us + rtt_us as f64 / 2.0;
+    let offset = server_us - middle_us;
+    // Beyond a few centuries the unit is wrong, not the clock.
+    (offset.abs() < 1e16).then_some(offset as i64)
 }
 
 #[cfg(test)]

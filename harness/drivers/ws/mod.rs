@@ -55,6 +55,29 @@ pub struct FrameVars<'a> {
     pub index: &'a Value,
 }
 
+impl FrameVars<'_> {
+    /// Renders a frame of the connection's own (an on-connect frame, an app ping), which knows only
+    /// its `{{id}}` and `{{seq}}`.
+    pub fn render_own(
+        template: &crate::config::template::Template,
+        id: &Value,
+        seq: &Value,
+    ) -> String {
+        let null = Value::Null;
+        template
+            .render(&FrameVars {
+                id,
+                seq,
+                publisher: &null,
+                path: &null,
+                payload: &null,
+                run_id: &null,
+                index: &null,
+            })
+            .unwrap_or_default()
+    }
+}
+
 impl Lookup for FrameVars<'_> {
     fn get(&self, name: &str) -> Option<&Value> {
         Some(match name {

@@ -81,11 +81,20 @@ struct Keeper {
 impl Keeper {
     async fn run(self, first: Conn) {
         let mut conn = first;
-        // Silent this long with pings going out: the connection is dead even if nobody said so.
-        let silence = self
+        // Silent this long with pings (control or app pings) going out: the connection is dead even
+        // if nobody said so.
+        let app_ping = self
             .dialer
-            .ping
-            .map(|p| (p * 3).max(Duration::from_secs(5)));
+            .shared
+            .protocol
+            .app_ping
+            .as_ref()
+            .map(|a| a.interval);
+        let every = match (self.dialer.ping, app_ping) {
+            (Some(p), Some(a)) => Some(p.min(a)),
+            (p, a) => p.or(a),
+        };
+        let silence = every.map(|p| (p * 3).max(Duration::from_secs(5)));
         loop {
             tokio::select! {
                 _ = lost(&conn, silence) => {}

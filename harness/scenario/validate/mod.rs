@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+mod app_ping;
 mod load;
 mod matcher;
 mod network;

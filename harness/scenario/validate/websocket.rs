@@ -58,6 +58,7 @@ pub(super) fn websocket(
                 headers: None,
                 subprotocols: None,
                 on_connect: None,
+                app_ping: None,
                 protocol: None,
             };
             &empty
@@ -117,10 +118,13 @@ pub(super) fn websocket(
         Duration::from_secs(5),
     );
     let setup = setup(diag, w);
+    let app_ping = super::app_ping::app_ping(diag, w.app_ping.as_ref(), ping_interval.flatten());
     let protocol = protocol(diag, w.protocol.as_ref())
         .zip(setup)
-        .map(|(mut p, setup)| {
+        .zip(app_ping)
+        .map(|((mut p, setup), app_ping)| {
             p.setup = setup;
+            p.app_ping = app_ping;
             p
         });
     Some(Some(WsSettings {
@@ -206,6 +210,7 @@ fn protocol(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawProtocol>>) -> O
     );
     Some(WsProtocol {
         setup: ConnSetup::default(),
+        app_ping: None,
         echo: echo?,
         publish: publish?,
         subscribe: subscribe?,

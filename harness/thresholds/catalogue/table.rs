@@ -551,6 +551,40 @@ pub const CATALOGUE: &[Metric] = &[
         compare: &[],
     },
     Metric {
+        pattern: "ws.app_ping.{stat}",
+        kind: MetricKind::Duration,
+        applies: |s| s.is_ws(),
+        needs: "a websocket target with [websocket.app_ping]",
+        about: "the endpoint's own ping frame to its pong",
+        read: |r, v| {
+            summary(
+                v,
+                "ws.app_ping",
+                r.metrics.ws.as_ref().and_then(|w| w.app_ping_ms.as_ref()),
+            )
+        },
+        stage: None,
+        compare: &[],
+    },
+    Metric {
+        pattern: "ws.app_ping.unanswered",
+        kind: MetricKind::Count,
+        applies: |s| s.is_ws(),
+        needs: "a websocket target with [websocket.app_ping]",
+        about: "app pings with no pong within their interval",
+        read: |r, v| {
+            if r.metrics
+                .ws
+                .as_ref()
+                .is_some_and(|w| w.app_ping_ms.is_some() || w.app_pings_unanswered > 0)
+            {
+                ws_count(r, v, "ws.app_ping.unanswered", |w| w.app_pings_unanswered);
+            }
+        },
+        stage: None,
+        compare: &[],
+    },
+    Metric {
         pattern: "ws.connections",
         kind: MetricKind::Count,
         applies: |s| s.is_ws(),
