@@ -6,7 +6,9 @@
 //! The server runs in a child process (this binary, started again with `BENCH_ROLE=server`), so its
 //! CPU is not counted against the client. Rounds alternate between the two, and the median of each is
 //! reported. Run with `cargo bench --bench http_overhead`; `BENCH_ONLY=bare` or `BENCH_ONLY=harness`
-//! runs one side alone, for a profiler.
+//! runs one side alone, for a profiler. `BENCH_JOURNAL=1` has the harness write its crash-safe journal
+//! as `harness run` does (a slice every 20 ms, a row every second), so the two runs' shares show what
+//! journaling costs.
 
 use std::sync::Arc;
 
@@ -32,9 +34,17 @@ fn main() {
     rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
 
     let run_bare = || measure(|| rt.block_on(bare(&url)));
+    let journaling = std::env::var_os("BENCH_JOURNAL").is_some();
     let run_harness = || {
         measure(|| {
-            let r = rt.block_on(engine::run(&plan, &Quiet, Signals::default()));
+            let r = if journaling {
+                let observer = Journaling::default();
+                let r = rt.block_on(engine::run(&plan, &observer, Signals::default()));
+                observer.discard();
+                r
+            } else {
+                rt.block_on(engine::run(&plan, &Quiet, Signals::default()))
+            };
             assert_eq!(
                 r.totals.succeeded,
                 (CONCURRENCY * PER_WORKER) as u64,
@@ -73,12 +83,39 @@ fn main() {
     let _ = server.wait();
 
     println!(
-        "closed load, {CONCURRENCY} concurrent, {requests} requests per round, loopback, server in another process"
+        "closed load, {CONCURRENCY} concurrent, {requests} requests per round, loopback, server in another process{}",
+        if journaling { ", journal written" } else { "" }
     );
     common::print_shares(&pairs, requests, "req", "bare reqwest", ["", ""]);
     println!(
         "resident memory after a 20,000-iteration run: {rss_small:.1} MiB; after a 200,000-iteration run: {rss_large:.1} MiB"
     );
+}
+
+/// An observer that writes the journal as the CLI's does, into a temporary folder.
+#[derive(Default)]
+struct Journaling(std::sync::Mutex<Option<harness::journal::Journal>>);
+
+impl Journaling {
+    fn discard(&self) {
+        if let Some(j) = self.0.lock().unwrap().take() {
+            j.discard();
+        }
+    }
+}
+
+impl engine::Observer for Journaling {
+    fn journal_start(&self, header: &harness::result::RunResult) {
+        let dir = std::env::temp_dir().join(format!("bench-journal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        *self.0.lock().unwrap() = Some(harness::journal::Journal::create(&dir, header).unwrap());
+    }
+
+    fn journal(&self, entry: harness::journal::Entry) {
+        if let Some(j) = self.0.lock().unwrap().as_ref() {
+            j.write(entry);
+        }
+    }
 }
 
 /// The bare loop: the same client settings, each response read to the end and its status checked.

@@ -28,6 +28,7 @@ pub mod faults;
 pub mod history;
 pub mod invariants;
 pub mod iteration;
+pub mod journal;
 pub mod kinds;
 pub mod metrics;
 pub mod net;

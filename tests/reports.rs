@@ -413,3 +413,22 @@ fn compare_refuses_bad_input_clearly() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_result_of_a_newer_schema_is_refused_with_the_version() {
+    let dir = temp_dir("newer-schema");
+    let mut r = serde_json::to_value(fixture()).unwrap();
+    r["schema_version"] = 99.into();
+    // A field this harness does not know, as a newer one might add.
+    r["totals"]["something_new"] = 1.into();
+    let path = dir.join("result.json");
+    std::fs::write(&path, r.to_string()).unwrap();
+    let o = run_harness(&["report", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is result schema version 99; this harness reads up to version 1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.join("report.html").exists());
+}

@@ -51,8 +51,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Render report.html, junit.xml and summary.md again from a saved result.
     Report {
-        /// A result.json written by `harness run`.
-        #[arg(value_name = "RESULT.json")]
+        /// A result.json written by `harness run`, or the run's output folder. A folder holding a
+        /// journal (the run was killed) gets its result.json rebuilt from it first.
+        #[arg(value_name = "RESULT.json|DIR")]
         result: PathBuf,
         /// Write only the HTML report, to this file.
         #[arg(long, value_name = "FILE")]

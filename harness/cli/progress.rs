@@ -1,6 +1,7 @@
 //! Live progress of a run on stderr: a progress bar on a terminal, plain periodic lines when stderr is
 //! not a terminal or `CI` is set (so CI logs stay readable), nothing under `--quiet`. Also writes the
-//! checkpoints the engine hands over, so an interrupted or killed run leaves its measurements behind.
+//! checkpoints and the journal the engine hands over, so an interrupted or killed run leaves its
+//! measurements behind.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use url::Url;
 
 use crate::engine::{Observer, Progress};
+use crate::journal::{Entry, Journal};
 use crate::kinds::Embedded;
 use crate::plan::RunPlan;
 use crate::result::RunResult;
@@ -31,6 +33,8 @@ pub struct CliObserver {
     result_path: PathBuf,
     /// What runs, for the line that says where it runs: name, suite, seed, run id.
     run: (String, String, u64, String),
+    /// Open while the load runs.
+    journal: Mutex<Option<Journal>>,
 }
 
 impl CliObserver {
@@ -63,6 +67,20 @@ impl CliObserver {
                 id.seed,
                 id.run_id.clone(),
             ),
+            journal: Mutex::new(None),
+        }
+    }
+
+    /// The final result is written: the journal is no longer needed. (When it could not be written,
+    /// the journal stays, for `harness report` to rebuild the result from.)
+    pub fn result_written(&self) {
+        if let Some(j) = self
+            .journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            j.discard();
         }
     }
 
@@ -130,6 +148,31 @@ impl Observer for CliObserver {
     fn checkpoint(&self, partial: &RunResult) {
         if let Err(e) = write_json(partial, &self.result_path) {
             self.stopping(&format!("could not write the checkpoint: {e}"));
+        }
+    }
+
+    fn journal_start(&self, header: &RunResult) {
+        let dir = self
+            .result_path
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        match Journal::create(dir, header) {
+            Ok(j) => *self.journal.lock().unwrap_or_else(|p| p.into_inner()) = Some(j),
+            Err(e) => self.stopping(&format!(
+                "warning: cannot write the journal in {}: {e}; only the 10 s checkpoints will survive a kill",
+                dir.display()
+            )),
+        }
+    }
+
+    fn journal(&self, entry: Entry) {
+        if let Some(j) = self
+            .journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            j.write(entry);
         }
     }
 

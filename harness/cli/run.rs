@@ -69,19 +69,20 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
     let out = output_folder(args.out.as_deref(), &plan.identity.name)?;
     let result_path = out.join("result.json");
     let runtime = super::runtime()?;
-    let result = runtime.block_on(async {
+    let (result, observer) = runtime.block_on(async {
         let signals = Signals::default();
         listen_for_interrupts(signals.clone());
         let observer = CliObserver::new(&plan, args.quiet, result_path.clone());
         let result = engine::run(&plan, &observer, signals).await;
         observer.finish();
-        result
+        (result, observer)
     });
     if let Err(e) = write_json(&result, &result_path) {
         // The run happened: say how it went, then fail with the path and the OS's reason (exit 3).
         print!("{}", summary::render(&result));
         return Err(e.into());
     }
+    observer.result_written();
     if let Err(e) = crate::report::write_all(&result, &out) {
         eprintln!(
             "warning: {e:#}; result.json is complete, and `harness report` can render it again"

@@ -16,6 +16,7 @@ use super::recovery::RecoveryTracker;
 use super::{CHECKPOINT_EVERY, Observer, Progress, Signals};
 use crate::drivers::Driver;
 use crate::faults::FaultSchedule;
+use crate::journal;
 use crate::metrics::timeline::block_seconds;
 use crate::metrics::{Recorder, Timeline, TimelineRow};
 use crate::plan::RunPlan;
@@ -311,6 +312,7 @@ pub async fn run_load<'a, D: Driver>(
         recovery: running.recovery.clone(),
     };
 
+    observer.journal_start(&running.snapshot(Stop::Running, &running.before));
     let stop = {
         let ticker = tick(&running, observer, schedule.planned());
         let work = pool.run(&running.recorders);
@@ -366,23 +368,48 @@ pub async fn run_load<'a, D: Driver>(
     (running, stop)
 }
 
-/// Once a second: a timeline row and a progress report; every [`CHECKPOINT_EVERY`], a checkpoint.
+/// Once a second: a timeline row and a progress report; every [`CHECKPOINT_EVERY`], a checkpoint;
+/// between, every [`journal::SLICE`], a slice of measurements for the journal.
 async fn tick(running: &Running<'_>, observer: &dyn Observer, planned: u64) {
     let mut interval = tokio::time::interval_at(
         (running.clock.t0 + Duration::from_secs(1)).into(),
         Duration::from_secs(1),
     );
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut slices =
+        tokio::time::interval_at((running.clock.t0 + journal::SLICE).into(), journal::SLICE);
+    slices.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_checkpoint = running.clock.t0;
     let mut t_s = 0;
     loop {
-        interval.tick().await;
-        let (last_second, p95, (done, failed, late)) = {
+        tokio::select! {
+            biased;
+            _ = interval.tick() => {}
+            _ = slices.tick() => {
+                let slice = running
+                    .timeline
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .gather(&running.recorders);
+                if !slice.is_empty() {
+                    let at = running.clock.t0.elapsed();
+                    observer.journal(journal::Entry::Slice { at, slice });
+                }
+                continue;
+            }
+        }
+        let (slice, row, last_second, p95, (done, failed, late)) = {
             let mut timeline = running.timeline.lock().unwrap_or_else(|p| p.into_inner());
-            let row = timeline.tick(&running.recorders, t_s);
+            let (slice, row) = timeline.tick_with_slice(&running.recorders, t_s);
+            let row = row.clone();
             let n = row.succeeded + row.failed;
-            (n, timeline.running_p95(), timeline.counts())
+            (slice, row, n, timeline.running_p95(), timeline.counts())
         };
+        let at = running.clock.t0.elapsed();
+        if !slice.is_empty() {
+            observer.journal(journal::Entry::Slice { at, slice });
+        }
+        observer.journal(journal::Entry::Row(row));
         t_s += 1;
         let live = &running.live;
         observer.progress(&Progress {

@@ -63,6 +63,10 @@ pub trait Observer: Send + Sync {
     fn target(&self, _url: &Url, _embedded: Option<Embedded>) {}
     fn progress(&self, _progress: &Progress) {}
     fn checkpoint(&self, _partial: &RunResult) {}
+    /// The load begins: the result as it stands, the journal's header.
+    fn journal_start(&self, _header: &RunResult) {}
+    /// A slice of measurements or a timeline row, for the journal.
+    fn journal(&self, _entry: crate::journal::Entry) {}
     /// The run was asked to stop and is giving iterations in flight their grace.
     fn stopping(&self, _why: &str) {}
     /// The run moved to a phase other than the load (a probe, say).

@@ -153,13 +153,41 @@ impl StageStats {
     }
 }
 
-/// Data of the current second, which the timeline takes and resets once a second.
-#[derive(Debug, Clone)]
+/// Data of the current second, which the timeline takes and resets once a second (and the journal,
+/// in the slices it writes between).
+#[derive(Debug, Clone, Default)]
 pub struct Interval {
     pub latency: Split,
     pub succeeded: u64,
     pub failed: u64,
     pub late: u64,
+    /// Failed iterations by error key (`http_5xx`, `timeout`, …), as `errors` counts them.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Interval {
+    /// Adds `o` into this one.
+    pub fn absorb(&mut self, o: &Interval) {
+        self.latency.absorb(&o.latency);
+        self.succeeded += o.succeeded;
+        self.failed += o.failed;
+        self.late += o.late;
+        for (k, n) in &o.errors {
+            *self.errors.entry(k.clone()).or_default() += n;
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.latency.reset();
+        self.succeeded = 0;
+        self.failed = 0;
+        self.late = 0;
+        self.errors.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.succeeded == 0 && self.failed == 0 && self.late == 0
+    }
 }
 
 /// When an iteration ran, as the executor saw it.
@@ -229,12 +257,7 @@ impl Recorder {
             },
             retries: RetryStats::default(),
             stages: (0..stages).map(|_| StageStats::new()).collect(),
-            interval: Interval {
-                latency: Split::default(),
-                succeeded: 0,
-                failed: 0,
-                late: 0,
-            },
+            interval: Interval::default(),
             track_service: true,
             history: Vec::new(),
             keep_history: false,
@@ -300,6 +323,7 @@ impl Recorder {
             }
         }
         if let Outcome::Failed(f) = &report.outcome {
+            *self.interval.errors.entry(f.key()).or_default() += 1;
             let detail = match &f.step {
                 Some(step) => format!("{step}: {}", f.detail),
                 None => f.detail.clone(),
@@ -348,14 +372,8 @@ impl Recorder {
 
     /// Moves the current second's data out, leaving it empty.
     pub fn take_interval(&mut self, into: &mut Interval) {
-        into.latency.absorb(&self.interval.latency);
-        into.succeeded += self.interval.succeeded;
-        into.failed += self.interval.failed;
-        into.late += self.interval.late;
-        self.interval.latency.reset();
-        self.interval.succeeded = 0;
-        self.interval.failed = 0;
-        self.interval.late = 0;
+        into.absorb(&self.interval);
+        self.interval.reset();
     }
 
     /// Adds another recorder's measurements into this one (the current-second data excepted).
@@ -528,12 +546,7 @@ mod tests {
     fn taking_the_interval_empties_it() {
         let mut r = Recorder::new(0, 0, 0);
         r.record(&timing(0, 0, 7), &IterationReport::succeeded());
-        let mut into = Interval {
-            latency: Split::default(),
-            succeeded: 0,
-            failed: 0,
-            late: 0,
-        };
+        let mut into = Interval::default();
         r.take_interval(&mut into);
         assert_eq!((into.succeeded, into.latency.all().len()), (1, 1));
         assert_eq!(

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram::{Hist, encode, merge, new_histogram};
 use super::recorder::{Interval, Recorder};
-use super::split::Split;
 
 /// One second of the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -124,12 +123,7 @@ pub struct Timeline {
 }
 
 fn empty_interval() -> Interval {
-    Interval {
-        latency: Split::default(),
-        succeeded: 0,
-        failed: 0,
-        late: 0,
-    }
+    Interval::default()
 }
 
 impl Timeline {
@@ -157,11 +151,29 @@ impl Timeline {
 
     /// Takes every worker's current-second data and appends the row for second `t_s`.
     pub fn tick(&mut self, recorders: &[Arc<Mutex<Recorder>>], t_s: u64) -> &TimelineRow {
+        self.tick_with_slice(recorders, t_s).1
+    }
+
+    /// Takes what the recorders measured since the last call into the current second, and returns
+    /// it: the slice the journal writes.
+    pub fn gather(&mut self, recorders: &[Arc<Mutex<Recorder>>]) -> Interval {
+        let mut slice = Interval::default();
         for r in recorders {
             // A worker that panicked mid-record leaves consistent counters; keep its data.
             let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
-            r.take_interval(&mut self.scratch);
+            r.take_interval(&mut slice);
         }
+        self.scratch.absorb(&slice);
+        slice
+    }
+
+    /// As [`Timeline::tick`], returning also the slice gathered since the last [`Timeline::gather`].
+    pub fn tick_with_slice(
+        &mut self,
+        recorders: &[Arc<Mutex<Recorder>>],
+        t_s: u64,
+    ) -> (Interval, &TimelineRow) {
+        let slice = self.gather(recorders);
         let harness_cpu = self.cpu_share();
         let all = self.scratch.latency.all();
         let ok = self.scratch.latency.ok();
@@ -202,11 +214,8 @@ impl Timeline {
                 d.recent.pop_front();
             }
         }
-        self.scratch.latency.reset();
-        self.scratch.succeeded = 0;
-        self.scratch.failed = 0;
-        self.scratch.late = 0;
-        self.rows.last().expect("a row was just pushed")
+        self.scratch.reset();
+        (slice, self.rows.last().expect("a row was just pushed"))
     }
 
     /// The share of the cores used since the last row (and the reading for the next).

@@ -106,7 +106,7 @@ impl Charts {
                             color: charts::RED_,
                             values: by
                                 .iter()
-                                .map(|(_, c)| (c.attempted - c.succeeded) as f64)
+                                .map(|(_, c)| c.attempted.saturating_sub(c.succeeded) as f64)
                                 .collect(),
                         },
                     ],

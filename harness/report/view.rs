@@ -273,7 +273,7 @@ impl ReportView {
                         step: step.clone(),
                         attempted: c.attempted,
                         verified: c.succeeded,
-                        failed: c.attempted - c.succeeded,
+                        failed: c.attempted.saturating_sub(c.succeeded),
                     })
                     .collect(),
                 failures: rb.failures.clone(),

@@ -20,6 +20,12 @@ pub enum ResultFileError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{} is result schema version {found}; this harness reads up to version {} — read it with the harness that wrote it, or a newer one",
+        path.display(),
+        super::SCHEMA_VERSION
+    )]
+    NewerSchema { path: PathBuf, found: u64 },
     #[error("{} is not a harness result: {source}", path.display())]
     NotAResult {
         path: PathBuf,
@@ -48,8 +54,22 @@ pub fn read_json(path: &Path) -> Result<RunResult, ResultFileError> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| ResultFileError::NotAResult {
+    let not_a_result = |source| ResultFileError::NotAResult {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    // The version first: a newer harness's result may not parse as this one's, and saying so beats
+    // a complaint about a field.
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(not_a_result)?;
+    if let Some(found) = value
+        .get("schema_version")
+        .and_then(serde_json::Value::as_u64)
+        && found > u64::from(super::SCHEMA_VERSION)
+    {
+        return Err(ResultFileError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    serde_json::from_value(value).map_err(not_a_result)
 }

@@ -35,6 +35,20 @@ pub enum MetricKind {
 }
 
 impl MetricKind {
+    /// The kind a result names (see [`MetricKind::as_str`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            MetricKind::Duration,
+            MetricKind::Ratio,
+            MetricKind::Count,
+            MetricKind::Rate,
+            MetricKind::Number,
+            MetricKind::Bool,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
     /// The name used in results: `duration`, `ratio`, `count`, `rate`, `number`, `bool`.
     pub fn as_str(self) -> &'static str {
         match self {
