@@ -7,6 +7,18 @@ use std::fmt::Write;
 use crate::result::{RunResult, Status};
 
 pub fn render(r: &RunResult) -> String {
+    printable(&lines(r))
+}
+
+/// Drops what could rewrite the terminal: control characters other than line ends (escape
+/// sequences start with one) and bidirectional overrides, wherever they came from.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c == '\n' || !crate::report::markdown::is_hidden(*c))
+        .collect()
+}
+
+fn lines(r: &RunResult) -> String {
     let mut out = String::new();
     let status = match r.status {
         Status::Passed => "PASSED",

@@ -18,12 +18,48 @@ struct Totals {
     throughput: String,
 }
 
-/// Text made safe for a Markdown table cell: no pipes, no line breaks, no backticks breaking out of
-/// code spans.
-pub fn cell(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
-        .replace('`', "'")
+/// Text made inert in Markdown (GitHub's included): HTML cannot open a tag or an entity, emphasis,
+/// links, images, headings, strike-through and code spans cannot start, a table cell cannot end, and
+/// a line cannot break. Control and bidirectional-override characters are dropped. Every value a
+/// Markdown template prints goes through this unless it is a code span's content ([`code`]).
+pub fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if is_hidden(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The content of a code span in a table: nothing in a code span is Markdown or HTML, so only what
+/// would end it (a backtick), end the cell (a pipe) or break the line is changed.
+pub fn code(s: &str) -> String {
+    s.chars()
+        .filter(|c| !is_hidden(*c) || matches!(c, '\n' | '\r' | '\t'))
+        .map(|c| match c {
+            '`' => "'".to_string(),
+            '|' => "\\|".to_string(),
+            '\n' | '\r' | '\t' => " ".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// Characters that change how text around them looks without being seen: controls, and the
+/// bidirectional overrides and isolates.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
 }
 
 impl Exporter for Markdown {

@@ -67,8 +67,8 @@ pub fn write(exporter: &dyn Exporter, result: &RunResult, path: &Path) -> Result
     })
 }
 
-/// The template environment: every template, and the `cell` filter that makes text safe in a
-/// Markdown table cell.
+/// The template environment: every template, auto-escaping for HTML, XML and Markdown, and the
+/// Markdown filters `cell` (text) and `code` (a code span's content).
 pub(crate) fn templates() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     // Files end with a newline, as text files should; templates are set before they are added.
@@ -78,6 +78,15 @@ pub(crate) fn templates() -> minijinja::Environment<'static> {
     {
         env.set_syntax(syntax);
     }
+    // Markdown templates escape every value they print, as HTML and XML ones do; `cell` says so
+    // where a value is printed on purpose, and `code` is for what goes inside a code span.
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".md") {
+            minijinja::AutoEscape::Custom("markdown".into())
+        } else {
+            minijinja::default_auto_escape_callback(name)
+        }
+    });
     for (name, text) in [
         ("report.html", include_str!("templates/report.html")),
         ("junit.xml", include_str!("templates/junit.xml")),
@@ -89,7 +98,12 @@ pub(crate) fn templates() -> minijinja::Environment<'static> {
         env.add_template(name, text)
             .expect("the built-in templates parse");
     }
-    env.add_filter("cell", |s: String| -> String { markdown::cell(&s) });
+    env.add_filter("cell", |s: String| {
+        minijinja::Value::from_safe_string(markdown::text(&s))
+    });
+    env.add_filter("code", |s: String| {
+        minijinja::Value::from_safe_string(markdown::code(&s))
+    });
     env.set_formatter(escape);
     env
 }
@@ -101,7 +115,20 @@ fn escape(
     state: &mut minijinja::State,
     value: &minijinja::Value,
 ) -> Result<(), minijinja::Error> {
-    if !matches!(state.auto_escape(), minijinja::AutoEscape::Html) || value.is_safe() {
+    if value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    if matches!(state.auto_escape(), minijinja::AutoEscape::Custom(name) if name == "markdown") {
+        let text = if value.is_none() || value.is_undefined() {
+            String::new()
+        } else {
+            value.to_string()
+        };
+        return out
+            .write_str(&markdown::text(&text))
+            .map_err(minijinja::Error::from);
+    }
+    if !matches!(state.auto_escape(), minijinja::AutoEscape::Html) {
         return minijinja::escape_formatter(out, state, value);
     }
     let text = value.to_string();
