@@ -42,4 +42,5 @@ pub mod result;
 pub mod scenario;
 pub mod schedule;
 pub mod taxonomy;
+pub mod text;
 pub mod thresholds;

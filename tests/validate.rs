@@ -292,3 +292,42 @@ fn a_scenarios_directory_adds_and_overrides_by_name() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_file_that_is_not_utf8_or_quotes_hidden_characters_gets_a_place_and_one_line() {
+    let dir = std::env::temp_dir().join(format!("harness-validate-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let latin1 = dir.join("latin1.toml");
+    std::fs::write(&latin1, b"name = \"x\"\nsuite = \"reli\xe9bility\"\n").unwrap();
+    let out = harness(&dir, &["validate", "latin1.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("latin1.toml:2:14: byte 0xe9 is not UTF-8 — "),
+        "{stderr}"
+    );
+
+    // A value with a line break, a NUL and a right-to-left override, quoted back in a message.
+    let hidden = dir.join("hidden.toml");
+    std::fs::write(
+        &hidden,
+        "name = \"hidden\"\nsuite = \"reliability\"\ntimeout = \"30s\"\n[target]\nkind = \"websocket\"\n\
+         [websocket.protocol]\ncorrelation_id = \"id\\n\\u0000\\u202Eevil\"\n\
+         [load]\niterations = 1\nconcurrency = 1\n",
+    )
+    .unwrap();
+    let out = harness(&dir, &["validate", "hidden.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`id\\n\\u{0}\\u{202e}evil` is not a JSON pointer"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{202e}') && !stderr.contains('\0'));
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "one line for the problem, one for the count: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,11 +40,42 @@ impl Entry {
 
 /// Reads a file into a [`Source`] named by its path as given.
 pub fn read_source(path: &Path) -> Result<Source, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(Source::new(path.display().to_string(), text))
+    let file = path.display().to_string();
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Source::new(file, text)),
+        Err(e) => Err(ConfigError::Invalid(super::Problems(vec![not_utf8(
+            file,
+            e.as_bytes(),
+            e.utf8_error().valid_up_to(),
+        )]))),
+    }
+}
+
+/// Where the first byte that is not UTF-8 is, as a problem with its line and column.
+fn not_utf8(file: String, bytes: &[u8], at: usize) -> super::Problem {
+    let before = &bytes[..at];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    // The part of the line before the bad byte is valid UTF-8: count its characters.
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    super::Problem {
+        file,
+        line,
+        col,
+        key: String::new(),
+        message: format!("byte 0x{:02x} is not UTF-8", bytes[at]),
+        hint: Some("scenario and procedure files are UTF-8 text; save the file as UTF-8".into()),
+    }
 }
 
 /// Every name known for one kind of file (scenarios, or procedures).

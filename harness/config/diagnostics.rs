@@ -58,15 +58,17 @@ pub struct Problem {
     pub hint: Option<String>,
 }
 
+use crate::text::visible;
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
+        write!(f, "{}:{}:{}: ", visible(&self.file), self.line, self.col)?;
         if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
+            write!(f, "{}: ", visible(&self.key))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&visible(&self.message))?;
         if let Some(hint) = &self.hint {
-            write!(f, " — {hint}")?;
+            write!(f, " — {}", visible(hint))?;
         }
         Ok(())
     }

@@ -55,12 +55,7 @@ pub fn code(s: &str) -> String {
         .collect()
 }
 
-/// Characters that change how text around them looks without being seen: controls, and the
-/// bidirectional overrides and isolates.
-pub fn is_hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
-}
+pub use crate::text::is_hidden;
 
 impl Exporter for Markdown {
     fn file_name(&self) -> &'static str {

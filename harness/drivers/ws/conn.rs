@@ -670,9 +670,7 @@ pub fn sample(bytes: &[u8]) -> String {
         .chars()
         .take(SAMPLE_CHARS)
         .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-            {
+            let escaped: Vec<char> = if crate::text::is_hidden(c) {
                 c.escape_unicode().collect()
             } else {
                 vec![c]
