@@ -120,7 +120,9 @@ impl engine::Observer for Journaling {
 
 /// The bare loop: the same client settings, each response read to the end and its status checked.
 async fn bare(url: &str) {
-    let client = Arc::new(harness::drivers::http::build_client(CONCURRENCY).unwrap());
+    let client = Arc::new(
+        harness::drivers::http::build_client(CONCURRENCY, harness::net::Reach::Loopback).unwrap(),
+    );
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENCY {
         let (client, url) = (Arc::clone(&client), url.to_string());

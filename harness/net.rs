@@ -22,6 +22,47 @@ pub enum NetError {
     },
     #[error("{address} resolves to no address")]
     NoAddress { address: String },
+    #[error(
+        "{address} resolves to {ip}, which is not this machine; load goes only to loopback — pass --allow-remote (or set allow_remote = true) if this target is yours to load"
+    )]
+    NotLoopback {
+        address: String,
+        ip: std::net::IpAddr,
+    },
+}
+
+/// Whether traffic may leave this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Only loopback addresses (the default).
+    Loopback,
+    /// Anywhere (`--allow-remote`).
+    Anywhere,
+}
+
+impl Reach {
+    pub fn of(allow_remote: bool) -> Self {
+        if allow_remote {
+            Reach::Anywhere
+        } else {
+            Reach::Loopback
+        }
+    }
+
+    /// Refuses `addrs` (what `address` resolved to) unless every one is allowed: a name that
+    /// resolves elsewhere, through a hosts file or DNS, is not trusted because it reads `localhost`.
+    pub fn check(self, address: &str, addrs: &[SocketAddr]) -> Result<(), NetError> {
+        if self == Reach::Anywhere {
+            return Ok(());
+        }
+        match addrs.iter().find(|a| !a.ip().is_loopback()) {
+            Some(a) => Err(NetError::NotLoopback {
+                address: address.to_string(),
+                ip: a.ip(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The host and port of `url` (brackets of an IPv6 literal removed).
@@ -38,8 +79,8 @@ pub fn host_port(url: &Url) -> Result<(String, u16), NetError> {
     Ok((host, port))
 }
 
-/// Every address `url`'s host resolves to, with its port.
-pub async fn resolve_all(url: &Url) -> Result<Vec<SocketAddr>, NetError> {
+/// Every address `url`'s host resolves to, with its port, each one allowed by `reach`.
+pub async fn resolve_all(url: &Url, reach: Reach) -> Result<Vec<SocketAddr>, NetError> {
     let (host, port) = host_port(url)?;
     let address = format!("{host}:{port}");
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
@@ -52,12 +93,35 @@ pub async fn resolve_all(url: &Url) -> Result<Vec<SocketAddr>, NetError> {
     if addrs.is_empty() {
         return Err(NetError::NoAddress { address });
     }
+    reach.check(&address, &addrs)?;
     Ok(addrs)
 }
 
-/// The first address `url`'s host resolves to.
-pub async fn resolve(url: &Url) -> Result<SocketAddr, NetError> {
-    Ok(resolve_all(url).await?[0])
+/// The first address `url`'s host resolves to (every one allowed by `reach`).
+pub async fn resolve(url: &Url, reach: Reach) -> Result<SocketAddr, NetError> {
+    Ok(resolve_all(url, reach).await?[0])
+}
+
+/// A resolver for the HTTP client that applies the loopback gate to every name it resolves, on every
+/// new connection (so a name that changes what it points to mid-run is caught too).
+#[derive(Debug, Clone, Copy)]
+pub struct GatedResolver(pub Reach);
+
+impl reqwest::dns::Resolve for GatedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let reach = self.0;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.is_empty() {
+                return Err(Box::new(NetError::NoAddress { address: host })
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            reach.check(&host, &addrs)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// Whether `url` points at this machine.
@@ -98,5 +162,32 @@ mod tests {
         ] {
             assert!(!is_loopback(&Url::parse(no).unwrap()), "{no}");
         }
+    }
+
+    #[test]
+    fn a_name_is_judged_by_every_address_it_resolves_to() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let mixed = [addr("127.0.0.1:80"), addr("192.0.2.7:80")];
+        let e = Reach::Loopback.check("localhost:80", &mixed).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("localhost:80 resolves to 192.0.2.7, which is not this machine"),
+            "{e}"
+        );
+        assert!(Reach::Anywhere.check("localhost:80", &mixed).is_ok());
+        let local = [addr("127.0.0.1:80"), addr("[::1]:80")];
+        assert!(Reach::Loopback.check("localhost:80", &local).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_http_clients_resolver_resolves_this_machine_and_gates_it() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let addrs: Vec<SocketAddr> = GatedResolver(Reach::Loopback)
+            .resolve(name)
+            .await
+            .unwrap()
+            .collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
     }
 }

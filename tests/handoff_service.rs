@@ -54,7 +54,7 @@ impl JsonBody for reqwest::RequestBuilder {
 async fn start(config: HandoffConfig) -> (Running, Api) {
     let running = reference::start_handoff(config).await.unwrap();
     let api = Api {
-        client: harness::drivers::http::build_client(64).unwrap(),
+        client: harness::drivers::http::build_client(64, harness::net::Reach::Loopback).unwrap(),
         base: running.url.as_str().trim_end_matches('/').to_string(),
     };
     (running, api)

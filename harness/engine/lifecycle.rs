@@ -18,6 +18,7 @@ use super::assemble::{Extras, Stop};
 use super::load::{Clock, Running, run_load};
 use super::session::{BeforeLoad, Finish, Session};
 use super::{Observer, Signals, network, target_admin};
+use crate::net::Reach;
 use crate::plan::{RunPlan, TargetPlan};
 use crate::result::{CheckResult, RecoveryMetrics, RunResult};
 
@@ -85,7 +86,7 @@ pub async fn run<S: Session>(
     let chaos = plan.faults.server.as_ref().map(|c| c.to_json());
     if let Some(settings) = &chaos {
         match guarded(
-            target_admin::set_chaos(&admin, settings),
+            target_admin::set_chaos(&admin, settings, Reach::of(plan.allow_remote)),
             &signals,
             deadline,
         )
@@ -102,7 +103,7 @@ pub async fn run<S: Session>(
     // From here on the chaos controls are set: every way out clears them.
     let result = with_chaos_set(plan, url, &mut session, observer, &signals, clock).await;
     match &chaos {
-        Some(_) => clear_chaos(&admin, result).await,
+        Some(_) => clear_chaos(&admin, result, Reach::of(plan.allow_remote)).await,
         None => result,
     }
 }
@@ -153,7 +154,14 @@ async fn with_chaos_set<S: Session>(
         }
     }
 
-    let interposed = match network::interpose(&plan.faults.network, url, plan.identity.seed).await {
+    let interposed = match network::interpose(
+        &plan.faults.network,
+        url,
+        plan.identity.seed,
+        crate::net::Reach::of(plan.allow_remote),
+    )
+    .await
+    {
         Ok(i) => i,
         Err(why) => return early.ended(Stop::NotStarted(why.to_string()), &before),
     };
@@ -201,8 +209,8 @@ async fn with_chaos_set<S: Session>(
     running.snapshot(stop, &extras)
 }
 
-async fn clear_chaos(admin: &Url, mut result: RunResult) -> RunResult {
-    if let Err(why) = target_admin::clear_chaos(admin).await {
+async fn clear_chaos(admin: &Url, mut result: RunResult, reach: Reach) -> RunResult {
+    if let Err(why) = target_admin::clear_chaos(admin, reach).await {
         result.notes.push(format!(
             "The target's chaos controls could not be cleared after the run: {why}"
         ));

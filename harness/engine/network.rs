@@ -44,11 +44,12 @@ pub async fn interpose(
     faults: &[Fault],
     target: &Url,
     seed: u64,
+    reach: crate::net::Reach,
 ) -> Result<Option<Interposed>, TargetError> {
     if faults.is_empty() {
         return Ok(None);
     }
-    let upstream = crate::net::resolve(target).await?;
+    let upstream = crate::net::resolve(target, reach).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(TargetError::Proxy)?;

@@ -11,12 +11,12 @@ use super::error::TargetError;
 pub const CONNECT_WITHIN: Duration = Duration::from_secs(3);
 
 /// Opens (and closes) one TCP connection to the target.
-pub async fn check_reachable(url: &Url) -> Result<(), TargetError> {
+pub async fn check_reachable(url: &Url, reach: crate::net::Reach) -> Result<(), TargetError> {
     let (host, port) = crate::net::host_port(url)?;
     let address = format!("{host}:{port}");
     let connect = async {
         let mut last = None;
-        for addr in crate::net::resolve_all(url).await? {
+        for addr in crate::net::resolve_all(url, reach).await? {
             match tokio::net::TcpStream::connect(addr).await {
                 Ok(_) => return Ok(()),
                 Err(source) => last = Some(TargetError::Connect { addr, source }),
@@ -46,14 +46,20 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         assert!(
-            check_reachable(&Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap())
-                .await
-                .is_ok()
+            check_reachable(
+                &Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+                crate::net::Reach::Loopback
+            )
+            .await
+            .is_ok()
         );
         drop(listener);
-        let err = check_reachable(&Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap())
-            .await
-            .unwrap_err();
+        let err = check_reachable(
+            &Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+            crate::net::Reach::Loopback,
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("cannot connect"), "{err}");
     }
 }

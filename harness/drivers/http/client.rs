@@ -131,9 +131,13 @@ pub struct SendError {
 }
 
 /// Builds the client every request of a run goes through.
-pub fn build_client(pool_size: usize) -> Result<reqwest::Client, reqwest::Error> {
+pub fn build_client(
+    pool_size: usize,
+    reach: crate::net::Reach,
+) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .no_proxy()
+        .dns_resolver(std::sync::Arc::new(crate::net::GatedResolver(reach)))
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(pool_size)
         .tcp_nodelay(true)

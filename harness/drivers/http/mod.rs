@@ -119,7 +119,10 @@ impl HttpDriver {
             }
         }
         Ok(Self {
-            client: build_client(settings.pool_size)?,
+            client: build_client(
+                settings.pool_size,
+                crate::net::Reach::of(settings.allow_remote),
+            )?,
             base,
             literal_urls,
             keep_headers: procedure.reads_headers(),

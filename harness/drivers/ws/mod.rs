@@ -122,11 +122,6 @@ pub enum WsError {
     NoSubscriptionAck { path: String, timeout: Duration },
 }
 
-/// Resolves the endpoint's address once, for every connection of the run.
-pub async fn resolve(url: &Url) -> Result<SocketAddr, WsError> {
-    Ok(crate::net::resolve(url).await?)
-}
-
 /// What the driver needs to start.
 pub struct WsSetup {
     pub url: Url,

@@ -42,7 +42,7 @@ impl Session for HttpSession<'_> {
     type Driver = HttpDriver;
 
     async fn preflight(&mut self) -> Result<(), TargetError> {
-        preflight::check_reachable(&self.url).await
+        preflight::check_reachable(&self.url, crate::net::Reach::of(self.plan.allow_remote)).await
     }
 
     fn admin_base(&self) -> Url {
@@ -115,10 +115,15 @@ impl Session for HttpSession<'_> {
             }
         }
         if let Some(history) = end.history {
-            let checked = match target_admin::state(&self.url).await {
-                Ok(state) => crate::invariants::check(&history, &state).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let checked =
+                match target_admin::state(&self.url, crate::net::Reach::of(self.plan.allow_remote))
+                    .await
+                {
+                    Ok(state) => {
+                        crate::invariants::check(&history, &state).map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
             match checked {
                 Ok(report) => extras.invariants = Some(report),
                 Err(why) => extras

@@ -20,6 +20,7 @@ use crate::drivers::ws::{WsDriver, WsSetup};
 use crate::engine::TargetError;
 use crate::engine::assemble::{Extras, Stop};
 use crate::metrics::{ConnectionStats, Recorder};
+use crate::net::Reach;
 use crate::plan::{RunPlan, SlowConsumerProbe, WsSettings};
 use crate::probes::{WsEnv, hardening, rate_limit, slow_consumer};
 
@@ -94,7 +95,8 @@ impl Session for WsSession<'_> {
     type Driver = WsDriver;
 
     async fn preflight(&mut self) -> Result<(), TargetError> {
-        let addr: SocketAddr = crate::net::resolve(&self.url).await?;
+        let addr: SocketAddr =
+            crate::net::resolve(&self.url, Reach::of(self.plan.allow_remote)).await?;
         let timeout = self.settings.connect_timeout;
         let (mut ws, _) = conn::open(
             &self.url,
@@ -167,7 +169,7 @@ impl Session for WsSession<'_> {
         let addr = if *load_url == self.url {
             self.env()?.addr
         } else {
-            crate::net::resolve(load_url).await?
+            crate::net::resolve(load_url, Reach::of(self.plan.allow_remote)).await?
         };
         let plan = self.plan;
         let setup = WsSetup {
