@@ -36,11 +36,15 @@ pub enum ErrorKind {
     Rejected,
     /// A WebSocket endpoint refused a message for being over its rate limit.
     RateLimited,
+    /// A response or frame over the harness's limit (HTTP headers, a WebSocket message).
+    TooLarge,
+    /// A WebSocket upgrade that failed or never completed after the TCP connection was made.
+    Handshake,
 }
 
 impl ErrorKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Http4xx,
@@ -54,6 +58,8 @@ impl ErrorKind {
         ErrorKind::Blocked,
         ErrorKind::Rejected,
         ErrorKind::RateLimited,
+        ErrorKind::TooLarge,
+        ErrorKind::Handshake,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +77,8 @@ impl ErrorKind {
             ErrorKind::Blocked => "blocked",
             ErrorKind::Rejected => "rejected",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Handshake => "handshake",
         }
     }
 }

@@ -47,15 +47,10 @@ concurrency = 1
 "#,
     );
     let out = dir.join("out");
-    let o = run_harness(&[
-        "run",
-        file.to_str().unwrap(),
-        "--target",
-        &url,
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = harness()
+        .args(run_args(&file, &url, &out))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}\n{}", stdout(&o), stderr(&o));
     let reason = read_result(&out)["reason"].as_str().unwrap().to_string();
     assert!(

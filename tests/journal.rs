@@ -52,19 +52,6 @@ success_rate = ">= 0.99"
     )
 }
 
-fn run_args(file: &std::path::Path, url: &str, out: &std::path::Path) -> Vec<String> {
-    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    vec![
-        "run".into(),
-        path(file),
-        "--target".into(),
-        url.into(),
-        "--quiet".into(),
-        "--out".into(),
-        path(out),
-    ]
-}
-
 #[test]
 fn a_run_killed_mid_load_is_rebuilt_from_its_journal() {
     let (server, answered) = counting();

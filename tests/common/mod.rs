@@ -282,3 +282,17 @@ pub fn failed_checks(r: &harness::result::RunResult) -> Vec<&str> {
         .map(|c| c.name.as_str())
         .collect()
 }
+
+/// The arguments of `harness run FILE --target URL --quiet --out OUT`.
+pub fn run_args(file: &Path, url: &str, out: &Path) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    vec![
+        "run".into(),
+        path(file),
+        "--target".into(),
+        url.into(),
+        "--quiet".into(),
+        "--out".into(),
+        path(out),
+    ]
+}

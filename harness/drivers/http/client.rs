@@ -250,6 +250,13 @@ fn classify(e: reqwest::Error) -> SendError {
             detail,
             effect: Effect::None,
         }
+    } else if let Some(kind) = malformed(&e) {
+        // An answer came, but not one HTTP allows: the request was received.
+        SendError {
+            kind,
+            detail,
+            effect: Effect::Maybe,
+        }
     } else {
         // Sent, then the connection broke before a response: it may have taken effect.
         SendError {
@@ -258,6 +265,24 @@ fn classify(e: reqwest::Error) -> SendError {
             effect: Effect::Maybe,
         }
     }
+}
+
+/// `protocol` for a response that is not HTTP (a bad status line, bad headers), `too_large` for one
+/// whose head is over the client's limit; `None` for anything else.
+fn malformed(e: &reqwest::Error) -> Option<ErrorKind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                return Some(ErrorKind::TooLarge);
+            }
+            if h.is_parse() || h.is_parse_status() {
+                return Some(ErrorKind::Protocol);
+            }
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// An error with its causes, `outer: inner: innermost`.

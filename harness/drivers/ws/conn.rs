@@ -66,6 +66,21 @@ pub struct ClosedBy {
     /// The close code the endpoint sent, if it sent a close frame.
     pub code: Option<u16>,
     pub reason: String,
+    /// What went wrong, for the iterations it fails: `connect` for a connection that ended or broke,
+    /// `protocol` for framing the protocol forbids (text that is not UTF-8, say), `too_large` for a
+    /// message over the harness's limit.
+    pub kind: crate::taxonomy::ErrorKind,
+}
+
+impl ClosedBy {
+    /// Ended by the endpoint or the network (`kind` connect).
+    pub fn lost(code: Option<u16>, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+            kind: crate::taxonomy::ErrorKind::Connect,
+        }
+    }
 }
 
 impl std::fmt::Display for ClosedBy {
@@ -85,11 +100,29 @@ pub enum ConnectError {
     Tcp { addr: String, why: String },
     #[error("the WebSocket handshake failed: {0}")]
     Handshake(String),
-    #[error("no connection within {0:?} (TCP connect, upgrade and on-connect replies)")]
+    #[error("no TCP connection within {0:?}")]
     Timeout(Duration),
+    /// The TCP connection was made, but the upgrade (or the on-connect replies) did not finish.
+    #[error(
+        "the TCP connection was made, but the WebSocket upgrade and on-connect replies did not finish within {0:?} (is it a WebSocket endpoint?)"
+    )]
+    UpgradeTimeout(Duration),
     /// An on-connect frame was not answered as the scenario expects.
     #[error("setting up the connection failed: {0}")]
     Setup(String),
+}
+
+impl ConnectError {
+    /// How an iteration that could not get its connection failed.
+    pub fn kind(&self) -> crate::taxonomy::ErrorKind {
+        use crate::taxonomy::ErrorKind;
+        match self {
+            ConnectError::Tcp { .. } | ConnectError::Timeout(_) => ErrorKind::Connect,
+            ConnectError::Handshake(_)
+            | ConnectError::UpgradeTimeout(_)
+            | ConnectError::Setup(_) => ErrorKind::Handshake,
+        }
+    }
 }
 
 /// Opens a connection to `url` at `addr` (resolved once per run), set up as `setup` says (handshake
@@ -104,22 +137,26 @@ pub async fn open(
     setup: &ConnSetup,
 ) -> Result<(Stream, Duration), ConnectError> {
     let started = Instant::now();
-    let work = async {
-        let tcp_err = |e: std::io::Error| ConnectError::Tcp {
-            addr: addr.to_string(),
-            why: describe_io(&e),
-        };
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
+    let deadline = tokio::time::Instant::from_std(started + timeout);
+    let tcp_err = |e: std::io::Error| ConnectError::Tcp {
+        addr: addr.to_string(),
+        why: describe_io(&e),
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(tcp_err)?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).map_err(tcp_err)?;
+    }
+    let stream = tokio::time::timeout_at(deadline, socket.connect(addr))
+        .await
+        .map_err(|_| ConnectError::Timeout(timeout))?
         .map_err(tcp_err)?;
-        if let Some(size) = recv_buffer {
-            socket.set_recv_buffer_size(size).map_err(tcp_err)?;
-        }
-        let stream = socket.connect(addr).await.map_err(tcp_err)?;
-        let _ = stream.set_nodelay(true);
+    let _ = stream.set_nodelay(true);
+    let work = async {
         let request = handshake_request(url, setup)?;
         let (mut ws, _) =
             tokio_tungstenite::client_async_with_config(request, stream, Some(client_config()))
@@ -128,9 +165,9 @@ pub async fn open(
         on_connect(&mut ws, setup).await?;
         Ok((ws, started.elapsed()))
     };
-    tokio::time::timeout(timeout, work)
+    tokio::time::timeout_at(deadline, work)
         .await
-        .map_err(|_| ConnectError::Timeout(timeout))?
+        .map_err(|_| ConnectError::UpgradeTimeout(timeout))?
 }
 
 fn handshake_request(
@@ -466,10 +503,7 @@ impl Conn {
         }
         if let Err(e) = sink.send(Message::text(frame)).await {
             self.forget(cid);
-            return Err(ClosedBy {
-                code: None,
-                reason: e.to_string(),
-            });
+            return Err(ClosedBy::lost(None, e.to_string()));
         }
         note(&self.inner.tally, |c| c.sent += 1);
         Ok(rx)
@@ -495,10 +529,9 @@ impl Conn {
     /// Sends a frame nobody waits a reply for (probes' raw frames).
     pub async fn send(&self, message: Message) -> Result<(), ClosedBy> {
         let mut sink = self.inner.sink.lock().await;
-        sink.send(message).await.map_err(|e| ClosedBy {
-            code: None,
-            reason: e.to_string(),
-        })
+        sink.send(message)
+            .await
+            .map_err(|e| ClosedBy::lost(None, e.to_string()))
     }
 
     /// Sends a normal close and waits briefly for the endpoint's answer.
@@ -527,12 +560,7 @@ impl Conn {
 }
 
 async fn wait(inner: &Inner, shared: &Shared, mut rx: oneshot::Receiver<Reply>) -> Reply {
-    let gone = || {
-        Reply::Closed(ClosedBy {
-            code: None,
-            reason: "the connection went away".into(),
-        })
-    };
+    let gone = || Reply::Closed(ClosedBy::lost(None, "the connection went away"));
     // Either the reply comes (handed over by whoever reads), or this waiter gets the read half first
     // and reads until the reply is in.
     tokio::select! {
@@ -591,14 +619,8 @@ fn handle(
         }
         Some(Ok(Message::Close(frame))) => {
             let by = match frame {
-                Some(f) => ClosedBy {
-                    code: Some(u16::from(f.code)),
-                    reason: f.reason.to_string(),
-                },
-                None => ClosedBy {
-                    code: Some(1005),
-                    reason: String::new(),
-                },
+                Some(f) => ClosedBy::lost(Some(u16::from(f.code)), f.reason.to_string()),
+                None => ClosedBy::lost(Some(1005), ""),
             };
             if let Some(code) = by.code {
                 note(&inner.tally, |c| c.close_code(code));
@@ -606,22 +628,50 @@ fn handle(
             end(inner, shared, by);
         }
         Some(Ok(_)) => {}
-        Some(Err(e)) => end(
-            inner,
-            shared,
-            ClosedBy {
-                code: None,
-                reason: e.to_string(),
-            },
-        ),
+        Some(Err(e)) => {
+            let by = broken(inner, &e);
+            end(inner, shared, by)
+        }
         None => end(
             inner,
             shared,
-            ClosedBy {
-                code: None,
-                reason: "the target closed the connection without a close frame".into(),
-            },
+            ClosedBy::lost(
+                None,
+                "the target closed the connection without a close frame",
+            ),
         ),
+    }
+}
+
+/// What a read error means, and the close the protocol asks for when the harness is the one that
+/// gives up: 1007 for a text frame that is not UTF-8, 1009 for a message over the limit, 1002 for
+/// other framing errors. The close is sent if the socket takes it at once (best effort: the
+/// connection is being dropped either way).
+fn broken(inner: &Inner, e: &tungstenite::Error) -> ClosedBy {
+    use crate::taxonomy::ErrorKind;
+    use tungstenite::error::{CapacityError, Error as WsErr};
+    let (kind, close) = match e {
+        WsErr::Utf8(_) => (ErrorKind::Protocol, Some(CloseCode::Invalid)),
+        WsErr::Capacity(CapacityError::MessageTooLong { .. }) => {
+            (ErrorKind::TooLarge, Some(CloseCode::Size))
+        }
+        WsErr::Capacity(_) => (ErrorKind::TooLarge, Some(CloseCode::Size)),
+        WsErr::Protocol(_) => (ErrorKind::Protocol, Some(CloseCode::Protocol)),
+        _ => (ErrorKind::Connect, None),
+    };
+    if let Some(code) = close
+        && let Ok(mut sink) = inner.sink.try_lock()
+    {
+        let frame = CloseFrame {
+            code,
+            reason: "".into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).now_or_never();
+    }
+    ClosedBy {
+        code: None,
+        reason: e.to_string(),
+        kind,
     }
 }
 

@@ -150,6 +150,8 @@ struct Backoff {
     failures: u32,
     next_attempt: Option<Instant>,
     last_error: String,
+    /// The kind of the last failure, for the iterations refused while waiting to retry.
+    last_kind: Option<ErrorKind>,
     /// When the slot's connection was found lost.
     lost_at: Option<Instant>,
 }
@@ -267,7 +269,7 @@ impl WsDriver {
         }
         if let Some(at) = backoff.next_attempt.filter(|at| now < *at) {
             return Err(Failure {
-                kind: ErrorKind::Connect,
+                kind: backoff.last_kind.unwrap_or(ErrorKind::Connect),
                 rule: None,
                 step: None,
                 detail: format!(
@@ -292,8 +294,9 @@ impl WsDriver {
                 backoff.failures += 1;
                 backoff.next_attempt = Some(now + dialer::backoff(backoff.failures));
                 backoff.last_error = e.to_string();
+                backoff.last_kind = Some(e.kind());
                 Err(Failure {
-                    kind: ErrorKind::Connect,
+                    kind: e.kind(),
                     rule: None,
                     step: None,
                     detail: e.to_string(),
@@ -420,7 +423,7 @@ impl WsDriver {
             Ok(rx) => rx,
             Err(closed) => {
                 settle(Delivery::Indeterminate);
-                return Self::fail(ErrorKind::Connect, closed.to_string());
+                return Self::fail(closed.kind, closed.to_string());
             }
         };
         match timer.within(ctx.deadline, conn.wait(rx)).await {
@@ -448,7 +451,7 @@ impl WsDriver {
             }
             Some(Reply::Closed(c)) => {
                 settle(Delivery::Indeterminate);
-                Self::fail(ErrorKind::Connect, c.to_string())
+                Self::fail(c.kind, c.to_string())
             }
         }
     }
