@@ -192,9 +192,12 @@ fn an_upgrade_that_never_comes_is_a_handshake_failure() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    let reason = read_result(&out)["reason"].as_str().unwrap().to_string();
+    let r = read_result(&out);
+    let reason = r["reason"].as_str().unwrap().to_string();
     assert!(
         reason.contains("the TCP connection was made, but the WebSocket upgrade"),
         "{reason}"
     );
+    // The run waited out the connect timeout, and says so in its duration.
+    assert!(r["duration_s"].as_f64().unwrap() >= 0.3, "{}", r["duration_s"]);
 }
