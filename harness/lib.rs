@@ -36,6 +36,7 @@ pub mod plan;
 pub mod probes;
 pub mod procedure;
 pub mod proxy;
+pub mod redact;
 pub mod reference;
 pub mod report;
 pub mod result;

@@ -199,5 +199,9 @@ fn an_upgrade_that_never_comes_is_a_handshake_failure() {
         "{reason}"
     );
     // The run waited out the connect timeout, and says so in its duration.
-    assert!(r["duration_s"].as_f64().unwrap() >= 0.3, "{}", r["duration_s"]);
+    assert!(
+        r["duration_s"].as_f64().unwrap() >= 0.3,
+        "{}",
+        r["duration_s"]
+    );
 }

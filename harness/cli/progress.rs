@@ -109,9 +109,10 @@ impl Observer for CliObserver {
         if matches!(self.display, Display::Quiet) {
             return;
         }
+        let url = crate::redact::url(url);
         let on = match embedded {
             Some(e) => format!("the embedded {} reference target at {url}", e.as_str()),
-            None => url.to_string(),
+            None => url,
         };
         let (name, suite, seed, run_id) = &self.run;
         eprintln!("running {name} ({suite}) against {on} — seed {seed}, run id {run_id}");

@@ -148,7 +148,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         shard: id.shard,
         target: TargetInfo {
             kind: plan.target.kind().as_str().to_string(),
-            url: s.url.to_string(),
+            url: crate::redact::url(s.url),
             embedded: plan.endpoint.embedded().map(|e| e.as_str().to_string()),
             procedure: plan.target.procedure().map(|p| p.name.clone()),
         },
@@ -207,7 +207,9 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
     result.status = status;
     result.reason = reason;
     result.thresholds = verdicts;
-    result
+    // A target may echo a credential back (an error body, a frame): nothing it sent reaches a file
+    // or a terminal with one in it.
+    crate::redact::Secrets::of(plan).result(result)
 }
 
 /// When requests timed out while frames arrived that could not be tied to any request, the two are
