@@ -307,12 +307,14 @@ enum Config {
 }
 
 /// Structured logs on stderr; `RUST_LOG` overrides the level (`RUST_LOG=debug` shows every request).
+/// Colour only on a terminal, and never with `NO_COLOR` set (<https://no-color.org>).
 fn init_logging() {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(!no_color && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

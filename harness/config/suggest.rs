@@ -12,11 +12,33 @@ where
         let d = strsim::osa_distance(&lower, &cand.to_ascii_lowercase());
         // Allow roughly one edit in three characters, and always at least one.
         let allowed = (cand.chars().count().max(word.chars().count()) / 3).max(1);
-        if d <= allowed && best.is_none_or(|(bd, _)| d < bd) {
+        // And the part that differs must be mostly alike: names that share a long ending
+        // (`NOPE_STANDARD`, `STRESS_STANDARD`) are not typos of each other.
+        let (a, b) = differing(&lower, &cand.to_ascii_lowercase());
+        let core = (a.chars().count().max(b.chars().count()) / 2).max(1);
+        if d <= allowed && strsim::osa_distance(&a, &b) <= core && best.is_none_or(|(bd, _)| d < bd)
+        {
             best = Some((d, cand));
         }
     }
     best.map(|(_, c)| c)
+}
+
+/// What is left of `a` and `b` once their common beginning and ending are taken off.
+fn differing(a: &str, b: &str) -> (String, String) {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    let suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    (
+        a[..a.len() - suffix].iter().collect(),
+        b[..b.len() - suffix].iter().collect(),
+    )
 }
 
 /// A hint naming the nearest candidate, or listing them all when none is near.
@@ -50,6 +72,21 @@ mod tests {
         assert_eq!(nearest("Iteration", keys), Some("iterations"));
         assert_eq!(nearest("banana", keys), None);
         assert_eq!(nearest("frist", ["first", "second"]), Some("first"));
+        let names = [
+            "STRESS_STANDARD",
+            "RELIABILITY_STANDARD",
+            "PERFORMANCE_STANDARD",
+        ];
+        assert_eq!(nearest("NOPE_STANDARD", names), None);
+        assert_eq!(
+            nearest("RELIABILTY_STANDARD", names),
+            Some("RELIABILITY_STANDARD")
+        );
+        assert_eq!(
+            nearest("PERFROMANCE_STANDARD", names),
+            Some("PERFORMANCE_STANDARD")
+        );
+        assert_eq!(nearest("stres_standard", names), Some("STRESS_STANDARD"));
     }
 
     #[test]
