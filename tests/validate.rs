@@ -281,6 +281,43 @@ fn a_scenarios_directory_adds_and_overrides_by_name() {
     assert!(row("CONCURRENCY_STANDARD").contains("1500 it × 50 workers"));
     assert!(row("MISNAMED").contains("invalid"), "{table}");
 
+    // The same as JSON, for scripts.
+    let out = harness(
+        &std::env::temp_dir(),
+        &["--scenarios", dir.to_str().unwrap(), "list", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let items: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let item = |name: &str| {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {items}"))
+            .clone()
+    };
+    let overridden = item("RELIABILITY_STANDARD");
+    assert_eq!(overridden["target"]["kind"], "http");
+    assert_eq!(
+        overridden["target"]["endpoint"]["url"],
+        "http://127.0.0.1:9/"
+    );
+    assert_eq!(overridden["load"]["summary"], "3 it × 1 workers");
+    let concurrency = item("CONCURRENCY_STANDARD");
+    assert_eq!(concurrency["source"], "built-in");
+    assert_eq!(concurrency["thresholds"][2]["metric"], "lock.acquire.p95");
+    assert_eq!(concurrency["thresholds"][2]["condition"], "< 100ms");
+    let misnamed = item("MISNAMED");
+    assert_eq!(misnamed["valid"], false);
+    assert!(
+        misnamed["problem"]
+            .as_str()
+            .unwrap()
+            .contains("differs from the file name"),
+        "{misnamed}"
+    );
+
     let out = harness(
         &std::env::temp_dir(),
         &["--scenarios", dir.to_str().unwrap(), "validate", "MISNAMED"],

@@ -1,5 +1,5 @@
 //! `harness list`: every named configuration as a table — name, suite, target, load model and size,
-//! number of thresholds, and where it comes from.
+//! number of thresholds, and where it comes from — or, with `--json`, as a JSON array for scripts.
 
 use std::path::Path;
 
@@ -7,8 +7,27 @@ use crate::scenario::{Endpoint, Library, Scenario};
 
 use super::exit;
 
-pub fn run(dir: Option<&Path>) -> anyhow::Result<u8> {
+pub fn run(dir: Option<&Path>, json: bool) -> anyhow::Result<u8> {
     let library = Library::open(dir)?;
+    if json {
+        let items: Vec<serde_json::Value> = library
+            .entries()
+            .map(|entry| {
+                let source = source_of(entry);
+                match library.load_entry(entry) {
+                    Ok(s) => described(&s, source),
+                    Err(e) => serde_json::json!({
+                        "name": entry.name,
+                        "source": source,
+                        "valid": false,
+                        "problem": e.to_string(),
+                    }),
+                }
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(exit::OK);
+    }
     let mut rows = vec![[
         "NAME".to_string(),
         "SUITE".to_string(),
@@ -18,10 +37,7 @@ pub fn run(dir: Option<&Path>) -> anyhow::Result<u8> {
         "SOURCE".to_string(),
     ]];
     for entry in library.entries() {
-        let source = match &entry.origin {
-            crate::config::Origin::Builtin { .. } => "built-in".to_string(),
-            crate::config::Origin::File(p) => p.display().to_string(),
-        };
+        let source = source_of(entry);
         rows.push(match library.load_entry(entry) {
             Ok(s) => row(&s, source),
             Err(_) => [
@@ -36,6 +52,39 @@ pub fn run(dir: Option<&Path>) -> anyhow::Result<u8> {
     }
     print!("{}", table(&rows));
     Ok(exit::OK)
+}
+
+/// Where a configuration comes from: `built-in`, or its file.
+fn source_of(entry: &crate::config::Entry) -> String {
+    match &entry.origin {
+        crate::config::Origin::Builtin { .. } => "built-in".to_string(),
+        crate::config::Origin::File(p) => p.display().to_string(),
+    }
+}
+
+fn described(s: &Scenario, source: String) -> serde_json::Value {
+    let endpoint = match &s.target.endpoint {
+        Endpoint::Url(u) => serde_json::json!({ "url": u.to_string() }),
+        Endpoint::Embedded(e) => serde_json::json!({ "embedded": e.as_str() }),
+    };
+    serde_json::json!({
+        "name": s.name,
+        "suite": s.suite.to_string(),
+        "description": s.description,
+        "target": {
+            "kind": s.target.kind.as_str(),
+            "procedure": s.target.procedure.as_ref().map(|p| p.name.clone()),
+            "endpoint": endpoint,
+        },
+        "load": { "model": s.load.model().to_string(), "summary": s.load.summary() },
+        "thresholds": s
+            .thresholds
+            .iter()
+            .map(|t| serde_json::json!({ "metric": t.metric, "condition": t.condition.to_string() }))
+            .collect::<Vec<_>>(),
+        "source": source,
+        "valid": true,
+    })
 }
 
 fn row(s: &Scenario, source: String) -> [String; 6] {

@@ -46,7 +46,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List every named configuration: suite, target, load and thresholds.
-    List,
+    List {
+        /// Print a JSON array on stdout instead of the table (for scripts: name, suite,
+        /// description, target, load, thresholds, source, and whether it is valid).
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a scenario and write result.json; exit 0 passed, 1 a threshold failed, 3 incomplete.
     Run(run::RunArgs),
     /// Render report.html, junit.xml and summary.md again from a saved result.
@@ -100,7 +105,7 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command line and returns its exit code; errors are printed here, with their causes.
 pub fn run(cli: Cli) -> u8 {
     let outcome = match cli.command {
-        Command::List => list::run(cli.scenarios.as_deref()),
+        Command::List { json } => list::run(cli.scenarios.as_deref(), json),
         Command::Validate { names } => validate::run(cli.scenarios.as_deref(), &names),
         Command::Serve(args) => serve::run(args),
         Command::Proxy(args) => proxy::run(args),
