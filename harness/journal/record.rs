@@ -154,9 +154,22 @@ impl Sum {
     }
 }
 
-/// A slice as a journal line.
+/// A slice as a journal line: its histograms encoded as they are, nothing merged.
 pub fn slice_record(at_ms: u64, slice: &Interval) -> SliceRecord {
-    let mut sum = Sum::default();
-    sum.add_interval(at_ms, slice);
-    sum.record()
+    let ok = slice.latency.ok();
+    SliceRecord {
+        at_ms,
+        succeeded: slice.succeeded,
+        failed: slice.failed,
+        late: slice.late,
+        errors: slice.errors.clone(),
+        ok: (!ok.is_empty()).then(|| encode(ok)),
+        failed_by_kind: slice
+            .latency
+            .failed_by_kind()
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(k, h)| (k.to_string(), encode(h)))
+            .collect(),
+    }
 }

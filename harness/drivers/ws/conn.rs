@@ -607,15 +607,7 @@ fn handle(
                 let rtt = shared.now_us().saturating_sub(u64::from_be_bytes(sent));
                 note(&inner.tally, |c| c.ping(rtt));
             }
-            let waiter = inner
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .waiting
-                .remove(PING_KEY);
-            if let Some(tx) = waiter {
-                let _ = tx.send(Reply::Answer(Bytes::new()));
-            }
+            hand_over(inner, PING_KEY, Reply::Answer(Bytes::new()));
         }
         Some(Ok(Message::Close(frame))) => {
             let by = match frame {
@@ -672,6 +664,19 @@ fn broken(inner: &Inner, e: &tungstenite::Error) -> ClosedBy {
         code: None,
         reason: e.to_string(),
         kind,
+    }
+}
+
+/// Gives `reply` to whoever waits under `key` (a ping's or an app ping's waiter), if anyone does.
+fn hand_over(inner: &Inner, key: &str, reply: Reply) {
+    let waiter = inner
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .waiting
+        .remove(key);
+    if let Some(tx) = waiter {
+        let _ = tx.send(reply);
     }
 }
 
@@ -767,15 +772,11 @@ fn dispatch(inner: &Inner, shared: &Shared, on_delivery: Option<&DeliveryHook>, 
     if let Some(app) = &protocol.app_ping
         && app.pong.matches(&frame)
     {
-        let waiter = inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .waiting
-            .remove(APP_PING_KEY);
-        if let Some(tx) = waiter {
-            let _ = tx.send(Reply::Answer(Bytes::copy_from_slice(&bytes)));
-        }
+        hand_over(
+            inner,
+            APP_PING_KEY,
+            Reply::Answer(Bytes::copy_from_slice(&bytes)),
+        );
         return;
     }
     let cid = match correlation(&frame, protocol) {
@@ -897,10 +898,13 @@ async fn app_pings(inner: Weak<Inner>, shared: Arc<Shared>, conn: u32) {
             Message::text(frame),
             app.interval,
         );
-        match reply.await {
-            None | Some(Some(Reply::Closed(_) | Reply::Rejected { .. })) => return,
-            Some(Some(Reply::Answer(pong))) => {
-                note(&inner.tally, |c| c.sent += 1);
+        let Some(reply) = reply.await else {
+            return;
+        };
+        note(&inner.tally, |c| c.sent += 1);
+        match reply {
+            Some(Reply::Closed(_) | Reply::Rejected { .. }) => return,
+            Some(Reply::Answer(pong)) => {
                 let rtt = shared.now_us().saturating_sub(sent);
                 let offset = app
                     .server_time
@@ -913,10 +917,7 @@ async fn app_pings(inner: Weak<Inner>, shared: Arc<Shared>, conn: u32) {
                     }
                 });
             }
-            Some(None) => note(&inner.tally, |c| {
-                c.sent += 1;
-                c.app_ping_unanswered += 1;
-            }),
+            None => note(&inner.tally, |c| c.app_ping_unanswered += 1),
         }
     }
 }
