@@ -121,7 +121,8 @@ impl engine::Observer for Journaling {
 /// The bare loop: the same client settings, each response read to the end and its status checked.
 async fn bare(url: &str) {
     let client = Arc::new(
-        harness::drivers::http::build_client(CONCURRENCY, harness::net::Reach::Loopback).unwrap(),
+        harness::drivers::http::build_client(CONCURRENCY, &harness::net::Network::local().unwrap())
+            .unwrap(),
     );
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENCY {

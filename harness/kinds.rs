@@ -94,6 +94,20 @@ named! {
     }
 }
 
+named! {
+    /// Which HTTP the HTTP clients speak (`[http] version`, `--http`).
+    #[derive(Default)]
+    pub enum HttpVersion {
+        /// HTTP/2 when TLS's ALPN agrees on it, else HTTP/1.1; plain http is HTTP/1.1.
+        #[default]
+        Auto => "auto",
+        /// HTTP/1.1 only.
+        Http1 => "http1",
+        /// HTTP/2 only: over TLS by ALPN, over plain http with prior knowledge (h2c).
+        Http2 => "http2",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,3 +45,4 @@ pub mod schedule;
 pub mod taxonomy;
 pub mod text;
 pub mod thresholds;
+pub mod tls;

@@ -124,6 +124,42 @@ impl reqwest::dns::Resolve for GatedResolver {
     }
 }
 
+/// How every client of a run reaches the target: where it may go, its TLS, and which HTTP it speaks.
+/// Made once, when the run is planned (the TLS files are read then), and shared by the drivers, the
+/// probes, the admin calls and the preflight.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub reach: Reach,
+    pub tls: std::sync::Arc<crate::tls::ClientTls>,
+    pub http: crate::kinds::HttpVersion,
+    /// HTTP/2 connections the load spreads its requests over (streams multiplex on each).
+    pub http2_connections: usize,
+}
+
+impl Network {
+    /// Loopback, default TLS (the platform's roots), HTTP/1.1 or ALPN's choice: what a run gets when
+    /// nothing is said.
+    pub fn local() -> Result<Self, crate::tls::TlsSetupError> {
+        Ok(Self {
+            reach: Reach::Loopback,
+            tls: std::sync::Arc::new(crate::tls::ClientTls::new(
+                &crate::tls::TlsSettings::default(),
+            )?),
+            http: crate::kinds::HttpVersion::Auto,
+            http2_connections: 1,
+        })
+    }
+
+    /// The ALPN protocols an HTTP client offers.
+    pub fn alpn(&self) -> &'static [&'static [u8]] {
+        match self.http {
+            crate::kinds::HttpVersion::Auto => &[b"h2", b"http/1.1"],
+            crate::kinds::HttpVersion::Http1 => &[b"http/1.1"],
+            crate::kinds::HttpVersion::Http2 => &[b"h2"],
+        }
+    }
+}
+
 /// Whether `url` points at this machine.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {

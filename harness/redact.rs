@@ -108,6 +108,10 @@ impl Secrets {
                 }
             }
         }
+        // Whatever came from the environment through `{{env.NAME}}` is a secret wherever it went.
+        for v in crate::config::env::secrets() {
+            s.add(&v);
+        }
         s.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         s.values.dedup();
         s

@@ -40,11 +40,14 @@ pub enum ErrorKind {
     TooLarge,
     /// A WebSocket upgrade that failed or never completed after the TCP connection was made.
     Handshake,
+    /// The TLS handshake failed: a certificate not trusted or not for the name, a client certificate
+    /// refused or missing, no common protocol version.
+    Tls,
 }
 
 impl ErrorKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Http4xx,
@@ -60,6 +63,7 @@ impl ErrorKind {
         ErrorKind::RateLimited,
         ErrorKind::TooLarge,
         ErrorKind::Handshake,
+        ErrorKind::Tls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +83,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Handshake => "handshake",
+            ErrorKind::Tls => "tls",
         }
     }
 }

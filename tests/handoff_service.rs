@@ -54,7 +54,8 @@ impl JsonBody for reqwest::RequestBuilder {
 async fn start(config: HandoffConfig) -> (Running, Api) {
     let running = reference::start_handoff(config).await.unwrap();
     let api = Api {
-        client: harness::drivers::http::build_client(64, harness::net::Reach::Loopback).unwrap(),
+        client: harness::drivers::http::build_client(64, &harness::net::Network::local().unwrap())
+            .unwrap(),
         base: running.url.as_str().trim_end_matches('/').to_string(),
     };
     (running, api)

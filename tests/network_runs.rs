@@ -151,6 +151,7 @@ fn the_proxy_runs_on_its_own() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let took = rt.block_on(async {
         let started = Instant::now();
+        harness::tls::install_default_provider();
         let body = reqwest::get(format!("http://{addr}/"))
             .await
             .map_err(|e| format!("{e:?} {:?}", std::error::Error::source(&e)))

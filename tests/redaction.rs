@@ -104,3 +104,154 @@ success_rate = ">= 0.99"
         }
     }
 }
+
+/// A value taken from the environment is a secret wherever it goes, whatever its header is called:
+/// a service that accepts only the right token (and echoes what it got when refusing) passes the run
+/// with the token from the environment, and refuses the wrong one from an env file — whose echo
+/// reaches no output either.
+#[test]
+fn values_from_the_environment_are_sent_and_never_written() {
+    const ENV_TOKEN: &str = "env-tok-5150-xyz";
+    const FILE_TOKEN: &str = "file-tok-8008-abc";
+    let server = serve(Router::new().route(
+        "/q",
+        get(|headers: HeaderMap, RawQuery(q): RawQuery| async move {
+            let trace = headers
+                .get("x-trace")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            if trace == ENV_TOKEN && q.as_deref() == Some(&format!("who={ENV_TOKEN}")) {
+                (StatusCode::OK, "ok".to_string())
+            } else {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    format!("refused trace {trace} for {}", q.unwrap_or_default()),
+                )
+            }
+        }),
+    ));
+    let dir = temp_dir("redaction-env");
+    // Header and query names that say nothing of secrets: only the origin makes them secret.
+    let file = write_scenario(
+        &dir,
+        "from_env",
+        r#"name = "from_env"
+suite = "reliability"
+timeout = "20s"
+
+[target]
+kind = "http"
+url = "http://127.0.0.1:1"
+
+[target.request]
+path = "/q?who={{env.HARNESS_TEST_TRACE}}"
+headers = { X-Trace = "{{env.HARNESS_TEST_TRACE}}" }
+retries = 0
+
+[load]
+iterations = 3
+concurrency = 1
+
+[thresholds]
+success_rate = ">= 1.0"
+"#,
+    );
+    let good = harness()
+        .args(run_args(&file, &server.url, &dir.join("good")))
+        .env("HARNESS_TEST_TRACE", ENV_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "the environment's value was sent: {}{}",
+        stdout(&good),
+        stderr(&good)
+    );
+
+    let env_file = dir.join("local.env");
+    std::fs::write(
+        &env_file,
+        format!("# local only\nexport HARNESS_TEST_TRACE=\"{FILE_TOKEN}\"\n"),
+    )
+    .unwrap();
+    let mut args = vec!["--env-file".to_string(), env_file.display().to_string()];
+    args.extend(run_args(&file, &server.url, &dir.join("bad")));
+    let bad = harness()
+        .args(&args)
+        .env_remove("HARNESS_TEST_TRACE")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    let result = std::fs::read_to_string(dir.join("bad/result.json")).unwrap();
+    assert!(
+        result.contains("refused trace [redacted] for who=[redacted]"),
+        "the file's value was sent, and its echo masked: {result}"
+    );
+    for (out, o) in [("good", &good), ("bad", &bad)] {
+        for f in ["result.json", "report.html", "junit.xml", "summary.md"] {
+            let text = std::fs::read_to_string(dir.join(out).join(f)).unwrap();
+            for secret in [ENV_TOKEN, FILE_TOKEN] {
+                assert!(!text.contains(secret), "{out}/{f} holds {secret}");
+            }
+        }
+        let terminal = stdout(o) + &stderr(o);
+        for secret in [ENV_TOKEN, FILE_TOKEN] {
+            assert!(
+                !terminal.contains(secret),
+                "{out}: the terminal shows {secret}"
+            );
+        }
+    }
+}
+
+/// A variable that is not set is found by `validate`, at its line, unless it has a fallback.
+#[test]
+fn a_missing_environment_variable_is_a_validation_error_at_its_line() {
+    let dir = temp_dir("redaction-env-missing");
+    let file = write_scenario(
+        &dir,
+        "missing_env",
+        r#"name = "missing_env"
+suite = "reliability"
+timeout = "20s"
+
+[target]
+kind = "http"
+url = "http://127.0.0.1:{{env.HARNESS_TEST_PORT:-1}}"
+
+[target.request]
+path = "/"
+headers = { Authorization = "Bearer {{env.HARNESS_TEST_NOT_SET_ANYWHERE}}" }
+
+[load]
+iterations = 1
+concurrency = 1
+"#,
+    );
+    let o = harness()
+        .args(["validate", file.to_str().unwrap()])
+        .env_remove("HARNESS_TEST_NOT_SET_ANYWHERE")
+        .env_remove("HARNESS_TEST_PORT")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let text = stdout(&o) + &stderr(&o);
+    assert!(
+        text.contains("missing_env.toml:11:29:")
+            && text.contains("the environment variable HARNESS_TEST_NOT_SET_ANYWHERE is not set"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("is not set").count(),
+        1,
+        "the URL's variable has a fallback: {text}"
+    );
+    let o = harness()
+        .args(["validate", file.to_str().unwrap()])
+        .env("HARNESS_TEST_NOT_SET_ANYWHERE", "now-it-is")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o) + &stderr(&o));
+}

@@ -62,6 +62,7 @@ async fn metrics(server: &Running) -> Value {
         server.url.host_str().unwrap(),
         server.url.port().unwrap()
     );
+    harness::tls::install_default_provider();
     let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
     serde_json::from_slice(&body).unwrap()
 }
@@ -330,6 +331,7 @@ async fn chaos_drops_deliveries_and_a_down_backend_answers_with_errors() {
         server.url.port().unwrap()
     );
     let down = json!({"down_after_ms": 0.0, "down_for_ms": 60000.0});
+    harness::tls::install_default_provider();
     let r = reqwest::Client::new()
         .put(format!("{base}/admin/chaos"))
         .header("content-type", "application/json")

@@ -12,6 +12,7 @@ mod report;
 mod run;
 mod serve;
 mod summary;
+mod tls_args;
 mod validate;
 
 use std::path::PathBuf;
@@ -39,10 +40,17 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub scenarios: Option<PathBuf>,
 
+    /// Read NAME=value lines from FILE for `{{env.NAME}}` in scenarios and procedures (a variable
+    /// set in the environment itself wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Parsed once per process, so the size of `run`'s arguments costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List every named configuration: suite, target, load and thresholds.
@@ -98,12 +106,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn main() -> ExitCode {
+    crate::tls::install_default_provider();
     let cli = Cli::parse();
     ExitCode::from(run(cli))
 }
 
 /// Runs a parsed command line and returns its exit code; errors are printed here, with their causes.
 pub fn run(cli: Cli) -> u8 {
+    if let Some(path) = &cli.env_file
+        && let Err(e) = crate::config::env::load_file(path)
+    {
+        eprintln!("error: {e}");
+        return exit::INVALID;
+    }
     let outcome = match cli.command {
         Command::List { json } => list::run(cli.scenarios.as_deref(), json),
         Command::Validate { names } => validate::run(cli.scenarios.as_deref(), &names),

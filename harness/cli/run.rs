@@ -40,6 +40,8 @@ pub struct RunArgs {
     /// No progress output; the summary and the folder path are still printed.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub tls: super::tls_args::TlsArgs,
 }
 
 pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
@@ -63,9 +65,17 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
         target,
         seed: args.seed,
         allow_remote: args.allow_remote,
+        tls: args.tls.settings(),
+        http: args.tls.http,
         ..Overrides::default()
     };
     let plan = plan::build(&scenario, overrides)?;
+    if plan.net.tls.settings.insecure_skip_verify {
+        eprintln!(
+            "warning: insecure_skip_verify is on: the target's TLS certificate is not checked, so \
+             this run cannot tell the target from an impostor (recorded in result.json)"
+        );
+    }
     let out = output_folder(args.out.as_deref(), &plan.identity.name)?;
     let result_path = out.join("result.json");
     let runtime = super::runtime()?;

@@ -11,6 +11,7 @@ use crate::config::units::{parse_duration, parse_rate, parse_size};
 use crate::reference::chaos::ChaosSettings;
 use crate::reference::handoff::{self, Defects, HandoffConfig, reports::Role};
 use crate::reference::ws::{self, WsConfig, WsDefects};
+use crate::tls::server::{ServerTls, TlsListener};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Which {
@@ -118,6 +119,15 @@ pub struct ServeArgs {
     /// Seed of the chaos controls' random choices.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Serve over TLS (https / wss) with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Require a client certificate signed by this CA (mTLS; with --tls-cert).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 fn duration(flag: &str, value: &str) -> anyhow::Result<std::time::Duration> {
@@ -284,16 +294,34 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             super::run::interrupted().await;
             tracing::info!("shutting down");
         };
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                ServerTls {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: args.tls_client_ca.clone(),
+                }
+                .config()?,
+            ),
+            _ => None,
+        };
+        let secure = if tls.is_some() { "s" } else { "" };
         match target {
             Config::Handoff(config) => {
-                tracing::info!(%addr, defects = ?config.defects, chaos = ?config.chaos, "reference handoff service listening");
-                println!("listening on http://{addr}");
-                handoff::serve(listener, config, shutdown).await
+                tracing::info!(%addr, defects = ?config.defects, chaos = ?config.chaos, tls = tls.is_some(), "reference handoff service listening");
+                println!("listening on http{secure}://{addr}");
+                match tls {
+                    Some(tls) => handoff::serve(TlsListener::new(listener, tls)?, config, shutdown).await,
+                    None => handoff::serve(listener, config, shutdown).await,
+                }
             }
             Config::Ws(config) => {
-                tracing::info!(%addr, defects = ?config.defects, chaos = ?config.chaos, "reference WebSocket server listening");
-                println!("listening on ws://{addr}/ws (metrics at http://{addr}/metrics)");
-                ws::serve(listener, config, shutdown).await
+                tracing::info!(%addr, defects = ?config.defects, chaos = ?config.chaos, tls = tls.is_some(), "reference WebSocket server listening");
+                println!("listening on ws{secure}://{addr}/ws (metrics at http{secure}://{addr}/metrics)");
+                match tls {
+                    Some(tls) => ws::serve(TlsListener::new(listener, tls)?, config, shutdown).await,
+                    None => ws::serve(listener, config, shutdown).await,
+                }
             }
         }
         .context("the server stopped with an error")

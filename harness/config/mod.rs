@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod checks;
 pub mod diagnostics;
+pub mod env;
 pub mod structured;
 pub mod suggest;
 pub mod template;

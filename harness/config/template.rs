@@ -60,6 +60,16 @@ pub enum TemplateError {
     BadName { name: String },
     #[error("{value} is not a finite number")]
     NotFinite { value: f64 },
+    #[error(
+        "the environment variable {name} is not set (give it a fallback with `{{{{env.{name}:-value}}}}`, or pass --env-file FILE)"
+    )]
+    MissingEnv { name: String },
+    #[error("`{name}` is not an environment variable's name (letters, digits and `_`)")]
+    BadEnvName { name: String },
+    #[error(
+        "`{{{{{name}}}}}` has no value here: only `{{{{env.NAME}}}}` can be used in this setting"
+    )]
+    OnlyEnv { name: String },
 }
 
 impl Template {
@@ -76,6 +86,18 @@ impl Template {
                 return Err(TemplateError::Unclosed { text: text.into() });
             };
             let name = after[..close].trim();
+            if let Some(spec) = name.strip_prefix(super::env::PREFIX) {
+                // `{{env.NAME}}` is the environment's value, fixed when the file is read.
+                let var = spec.split_once(":-").map_or(spec, |(n, _)| n).trim();
+                if !super::env::is_name(var) {
+                    return Err(TemplateError::BadEnvName { name: var.into() });
+                }
+                let value =
+                    super::env::resolve(spec).map_err(|name| TemplateError::MissingEnv { name })?;
+                parts.push(Part::Literal(value));
+                rest = &after[close + 2..];
+                continue;
+            }
             if !is_variable_name(name) {
                 return Err(TemplateError::BadName {
                     name: after[..close].to_string(),
@@ -87,7 +109,16 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_string()));
         }
-        Ok(Self { parts })
+        // An environment value joins the text around it, so `Bearer {{env.TOKEN}}` is a literal.
+        let mut merged: Vec<Part> = Vec::with_capacity(parts.len());
+        for part in parts {
+            match (merged.last_mut(), part) {
+                (Some(Part::Literal(prev)), Part::Literal(next)) => prev.push_str(&next),
+                (_, part) => merged.push(part),
+            }
+        }
+        merged.retain(|p| !matches!(p, Part::Literal(s) if s.is_empty()));
+        Ok(Self { parts: merged })
     }
 
     /// A template with no placeholders.
@@ -168,6 +199,18 @@ fn is_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
+/// `text` with its `{{env.NAME}}` placeholders replaced, for a setting that is not rendered per
+/// request (a handshake header, the target URL); any other variable is an error.
+pub fn expand_env(text: &str) -> Result<String, TemplateError> {
+    let t = Template::parse(text)?;
+    match t.as_literal() {
+        Some(s) => Ok(s.to_string()),
+        None => Err(TemplateError::OnlyEnv {
+            name: t.variables().next().unwrap_or_default().to_string(),
+        }),
+    }
+}
+
 /// A JSON value whose strings are templates.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JsonTemplate {
@@ -239,6 +282,26 @@ impl JsonTemplate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn environment_values_are_read_when_the_template_is() {
+        let t = Template::parse("Bearer {{env.PATH}}").unwrap();
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(t.as_literal(), Some(format!("Bearer {path}").as_str()));
+        let t = Template::parse("{{ env.HARNESS_TEST_NOT_SET:-guest }}/{{id}}").unwrap();
+        assert_eq!(t.variables().collect::<Vec<_>>(), ["id"]);
+        assert_eq!(t.to_string(), "guest/{{id}}");
+        let e = Template::parse("x{{env.HARNESS_TEST_NOT_SET}}").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("the environment variable HARNESS_TEST_NOT_SET is not set"),
+            "{e}"
+        );
+        assert!(matches!(
+            Template::parse("{{env.A-B}}"),
+            Err(TemplateError::BadEnvName { .. })
+        ));
+    }
+
     use super::*;
     use serde_json::json;
     use std::collections::HashMap;

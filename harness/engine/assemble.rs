@@ -67,6 +67,8 @@ pub struct Extras {
     pub history: Option<crate::history::HistoryReport>,
     pub checks: Vec<CheckResult>,
     pub notes: Vec<String>,
+    /// HTTP responses by the version they came in.
+    pub http_protocols: std::collections::BTreeMap<String, u64>,
 }
 
 impl Extras {
@@ -88,6 +90,9 @@ impl Extras {
             self.history = other.history;
         }
         self.checks.extend(other.checks);
+        for (version, n) in other.http_protocols {
+            *self.http_protocols.entry(version).or_default() += n;
+        }
         self.notes.extend(other.notes);
     }
 }
@@ -151,6 +156,10 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
             url: crate::redact::url(s.url),
             embedded: plan.endpoint.embedded().map(|e| e.as_str().to_string()),
             procedure: plan.target.procedure().map(|p| p.name.clone()),
+            tls: tls_info(plan, s.url),
+            http_version: (!matches!(plan.target, crate::plan::TargetPlan::WebSocket(_)))
+                .then(|| plan.net.http.as_str().to_string()),
+            http_protocols: s.extras.http_protocols.clone(),
         },
         load: load_info(plan, s.injected),
         totals,
@@ -245,6 +254,7 @@ fn connection_counts(c: &crate::metrics::ConnectionStats, m: &mut WsMetrics) {
     m.late_replies = c.late_replies;
     m.connect_ms = LatencySummary::of(&c.connect);
     m.connect_hdr = (!c.connect.is_empty()).then(|| encode(&c.connect));
+    m.tls_handshake_ms = LatencySummary::of(&c.tls_handshake);
     m.ping_ms = LatencySummary::of(&c.ping);
     m.app_ping_ms = LatencySummary::of(&c.app_ping);
     m.app_pings_unanswered = c.app_ping_unanswered;
@@ -507,4 +517,17 @@ fn load_info(plan: &RunPlan, injected: u64) -> LoadInfo {
             injected,
         }),
     }
+}
+/// The TLS of a run that used it, or was given settings for it.
+fn tls_info(plan: &RunPlan, url: &url::Url) -> Option<crate::result::TlsInfo> {
+    let t = &plan.net.tls.settings;
+    (crate::tls::is_secure(url) || *t != crate::tls::TlsSettings::default()).then(|| {
+        crate::result::TlsInfo {
+            insecure_skip_verify: t.insecure_skip_verify,
+            ca: t.ca.iter().map(|p| p.display().to_string()).collect(),
+            client_certificate: t.client_cert.is_some(),
+            server_name: t.server_name.clone(),
+            min_version: t.min_version.as_str().to_string(),
+        }
+    })
 }

@@ -20,6 +20,10 @@ pub enum TargetError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS handshake failed (a certificate not trusted, a name it is not for, no client
+    /// certificate where one is required).
+    #[error("TLS with {address}: {why}")]
+    Tls { address: String, why: String },
     #[error("no connection to {address} within {secs}s")]
     ConnectTimeout { address: String, secs: u64 },
     /// A WebSocket endpoint that does not complete its handshake.
@@ -36,7 +40,7 @@ pub enum TargetError {
     #[error(transparent)]
     Probe(#[from] ProbeError),
     #[error("cannot set up the HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
+    Client(#[source] crate::drivers::http::ClientError),
     #[error("cannot start the WebSocket driver: {0}")]
     Driver(#[from] WsError),
     #[error("cannot start the fault proxy: {0}")]
@@ -64,7 +68,7 @@ impl TargetError {
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("cannot set up the HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
+    Client(#[source] crate::drivers::http::ClientError),
     #[error("{method} {url}: {source}")]
     Request {
         method: reqwest::Method,

@@ -18,7 +18,6 @@ use super::assemble::{Extras, Stop};
 use super::load::{Clock, Running, run_load};
 use super::session::{BeforeLoad, Finish, Session};
 use super::{Observer, Signals, network, target_admin};
-use crate::net::Reach;
 use crate::plan::{RunPlan, TargetPlan};
 use crate::result::{CheckResult, RecoveryMetrics, RunResult};
 
@@ -86,7 +85,7 @@ pub async fn run<S: Session>(
     let chaos = plan.faults.server.as_ref().map(|c| c.to_json());
     if let Some(settings) = &chaos {
         match guarded(
-            target_admin::set_chaos(&admin, settings, Reach::of(plan.allow_remote)),
+            target_admin::set_chaos(&admin, settings, &plan.net),
             &signals,
             deadline,
         )
@@ -103,7 +102,7 @@ pub async fn run<S: Session>(
     // From here on the chaos controls are set: every way out clears them.
     let result = with_chaos_set(plan, url, &mut session, observer, &signals, clock).await;
     match &chaos {
-        Some(_) => clear_chaos(&admin, result, Reach::of(plan.allow_remote)).await,
+        Some(_) => clear_chaos(&admin, result, &plan.net).await,
         None => result,
     }
 }
@@ -158,7 +157,7 @@ async fn with_chaos_set<S: Session>(
         &plan.faults.network,
         url,
         plan.identity.seed,
-        crate::net::Reach::of(plan.allow_remote),
+        plan.net.reach,
     )
     .await
     {
@@ -209,8 +208,8 @@ async fn with_chaos_set<S: Session>(
     running.snapshot(stop, &extras)
 }
 
-async fn clear_chaos(admin: &Url, mut result: RunResult, reach: Reach) -> RunResult {
-    if let Err(why) = target_admin::clear_chaos(admin, reach).await {
+async fn clear_chaos(admin: &Url, mut result: RunResult, net: &crate::net::Network) -> RunResult {
+    if let Err(why) = target_admin::clear_chaos(admin, net).await {
         result.notes.push(format!(
             "The target's chaos controls could not be cleared after the run: {why}"
         ));

@@ -1,7 +1,7 @@
 //! Talking to a target outside the iterations: setting and clearing its chaos controls around a run
 //! (`/admin/chaos`), and reading its state back for invariant checks (`/api/v1/coordination/state`).
 
-use crate::net::Reach;
+use crate::net::Network;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -25,9 +25,9 @@ async fn call(
     method: reqwest::Method,
     url: String,
     body: Option<&Value>,
-    reach: Reach,
+    net: &Network,
 ) -> Result<Value, AdminError> {
-    let client = build_client(1, reach).map_err(AdminError::Client)?;
+    let client = build_client(1, net).map_err(AdminError::Client)?;
     let mut req = client.request(method.clone(), &url).timeout(ADMIN_TIMEOUT);
     if let Some(b) = body {
         req = req
@@ -58,30 +58,25 @@ async fn call(
 }
 
 /// Sets the target's chaos controls.
-pub async fn set_chaos(base: &Url, settings: &Value, reach: Reach) -> Result<(), AdminError> {
+pub async fn set_chaos(base: &Url, settings: &Value, net: &Network) -> Result<(), AdminError> {
     call(
         reqwest::Method::PUT,
         join(base, CHAOS_ROUTE),
         Some(settings),
-        reach,
+        net,
     )
     .await
     .map(|_| ())
 }
 
 /// Turns the target's chaos off.
-pub async fn clear_chaos(base: &Url, reach: Reach) -> Result<(), AdminError> {
-    call(
-        reqwest::Method::DELETE,
-        join(base, CHAOS_ROUTE),
-        None,
-        reach,
-    )
-    .await
-    .map(|_| ())
+pub async fn clear_chaos(base: &Url, net: &Network) -> Result<(), AdminError> {
+    call(reqwest::Method::DELETE, join(base, CHAOS_ROUTE), None, net)
+        .await
+        .map(|_| ())
 }
 
 /// Reads the coordination state.
-pub async fn state(base: &Url, reach: Reach) -> Result<Value, AdminError> {
-    call(reqwest::Method::GET, join(base, STATE_ROUTE), None, reach).await
+pub async fn state(base: &Url, net: &Network) -> Result<Value, AdminError> {
+    call(reqwest::Method::GET, join(base, STATE_ROUTE), None, net).await
 }

@@ -13,6 +13,15 @@ use super::histogram::{Hist, merge, new_histogram, record, record_micros};
 /// How many frames without a correlation id are kept as examples.
 pub const UNCORRELATED_SAMPLES: usize = 5;
 
+/// How long opening one connection took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// From the TCP connect to the end of the set-up (upgrade, on-connect replies).
+    pub took: Duration,
+    /// The TLS handshake's share of it.
+    pub tls: Option<Duration>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionStats {
     /// Handshakes completed.
@@ -28,8 +37,10 @@ pub struct ConnectionStats {
     /// Replies carrying the id of a request that had stopped waiting (timed out).
     pub late_replies: u64,
     pub close_codes: BTreeMap<u16, u64>,
-    /// TCP connect and upgrade.
+    /// TCP connect, TLS handshake (wss) and upgrade.
     pub connect: Hist,
+    /// The TLS handshake alone (wss).
+    pub tls_handshake: Hist,
     /// Ping to pong.
     pub ping: Hist,
     /// Application-level ping to its pong.
@@ -55,6 +66,7 @@ impl Default for ConnectionStats {
             late_replies: 0,
             close_codes: BTreeMap::new(),
             connect: new_histogram(),
+            tls_handshake: new_histogram(),
             ping: new_histogram(),
             app_ping: new_histogram(),
             app_ping_unanswered: 0,
@@ -65,10 +77,13 @@ impl Default for ConnectionStats {
 }
 
 impl ConnectionStats {
-    /// A handshake that took `took`.
-    pub fn handshake(&mut self, took: Duration) {
+    /// A connection that took `opened.took` to open, `opened.tls` of it its TLS handshake.
+    pub fn handshake(&mut self, opened: Opened) {
         self.connections += 1;
-        record(&mut self.connect, took);
+        record(&mut self.connect, opened.took);
+        if let Some(tls) = opened.tls {
+            record(&mut self.tls_handshake, tls);
+        }
     }
 
     pub fn connect_failed(&mut self) {
@@ -119,6 +134,7 @@ impl ConnectionStats {
             *self.close_codes.entry(*code).or_default() += n;
         }
         merge(&mut self.connect, &o.connect);
+        merge(&mut self.tls_handshake, &o.tls_handshake);
         merge(&mut self.ping, &o.ping);
         merge(&mut self.app_ping, &o.app_ping);
         self.app_ping_unanswered += o.app_ping_unanswered;
@@ -179,11 +195,17 @@ mod tests {
     #[test]
     fn connection_stats_merge_by_addition() {
         let mut a = ConnectionStats::default();
-        a.handshake(Duration::from_millis(2));
+        a.handshake(Opened {
+            took: Duration::from_millis(2),
+            tls: Some(Duration::from_millis(1)),
+        });
         a.sent += 3;
         a.close_code(1008);
         let mut b = ConnectionStats::default();
-        b.handshake(Duration::from_millis(4));
+        b.handshake(Opened {
+            took: Duration::from_millis(4),
+            tls: None,
+        });
         b.reconnected(Duration::from_millis(100));
         b.received += 5;
         b.close_code(1008);
@@ -192,6 +214,11 @@ mod tests {
         assert_eq!((a.sent, a.received), (3, 5));
         assert_eq!(a.close_codes[&1008], 2);
         assert_eq!((a.connect.len(), a.reconnect.len()), (2, 1));
+        assert_eq!(
+            a.tls_handshake.len(),
+            1,
+            "only the TLS connection has a TLS handshake"
+        );
     }
 
     #[test]

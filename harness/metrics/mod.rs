@@ -8,7 +8,7 @@ pub mod recorder;
 pub mod split;
 pub mod timeline;
 
-pub use connections::ConnectionStats;
+pub use connections::{ConnectionStats, Opened};
 pub use histogram::{Hist, LatencySummary};
 pub use recorder::{ErrorCount, Recorder, Timing, Totals};
 pub use split::Split;

@@ -40,6 +40,8 @@ pub struct RunPlan {
     pub endpoint: Endpoint,
     /// Requests may go to hosts outside loopback (the user said so).
     pub allow_remote: bool,
+    /// How every client reaches the target (reach, TLS, HTTP version).
+    pub net: crate::net::Network,
     pub target: TargetPlan,
     pub load: LoadPlan,
     pub faults: FaultsPlan,
@@ -180,6 +182,10 @@ pub struct Overrides {
     /// Default: 0 of 1.
     pub shard: Option<Shard>,
     pub allow_remote: bool,
+    /// TLS settings given on the command line, over the scenario's `[tls]`.
+    pub tls: crate::tls::TlsSettings,
+    /// `--http`, over the scenario's `[http] version`.
+    pub http: Option<crate::kinds::HttpVersion>,
 }
 
 /// Why a scenario cannot run as asked. Nothing was run (exit 2).
@@ -191,11 +197,9 @@ pub enum PlanError {
         kind: TargetKind,
         expected: &'static str,
     },
-    #[error(
-        "{url}: this build speaks plain HTTP and WebSocket only (TLS is not compiled in); use an \
-         http:// or ws:// target"
-    )]
-    Tls { url: Url },
+    /// A TLS file that cannot be read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error(
         "refusing to send load to {url}: it is not a loopback address. Load, stress and chaos runs \
          are meant for targets on this machine; if you really mean to test a remote host you own, \
@@ -241,13 +245,11 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
         },
         (None, ScenarioEndpoint::Embedded(e)) => Endpoint::Start(*e),
     };
-    if let Endpoint::At { url, .. } = &endpoint {
-        if url.scheme() == "https" || url.scheme() == "wss" {
-            return Err(PlanError::Tls { url: url.clone() });
-        }
-        if !allow_remote && !crate::net::is_loopback(url) {
-            return Err(PlanError::NotLoopback { url: url.clone() });
-        }
+    if let Endpoint::At { url, .. } = &endpoint
+        && !allow_remote
+        && !crate::net::is_loopback(url)
+    {
+        return Err(PlanError::NotLoopback { url: url.clone() });
     }
     let incomplete = |what| PlanError::Incomplete {
         source_file: scenario.source.clone(),
@@ -301,6 +303,13 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
                 .is_some_and(|p| p.steps.iter().any(|s| s.ack.is_some())),
         history: target.procedure().is_some_and(|p| p.read_back.is_some()),
     };
+    let tls = scenario.tls.clone().overlay(&overrides.tls);
+    let net = crate::net::Network {
+        reach: crate::net::Reach::of(allow_remote),
+        tls: Arc::new(crate::tls::ClientTls::new(&tls).map_err(|e| PlanError::Tls(e.to_string()))?),
+        http: overrides.http.unwrap_or(scenario.http.version),
+        http2_connections: scenario.http.connections.unwrap_or(1),
+    };
     Ok(RunPlan {
         identity: Identity {
             name: scenario.name.clone(),
@@ -316,6 +325,7 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
         },
         endpoint,
         allow_remote,
+        net,
         target,
         load,
         faults,
@@ -456,8 +466,23 @@ mod tests {
         let ws = builtin("WS_LATENCY_DELIVERY_STANDARD");
         let err = build(&ws, at("http://127.0.0.1:9000/")).unwrap_err();
         assert!(matches!(err, PlanError::Scheme { .. }), "{err}");
-        let err = build(&s, at("https://127.0.0.1:8443")).unwrap_err();
-        assert!(matches!(err, PlanError::Tls { .. }), "{err}");
+        // TLS targets pass the same gate.
+        assert!(build(&s, at("https://127.0.0.1:8443")).is_ok());
+        let err = build(&s, at("https://10.1.2.3:443")).unwrap_err();
+        assert!(matches!(err, PlanError::NotLoopback { .. }), "{err}");
+        let missing = Overrides {
+            tls: crate::tls::TlsSettings {
+                ca: vec!["/nonexistent/ca.pem".into()],
+                ..Default::default()
+            },
+            ..at("https://127.0.0.1:8443")
+        };
+        let err = build(&s, missing).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("TLS: cannot read CA certificate /nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 
     #[test]

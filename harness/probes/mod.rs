@@ -32,7 +32,7 @@ pub enum ProbeError {
         source: url::ParseError,
     },
     #[error("cannot set up the HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
+    Client(#[source] crate::drivers::http::ClientError),
     #[error("the echo template has no {{{{payload}}}} to pad")]
     NoPayload,
     #[error(
@@ -65,6 +65,7 @@ impl WsEnv {
             self.connect_timeout,
             None,
             &self.shared.protocol.setup,
+            &self.shared.net,
         )
         .await?;
         note(&self.tally, |c| c.handshake(took));

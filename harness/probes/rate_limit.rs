@@ -332,16 +332,14 @@ pub async fn probe_http(
     base: &Url,
     p: &RateLimitProbe,
     timeout: Duration,
+    net: &crate::net::Network,
 ) -> Result<RateLimitMetrics, ProbeError> {
     let url = base.join(&p.path).map_err(|source| ProbeError::Url {
         base: base.clone(),
         path: p.path.clone(),
         source,
     })?;
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .pool_max_idle_per_host(p.burst_size as usize)
-        .build()
+    let client = crate::drivers::http::build_client(p.burst_size as usize, net)
         .map_err(ProbeError::Client)?;
     tokio::time::sleep(p.idle).await;
     let t0 = Instant::now();
@@ -351,7 +349,7 @@ pub async fn probe_http(
         let sent_s = t0.elapsed().as_secs_f64();
         let (client, url, reject) = (client.clone(), url.clone(), p.reject_status.clone());
         tasks.spawn(async move {
-            let answer = match client.get(url).send().await {
+            let answer = match client.get(url).timeout(timeout).send().await {
                 Ok(resp) if reject.contains(&resp.status().as_u16()) => {
                     let retry = resp
                         .headers()

@@ -222,6 +222,7 @@ async fn stall(env: &WsEnv, path: &str) -> Result<(Sink, Unread), ProbeError> {
         env.connect_timeout,
         Some(STALLED_RECV_BUFFER),
         &env.shared.protocol.setup,
+        &env.shared.net,
     )
     .await
     .map_err(|e| failed(format!("could not open its connection: {e}")))?;

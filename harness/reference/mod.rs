@@ -11,6 +11,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use url::Url;
 
+use crate::tls::server::{ServerTls, TlsListener};
+
 /// A reference target running in this process.
 pub struct Running {
     pub url: Url,
@@ -33,13 +35,35 @@ impl Running {
 
 /// Starts the reference handoff service on 127.0.0.1 at a port the system picks.
 pub async fn start_handoff(config: handoff::HandoffConfig) -> std::io::Result<Running> {
+    start_handoff_with(config, None).await
+}
+
+/// Starts the reference handoff service on 127.0.0.1, over TLS (`https://`) when `tls` is given.
+pub async fn start_handoff_with(
+    config: handoff::HandoffConfig,
+    tls: Option<&ServerTls>,
+) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url =
-        Url::parse(&format!("http://{}", listener.local_addr()?)).map_err(std::io::Error::other)?;
+    let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(handoff::serve(listener, config, async {
+    let shutdown = async {
         let _ = stopped.await;
-    }));
+    };
+    let (scheme, task) = match tls {
+        None => (
+            "http",
+            tokio::spawn(handoff::serve(listener, config, shutdown)),
+        ),
+        Some(tls) => {
+            let listener =
+                TlsListener::new(listener, tls.config().map_err(std::io::Error::other)?)?;
+            (
+                "https",
+                tokio::spawn(handoff::serve(listener, config, shutdown)),
+            )
+        }
+    };
+    let url = Url::parse(&format!("{scheme}://{addr}")).map_err(std::io::Error::other)?;
     Ok(Running {
         url,
         stop: Some(stop),
@@ -50,13 +74,29 @@ pub async fn start_handoff(config: handoff::HandoffConfig) -> std::io::Result<Ru
 /// Starts the reference WebSocket server on 127.0.0.1 at a port the system picks; `url` is its
 /// WebSocket endpoint (`ws://127.0.0.1:PORT/ws`).
 pub async fn start_ws(config: ws::WsConfig) -> std::io::Result<Running> {
+    start_ws_with(config, None).await
+}
+
+/// Starts the reference WebSocket server on 127.0.0.1, over TLS (`wss://`) when `tls` is given.
+pub async fn start_ws_with(
+    config: ws::WsConfig,
+    tls: Option<&ServerTls>,
+) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = Url::parse(&format!("ws://{}/ws", listener.local_addr()?))
-        .map_err(std::io::Error::other)?;
+    let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(ws::serve(listener, config, async {
+    let shutdown = async {
         let _ = stopped.await;
-    }));
+    };
+    let (scheme, task) = match tls {
+        None => ("ws", tokio::spawn(ws::serve(listener, config, shutdown))),
+        Some(tls) => {
+            let listener =
+                TlsListener::new(listener, tls.config().map_err(std::io::Error::other)?)?;
+            ("wss", tokio::spawn(ws::serve(listener, config, shutdown)))
+        }
+    };
+    let url = Url::parse(&format!("{scheme}://{addr}/ws")).map_err(std::io::Error::other)?;
     Ok(Running {
         url,
         stop: Some(stop),

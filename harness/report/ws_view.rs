@@ -59,6 +59,7 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
     let mut latency = Vec::new();
     for (name, s) in [
         ("handshake", &w.connect_ms),
+        ("TLS handshake", &w.tls_handshake_ms),
         ("ping round trip", &w.ping_ms),
         ("app ping round trip", &w.app_ping_ms),
         ("publish to receipt", &w.delivery_ms),

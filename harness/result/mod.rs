@@ -93,6 +93,30 @@ pub struct TargetInfo {
     /// What one iteration does: the procedure's name, or the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub procedure: Option<String>,
+    /// How TLS was set up, for a run that used it (or was told how to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
+    /// The HTTP version asked for (`auto`, `http1`, `http2`), for HTTP targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<String>,
+    /// Responses by the HTTP version they came in (`HTTP/1.1`, `HTTP/2`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_protocols: BTreeMap<String, u64>,
+}
+
+/// The TLS a run used: what it trusted and presented. `insecure_skip_verify` means no certificate
+/// was checked at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsInfo {
+    pub insecure_skip_verify: bool,
+    /// CA files trusted beside the platform's roots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca: Vec<String>,
+    /// A client certificate was presented when asked (mTLS).
+    pub client_certificate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    pub min_version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

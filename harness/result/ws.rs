@@ -42,6 +42,9 @@ pub struct WsMetrics {
     pub connect_ms: Option<LatencySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_hdr: Option<String>,
+    /// The TLS handshake of each wss connection (part of `connect_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshake_ms: Option<LatencySummary>,
     /// Connections lost and opened again: from the loss to the connection (and, for subscribers, the
     /// subscription) being back.
     #[serde(default, skip_serializing_if = "Option::is_none")]

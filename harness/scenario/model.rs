@@ -32,6 +32,18 @@ pub struct Scenario {
     pub websocket: Option<super::websocket::WsSettings>,
     pub probes: super::websocket::Probes,
     pub thresholds: Vec<Threshold>,
+    /// `[tls]`: trust, client certificate, server name.
+    pub tls: crate::tls::TlsSettings,
+    /// `[http]`: which HTTP, over how many connections.
+    pub http: HttpTransport,
+}
+
+/// Which HTTP the clients speak, over how many connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpTransport {
+    pub version: crate::kinds::HttpVersion,
+    /// HTTP/2: connections the load's streams are spread over (default 1).
+    pub connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,8 +25,31 @@ pub struct RawScenario {
     pub faults: Option<Spanned<RawFaults>>,
     pub websocket: Option<Spanned<RawWebsocket>>,
     pub probes: Option<Spanned<RawProbes>>,
+    pub tls: Option<Spanned<RawTls>>,
+    pub http: Option<Spanned<RawHttp>>,
     /// Each metric's condition, or a list of them (a range: `[">= 1ms", "< 50ms"]`).
     pub thresholds: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
+}
+
+/// `[tls]`: how the clients trust the target and present themselves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// One CA file, or a list of them.
+    pub ca: Option<Spanned<toml::Value>>,
+    pub client_cert: Option<Spanned<String>>,
+    pub client_key: Option<Spanned<String>>,
+    pub server_name: Option<Spanned<String>>,
+    pub min_version: Option<Spanned<String>>,
+    pub insecure_skip_verify: Option<Spanned<bool>>,
+}
+
+/// `[http]`: which HTTP the clients speak.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub version: Option<Spanned<crate::kinds::HttpVersion>>,
+    pub connections: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

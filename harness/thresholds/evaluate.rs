@@ -193,6 +193,9 @@ mod tests {
                 url: "http://127.0.0.1:1/".into(),
                 embedded: None,
                 procedure: None,
+                tls: None,
+                http_version: None,
+                http_protocols: Default::default(),
             },
             load: LoadInfo {
                 model: LoadModel::Closed,

@@ -18,8 +18,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// A server that stops when dropped.
 pub struct TestServer {
     pub url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for TestServer {
@@ -218,9 +218,16 @@ pub fn scenario_of(text: &str) -> harness::scenario::Scenario {
 /// Starts `harness serve WHICH --bind 127.0.0.1:0` with `defect` switched on, as a user would, and
 /// returns the process with the URL it printed (`http://…` or `ws://…/ws`).
 pub fn serve_reference(which: &str, defect: &str) -> (std::process::Child, String) {
+    serve_reference_with(which, &["--defect", defect])
+}
+
+/// Starts `harness serve WHICH --bind 127.0.0.1:0 ARGS…` and returns the process with the URL it
+/// printed (`http(s)://…` or `ws(s)://…/ws`).
+pub fn serve_reference_with(which: &str, args: &[&str]) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     let mut server = harness()
-        .args(["serve", which, "--bind", "127.0.0.1:0", "--defect", defect])
+        .args(["serve", which, "--bind", "127.0.0.1:0"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -231,7 +238,11 @@ pub fn serve_reference(which: &str, defect: &str) -> (std::process::Child, Strin
         .unwrap();
     let url = line
         .split_whitespace()
-        .find(|w| w.starts_with("http://") || w.starts_with("ws://"))
+        .find(|w| {
+            ["http://", "ws://", "https://", "wss://"]
+                .iter()
+                .any(|s| w.starts_with(s))
+        })
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string();
     (server, url)

@@ -11,6 +11,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::drivers::Timer;
+use crate::kinds::HttpVersion;
 use crate::taxonomy::ErrorKind;
 
 /// Largest response body read; a larger one is an error, not a memory exhaustion.
@@ -52,6 +53,8 @@ pub struct Response {
     pub retry_after: Option<String>,
     /// Every header, when the request asked to keep them.
     pub headers: Option<reqwest::header::HeaderMap>,
+    /// The HTTP version it came in.
+    pub version: reqwest::Version,
     json: OnceLock<Result<Value, NotJson>>,
 }
 
@@ -71,6 +74,7 @@ impl Response {
             elapsed,
             retry_after: None,
             headers: None,
+            version: reqwest::Version::HTTP_11,
             json: OnceLock::new(),
         }
     }
@@ -130,19 +134,35 @@ pub struct SendError {
     pub effect: Effect,
 }
 
-/// Builds the client every request of a run goes through.
+/// Why the HTTP client could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
+/// Builds the client every request of a run goes through: the loopback gate on every name it
+/// resolves, the run's TLS (ALPN offering what `net.http` allows) and HTTP version.
 pub fn build_client(
     pool_size: usize,
-    reach: crate::net::Reach,
-) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    net: &crate::net::Network,
+) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder()
         .no_proxy()
-        .dns_resolver(std::sync::Arc::new(crate::net::GatedResolver(reach)))
+        .dns_resolver(std::sync::Arc::new(crate::net::GatedResolver(net.reach)))
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(pool_size)
         .tcp_nodelay(true)
         .user_agent(concat!("harness/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .tls_backend_preconfigured((*net.tls.config(net.alpn())?).clone());
+    builder = match net.http {
+        HttpVersion::Auto => builder,
+        HttpVersion::Http1 => builder.http1_only(),
+        HttpVersion::Http2 => builder.http2_prior_knowledge(),
+    };
+    Ok(builder.build()?)
 }
 
 /// Sends `req`, giving up at `deadline`.
@@ -176,6 +196,7 @@ pub async fn send(
     let exchange = Box::pin(async {
         let mut resp = builder.send().await.map_err(classify)?;
         let status = resp.status().as_u16();
+        let version = resp.version();
         // Only a refusal's Retry-After means "come back later"; other answers need no copy of it.
         let retry_after = matches!(status, 429 | 503)
             .then(|| resp.headers().get(reqwest::header::RETRY_AFTER))
@@ -213,9 +234,11 @@ pub async fn send(
                 }
             }
         }
-        Ok(Response::new(status, body, started.elapsed())
+        let mut response = Response::new(status, body, started.elapsed())
             .with_retry_after(retry_after)
-            .with_headers(headers))
+            .with_headers(headers);
+        response.version = version;
+        Ok(response)
     });
     match timer.within(deadline, exchange).await {
         Some(result) => result,
@@ -231,6 +254,16 @@ pub async fn send(
 }
 
 fn classify(e: reqwest::Error) -> SendError {
+    if let Some(t) = crate::tls::find(&e) {
+        // The configured server name, when there is one, is what the certificate was checked as;
+        // the URL's host otherwise.
+        let host = e.url().and_then(Url::host_str).unwrap_or_default();
+        return SendError {
+            kind: ErrorKind::Tls,
+            detail: crate::tls::describe(t, host.trim_start_matches('[').trim_end_matches(']')),
+            effect: Effect::None,
+        };
+    }
     let detail = chain(&e);
     if e.is_timeout() {
         SendError {

@@ -10,7 +10,7 @@ mod retry;
 mod rollback;
 mod vars;
 
-pub use client::{MAX_BODY_BYTES, build_client};
+pub use client::{ClientError, MAX_BODY_BYTES, build_client};
 
 use crate::net::is_loopback;
 
@@ -38,8 +38,8 @@ use crate::taxonomy::ErrorKind;
 pub struct HttpSettings {
     pub run_id: String,
     pub seed: u64,
-    /// Send to hosts outside loopback (the user said so).
-    pub allow_remote: bool,
+    /// How requests reach the target (the loopback gate, TLS, HTTP version).
+    pub net: crate::net::Network,
     /// Time a rollback gets, counted from when it starts.
     pub iteration_timeout: Duration,
     /// Idle connections kept per host (about the number of workers).
@@ -47,7 +47,11 @@ pub struct HttpSettings {
 }
 
 pub struct HttpDriver {
-    client: reqwest::Client,
+    /// One client, or for HTTP/2 one per connection the streams are spread over.
+    clients: Vec<reqwest::Client>,
+    next_client: AtomicU64,
+    /// Responses by HTTP version.
+    versions: Versions,
     base: String,
     procedure: Arc<Procedure>,
     recorded: Vec<String>,
@@ -99,12 +103,53 @@ fn injected<T>(fault: &Injected<T>, step: &Step) -> Failure {
         .unwrap_or_else(|| Failure::at(&step.id, ErrorKind::Injected, "injected fault"))
 }
 
+/// Responses counted by the HTTP version they came in.
+#[derive(Debug, Default)]
+struct Versions {
+    http1: AtomicU64,
+    http2: AtomicU64,
+    other: AtomicU64,
+}
+
 impl HttpDriver {
+    /// Sends `req` on the next client (round robin), counting the version of its response.
+    async fn send(
+        &self,
+        req: &Request,
+        deadline: Instant,
+        timer: &mut Timer,
+    ) -> Result<Response, client::SendError> {
+        let i = self.next_client.fetch_add(1, Ordering::Relaxed) as usize % self.clients.len();
+        let result = send(&self.clients[i], req, deadline, timer).await;
+        if let Ok(resp) = &result {
+            let counter = match resp.version {
+                reqwest::Version::HTTP_10 | reqwest::Version::HTTP_11 => &self.versions.http1,
+                reqwest::Version::HTTP_2 => &self.versions.http2,
+                _ => &self.versions.other,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Responses by HTTP version so far (`"HTTP/1.1"`, `"HTTP/2"`), the versions seen only.
+    pub fn protocols(&self) -> std::collections::BTreeMap<String, u64> {
+        [
+            ("HTTP/1.1", &self.versions.http1),
+            ("HTTP/2", &self.versions.http2),
+            ("other", &self.versions.other),
+        ]
+        .into_iter()
+        .map(|(name, n)| (name.to_string(), n.load(Ordering::Relaxed)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+
     pub fn new(
         procedure: Arc<Procedure>,
         base: &Url,
         settings: HttpSettings,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, client::ClientError> {
         let base = base.as_str().trim_end_matches('/').to_string();
         let mut literal_urls = std::collections::HashMap::new();
         for r in procedure.requests() {
@@ -119,10 +164,17 @@ impl HttpDriver {
             }
         }
         Ok(Self {
-            client: build_client(
-                settings.pool_size,
-                crate::net::Reach::of(settings.allow_remote),
-            )?,
+            clients: {
+                let n = match settings.net.http {
+                    crate::kinds::HttpVersion::Http2 => settings.net.http2_connections.max(1),
+                    _ => 1,
+                };
+                (0..n)
+                    .map(|_| build_client(settings.pool_size, &settings.net))
+                    .collect::<Result<_, _>>()?
+            },
+            next_client: AtomicU64::new(0),
+            versions: Versions::default(),
             base,
             literal_urls,
             keep_headers: procedure.reads_headers(),
@@ -155,7 +207,7 @@ impl HttpDriver {
             Some(url) => url.clone(),
             None => self.render_url(req, vars, step)?,
         };
-        if !self.settings.allow_remote && !is_loopback(&url) {
+        if self.settings.net.reach == crate::net::Reach::Loopback && !is_loopback(&url) {
             return Err(fail(
                 ErrorKind::Blocked,
                 format!(
@@ -264,7 +316,7 @@ impl HttpDriver {
                 .timeout
                 .map_or(deadline, |t| (Instant::now() + t).min(deadline));
             let (mut failure, transient, retry_after) =
-                match send(&self.client, &req, attempt_deadline, timer).await {
+                match self.send(&req, attempt_deadline, timer).await {
                     Ok(resp) if step.expect.contains(resp.status) => {
                         return (Effect::Applied, Ok(resp));
                     }
@@ -374,7 +426,8 @@ impl HttpDriver {
             .map_err(|f| f.detail)?;
         let deadline = Instant::now() + self.settings.iteration_timeout;
         let mut timer = Timer::new();
-        let resp = send(&self.client, &req, deadline, &mut timer)
+        let resp = self
+            .send(&req, deadline, &mut timer)
             .await
             .map_err(|e| e.detail)?;
         if !(200..300).contains(&resp.status) {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::HttpDriver;
 use super::checks::{self, Mismatch};
-use super::client::{Effect, send};
+use super::client::Effect;
 use super::vars::Vars;
 use crate::drivers::Timer;
 use crate::iteration::RollbackOutcome;
@@ -135,7 +135,7 @@ async fn verify(
         let attempt_deadline = v
             .timeout
             .map_or(deadline, |t| (Instant::now() + t).min(deadline));
-        match send(&driver.client, &req, attempt_deadline, timer).await {
+        match driver.send(&req, attempt_deadline, timer).await {
             Ok(resp) if resp.status < 500 => {
                 let failed: Vec<String> = v
                     .checks

@@ -28,12 +28,13 @@ use url::Url;
 
 use super::frame::Inbound;
 use super::stats::{Gauge, Tally, note};
+use crate::metrics::Opened;
 use crate::scenario::WsProtocol;
 use crate::scenario::matcher::JsonType;
 use crate::scenario::websocket::ConnSetup;
 use crate::scenario::websocket::RefusalKind;
 
-pub type Stream = WebSocketStream<TcpStream>;
+pub type Stream = WebSocketStream<crate::tls::stream::Transport>;
 
 /// What came back for a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +101,9 @@ pub enum ConnectError {
     Tcp { addr: String, why: String },
     #[error("the WebSocket handshake failed: {0}")]
     Handshake(String),
+    /// The TLS handshake failed: why, in words (which certificate, which name).
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("no TCP connection within {0:?}")]
     Timeout(Duration),
     /// The TCP connection was made, but the upgrade (or the on-connect replies) did not finish.
@@ -118,6 +122,7 @@ impl ConnectError {
         use crate::taxonomy::ErrorKind;
         match self {
             ConnectError::Tcp { .. } | ConnectError::Timeout(_) => ErrorKind::Connect,
+            ConnectError::Tls(_) => ErrorKind::Tls,
             ConnectError::Handshake(_)
             | ConnectError::UpgradeTimeout(_)
             | ConnectError::Setup(_) => ErrorKind::Handshake,
@@ -125,17 +130,19 @@ impl ConnectError {
     }
 }
 
-/// Opens a connection to `url` at `addr` (resolved once per run), set up as `setup` says (handshake
-/// headers and subprotocols, then the on-connect frames and their replies); returns it with the time
-/// the TCP connect, the upgrade and the set-up took. `recv_buffer` shrinks the socket's receive buffer
-/// (the slow-consumer probe uses it so that a stalled reader fills up quickly).
+/// Opens a connection to `url` at `addr` (resolved once per run), TLS for `wss` (as `net` says), set
+/// up as `setup` says (handshake headers and subprotocols, then the on-connect frames and their
+/// replies); returns it with the time the TCP connect, the TLS handshake, the upgrade and the set-up
+/// took. `recv_buffer` shrinks the socket's receive buffer (the slow-consumer probe uses it so that a
+/// stalled reader fills up quickly).
 pub async fn open(
     url: &Url,
     addr: std::net::SocketAddr,
     timeout: Duration,
     recv_buffer: Option<u32>,
     setup: &ConnSetup,
-) -> Result<(Stream, Duration), ConnectError> {
+    net: &crate::net::Network,
+) -> Result<(Stream, Opened), ConnectError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::from_std(started + timeout);
     let tcp_err = |e: std::io::Error| ConnectError::Tcp {
@@ -157,17 +164,66 @@ pub async fn open(
         .map_err(tcp_err)?;
     let _ = stream.set_nodelay(true);
     let work = async {
+        let (stream, tls) = if crate::tls::is_secure(url) {
+            let (t, took) = tls_handshake(url, stream, net).await?;
+            (t, Some(took))
+        } else {
+            (crate::tls::stream::Transport::Plain(stream), None)
+        };
         let request = handshake_request(url, setup)?;
         let (mut ws, _) =
             tokio_tungstenite::client_async_with_config(request, stream, Some(client_config()))
                 .await
-                .map_err(|e| ConnectError::Handshake(describe_ws(&e)))?;
+                .map_err(|e| match crate::tls::find(&e) {
+                    // A server that refuses our client certificate says so after the handshake.
+                    Some(t) => ConnectError::Tls(crate::tls::describe(
+                        t,
+                        url.host_str().unwrap_or_default(),
+                    )),
+                    None => ConnectError::Handshake(describe_ws(&e)),
+                })?;
         on_connect(&mut ws, setup).await?;
-        Ok((ws, started.elapsed()))
+        Ok((
+            ws,
+            Opened {
+                took: started.elapsed(),
+                tls,
+            },
+        ))
     };
     tokio::time::timeout_at(deadline, work)
         .await
         .map_err(|_| ConnectError::UpgradeTimeout(timeout))?
+}
+
+/// Makes `tcp` TLS to `url`'s host (or the configured server name).
+async fn tls_handshake(
+    url: &Url,
+    tcp: TcpStream,
+    net: &crate::net::Network,
+) -> Result<(crate::tls::stream::Transport, Duration), ConnectError> {
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = net
+        .tls
+        .server_name_for(host)
+        .map_err(|e| ConnectError::Tls(e.to_string()))?;
+    let shown = name.to_str().into_owned();
+    let config = net
+        .tls
+        .config(&[b"http/1.1"])
+        .map_err(|e| ConnectError::Tls(e.to_string()))?;
+    crate::tls::stream::handshake(tcp, config, name)
+        .await
+        .map_err(|e| {
+            ConnectError::Tls(match crate::tls::find(&e) {
+                Some(t) => crate::tls::describe(t, &shown),
+                None => format!("the TLS handshake failed: {e}"),
+            })
+        })
 }
 
 fn handshake_request(
@@ -282,14 +338,17 @@ fn describe_ws(e: &tungstenite::Error) -> String {
 /// What every connection of a run shares: the protocol, and how many connections are open.
 pub struct Shared {
     pub protocol: Arc<WsProtocol>,
+    /// How connections reach the endpoint (TLS for wss).
+    pub net: crate::net::Network,
     pub gauge: Gauge,
     epoch: Instant,
 }
 
 impl Shared {
-    pub fn new(protocol: Arc<WsProtocol>) -> Arc<Self> {
+    pub fn new(protocol: Arc<WsProtocol>, net: crate::net::Network) -> Arc<Self> {
         Arc::new(Self {
             protocol,
+            net,
             gauge: Gauge::default(),
             epoch: Instant::now(),
         })
@@ -1020,11 +1079,19 @@ mod tests {
     use std::net::SocketAddr;
 
     async fn connect(url: &Url, addr: SocketAddr, protocol: WsProtocol) -> (Conn, Tally) {
-        let (ws, _) = open(url, addr, Duration::from_secs(5), None, &protocol.setup)
-            .await
-            .unwrap();
+        let net = crate::net::Network::local().unwrap();
+        let (ws, _) = open(
+            url,
+            addr,
+            Duration::from_secs(5),
+            None,
+            &protocol.setup,
+            &net,
+        )
+        .await
+        .unwrap();
         let t = tally();
-        let shared = Shared::new(Arc::new(protocol));
+        let shared = Shared::new(Arc::new(protocol), net);
         (Conn::start(ws, 0, shared, None, None, t.clone()), t)
     }
 

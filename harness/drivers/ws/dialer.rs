@@ -52,6 +52,7 @@ impl Dialer {
             self.connect_timeout,
             None,
             &self.shared.protocol.setup,
+            &self.shared.net,
         )
         .await
         {

@@ -42,7 +42,7 @@ impl Session for HttpSession<'_> {
     type Driver = HttpDriver;
 
     async fn preflight(&mut self) -> Result<(), TargetError> {
-        preflight::check_reachable(&self.url, crate::net::Reach::of(self.plan.allow_remote)).await
+        preflight::check_reachable(&self.url, &self.plan.net).await
     }
 
     fn admin_base(&self) -> Url {
@@ -52,7 +52,13 @@ impl Session for HttpSession<'_> {
     async fn probe(&mut self, probe: BeforeLoad<'_>) -> Result<Extras, TargetError> {
         match probe {
             BeforeLoad::RateLimit(p) => {
-                let m = rate_limit::probe_http(&self.url, p, self.plan.budget.iteration).await?;
+                let m = rate_limit::probe_http(
+                    &self.url,
+                    p,
+                    self.plan.budget.iteration,
+                    &self.plan.net,
+                )
+                .await?;
                 let mut extras = Extras::default();
                 extras.checks.push(rate_limit::check(&m));
                 if p.require_retry_after
@@ -78,7 +84,7 @@ impl Session for HttpSession<'_> {
         let settings = HttpSettings {
             run_id: plan.identity.run_id.clone(),
             seed: plan.identity.seed,
-            allow_remote: plan.allow_remote,
+            net: plan.net.clone(),
             iteration_timeout: plan.budget.iteration,
             pool_size: plan.load.concurrency() as usize,
         };
@@ -93,6 +99,9 @@ impl Session for HttpSession<'_> {
 
     async fn finish(&mut self, end: Finish<'_>) -> Extras {
         let mut extras = Extras::default();
+        if let Some(driver) = &self.driver {
+            extras.http_protocols = driver.protocols();
+        }
         if let (Some(writes), Some(driver)) = (end.writes, &self.driver) {
             let keys = crate::history::keys(&writes);
             let read = futures_util::stream::iter(keys.into_iter().map(|key| {
@@ -115,15 +124,10 @@ impl Session for HttpSession<'_> {
             }
         }
         if let Some(history) = end.history {
-            let checked =
-                match target_admin::state(&self.url, crate::net::Reach::of(self.plan.allow_remote))
-                    .await
-                {
-                    Ok(state) => {
-                        crate::invariants::check(&history, &state).map_err(|e| e.to_string())
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
+            let checked = match target_admin::state(&self.url, &self.plan.net).await {
+                Ok(state) => crate::invariants::check(&history, &state).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
             match checked {
                 Ok(report) => extras.invariants = Some(report),
                 Err(why) => extras

@@ -65,7 +65,7 @@ impl<'a> WsSession<'a> {
             plan,
             url,
             settings,
-            shared: Shared::new(Arc::new(settings.protocol.clone())),
+            shared: Shared::new(Arc::new(settings.protocol.clone()), plan.net.clone()),
             probes: tally(),
             env: None,
             driver: None,
@@ -104,6 +104,7 @@ impl Session for WsSession<'_> {
             timeout,
             None,
             &self.settings.protocol.setup,
+            &self.plan.net,
         )
         .await?;
         let run_id = serde_json::Value::String(self.plan.identity.run_id.clone());

@@ -350,12 +350,14 @@ pub(super) fn template(
             Some(t)
         }
         Err(message) => {
-            diag.error(
-                span,
-                key,
-                message.to_string(),
-                Some("write variables as {{name}}".into()),
-            );
+            use crate::config::template::TemplateError;
+            // An environment variable's message says how to mend it.
+            let hint = (!matches!(
+                message,
+                TemplateError::MissingEnv { .. } | TemplateError::BadEnvName { .. }
+            ))
+            .then(|| "write variables as {{name}}".to_string());
+            diag.error(span, key, message.to_string(), hint);
             None
         }
     }

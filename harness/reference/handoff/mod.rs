@@ -20,7 +20,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use serde_json::json;
-use tokio::net::TcpListener;
 
 use self::coordination::Coordination;
 use self::reports::{Reports, Role};
@@ -224,11 +223,15 @@ async fn log_request(req: Request, next: Next) -> Response {
 }
 
 /// Serves on `listener` until `shutdown` completes, then finishes the requests in progress.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     config: HandoffConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(config))
         .with_graceful_shutdown(shutdown)
         .await

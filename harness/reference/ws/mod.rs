@@ -27,7 +27,6 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use tokio::net::TcpListener;
 
 use self::hub::{Counters, Hub};
 use super::chaos::{self, Chaos, ChaosSettings};
@@ -194,11 +193,15 @@ async fn limits(State(app): State<Arc<App>>) -> Response {
 }
 
 /// Serves on `listener` until `shutdown` completes. Open WebSocket connections are not waited for.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     config: WsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(config))
         .with_graceful_shutdown(shutdown)
         .await

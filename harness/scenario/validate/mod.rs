@@ -14,6 +14,7 @@ mod matcher;
 mod network;
 mod probes;
 mod target;
+mod transport;
 mod websocket;
 
 use super::model::*;
@@ -228,6 +229,8 @@ pub fn scenario(
         probes: probes.as_ref().map(super::websocket::Probes::facts),
     };
     let thresholds = thresholds(diag, raw.thresholds.as_ref(), &shape);
+    let tls = transport::tls(diag, raw.tls.as_ref());
+    let http = transport::http(diag, raw.http.as_ref());
 
     if diag.has_errors() {
         return None;
@@ -247,6 +250,8 @@ pub fn scenario(
         websocket: ws?,
         probes: probes?,
         thresholds: thresholds?,
+        tls: tls?,
+        http: http?,
     })
 }
 

@@ -155,7 +155,14 @@ fn target_url(
     raw: &Spanned<String>,
     kind: TargetKind,
 ) -> Option<url::Url> {
-    let parsed = match url::Url::parse(raw.get_ref()) {
+    let text = match crate::config::template::expand_env(raw.get_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            diag.error(raw.span(), "target.url", e.to_string(), None);
+            return None;
+        }
+    };
+    let parsed = match url::Url::parse(&text) {
         Ok(u) => u,
         Err(e) => {
             diag.error(

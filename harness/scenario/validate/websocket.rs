@@ -237,6 +237,14 @@ fn setup(diag: &mut Diagnostics<'_>, w: &RawWebsocket) -> Option<ConnSetup> {
     let mut headers = Vec::new();
     for (name, value) in w.headers.iter().flat_map(|h| h.get_ref()) {
         let key = format!("websocket.headers.{}", name.get_ref());
+        let value = match crate::config::template::expand_env(value.get_ref()) {
+            Ok(v) => Spanned::new(value.span(), v),
+            Err(e) => {
+                diag.error(value.span(), &key, e.to_string(), None);
+                ok = false;
+                continue;
+            }
+        };
         if HeaderName::from_bytes(name.get_ref().as_bytes()).is_err() {
             diag.error(
                 name.span(),

@@ -535,6 +535,25 @@ pub const CATALOGUE: &[Metric] = &[
         compare: &[],
     },
     Metric {
+        pattern: "ws.tls_handshake.{stat}",
+        kind: MetricKind::Duration,
+        applies: |s| s.is_ws(),
+        needs: "a wss:// target",
+        about: "the TLS handshake of each connection (part of ws.connect)",
+        read: |r, v| {
+            summary(
+                v,
+                "ws.tls_handshake",
+                r.metrics
+                    .ws
+                    .as_ref()
+                    .and_then(|w| w.tls_handshake_ms.as_ref()),
+            )
+        },
+        stage: None,
+        compare: &[],
+    },
+    Metric {
         pattern: "ws.ping.{stat}",
         kind: MetricKind::Duration,
         applies: |s| s.is_ws(),
