@@ -425,6 +425,11 @@ fn http2_by_prior_knowledge_over_plain_http_and_spread_over_connections_over_tls
     assert_eq!(r["target"]["http_version"], "http2");
     assert_eq!(r["target"]["http_protocols"]["HTTP/2"], 40);
     assert_eq!(
+        r["metrics"]["http_connections"]["opened"], 1,
+        "four workers' streams share one HTTP/2 connection: {}",
+        r["metrics"]["http_connections"]
+    );
+    assert_eq!(
         (
             seen[0].load(Ordering::Relaxed),
             seen[1].load(Ordering::Relaxed)
@@ -457,6 +462,15 @@ fn http2_by_prior_knowledge_over_plain_http_and_spread_over_connections_over_tls
     assert_eq!(code, Some(0), "{text}\n{}", r["reason"]);
     assert_eq!(r["target"]["tls"]["min_version"], "1.3");
     assert_eq!(r["target"]["http_protocols"]["HTTP/2"], 40);
+    let c = &r["metrics"]["http_connections"];
+    assert_eq!(
+        c["opened"], 2,
+        "spread over the two connections asked for: {c}"
+    );
+    assert_eq!(
+        c["connect_ms"]["count"], 2,
+        "each one's TCP connect and TLS handshake: {c}"
+    );
     assert_eq!(seen[1].load(Ordering::Relaxed), 40);
 }
 

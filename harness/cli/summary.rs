@@ -158,6 +158,33 @@ fn lines(r: &RunResult) -> String {
             d.window_s
         );
     }
+    if let Some(c) = &m.http_connections {
+        let took = c
+            .connect_ms
+            .map(|t| format!(", each {}", t.describe(&["p50", "max"])))
+            .unwrap_or_default();
+        let failed = if c.failed > 0 {
+            format!(", {} failed", c.failed)
+        } else {
+            String::new()
+        };
+        let protocols: Vec<String> = r
+            .target
+            .http_protocols
+            .iter()
+            .map(|(v, n)| format!("{v} {n}"))
+            .collect();
+        let protocols = if protocols.is_empty() {
+            String::new()
+        } else {
+            format!("; responses {}", protocols.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "  connections {} opened{failed}{took}{protocols}",
+            c.opened
+        );
+    }
     if let Some(ws) = &m.ws {
         let connect = ws
             .connect_ms

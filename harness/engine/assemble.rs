@@ -69,6 +69,8 @@ pub struct Extras {
     pub notes: Vec<String>,
     /// HTTP responses by the version they came in.
     pub http_protocols: std::collections::BTreeMap<String, u64>,
+    /// The connections the HTTP clients opened.
+    pub http_connections: Option<HttpConnections>,
 }
 
 impl Extras {
@@ -90,6 +92,9 @@ impl Extras {
             self.history = other.history;
         }
         self.checks.extend(other.checks);
+        if other.http_connections.is_some() {
+            self.http_connections = other.http_connections;
+        }
         for (version, n) in other.http_protocols {
             *self.http_protocols.entry(version).or_default() += n;
         }
@@ -130,6 +135,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         }
     };
     metrics.rate_limit = s.extras.rate_limit.clone();
+    metrics.http_connections = s.extras.http_connections.clone();
     metrics.recovery = s.extras.recovery.clone();
 
     let mut notes = notes(&s, &totals, scheduled);

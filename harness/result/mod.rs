@@ -221,6 +221,9 @@ pub struct Metrics {
     pub recorded: BTreeMap<String, LatencySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackMetrics>,
+    /// HTTP targets: the connections the clients opened, and how long each took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_connections: Option<HttpConnections>,
     /// Requests that may be retried: what the retries cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<RetryMetrics>,
@@ -274,6 +277,18 @@ pub struct StepMetrics {
     /// The times the step succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ok_ms: Option<LatencySummary>,
+}
+
+/// The connections an HTTP run's clients opened. Few connections for many requests is keep-alive
+/// (or HTTP/2) at work; `connect_ms` is each one's TCP connect and, for https, TLS handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpConnections {
+    pub opened: u64,
+    pub failed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_hdr: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

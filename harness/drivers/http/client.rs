@@ -149,6 +149,15 @@ pub fn build_client(
     pool_size: usize,
     net: &crate::net::Network,
 ) -> Result<reqwest::Client, ClientError> {
+    build_timed_client(pool_size, net, None)
+}
+
+/// [`build_client`], its new connections timed into `timer` when given.
+pub fn build_timed_client(
+    pool_size: usize,
+    net: &crate::net::Network,
+    timer: Option<&super::connect_timer::ConnectTimer>,
+) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .dns_resolver(std::sync::Arc::new(crate::net::GatedResolver(net.reach)))
@@ -157,6 +166,9 @@ pub fn build_client(
         .tcp_nodelay(true)
         .user_agent(concat!("harness/", env!("CARGO_PKG_VERSION")))
         .tls_backend_preconfigured((*net.tls.config(net.alpn())?).clone());
+    if let Some(timer) = timer {
+        builder = builder.connector_layer(timer.clone());
+    }
     builder = match net.http {
         HttpVersion::Auto => builder,
         HttpVersion::Http1 => builder.http1_only(),

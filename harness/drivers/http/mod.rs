@@ -6,6 +6,7 @@
 
 mod checks;
 mod client;
+mod connect_timer;
 mod retry;
 mod rollback;
 mod vars;
@@ -52,6 +53,8 @@ pub struct HttpDriver {
     next_client: AtomicU64,
     /// Responses by HTTP version.
     versions: Versions,
+    /// Every new connection of the clients.
+    connects: connect_timer::ConnectTimer,
     base: String,
     procedure: Arc<Procedure>,
     recorded: Vec<String>,
@@ -145,12 +148,24 @@ impl HttpDriver {
         .collect()
     }
 
+    /// The connections opened so far: how many, how many failed, and how long each took.
+    pub fn connections(&self) -> crate::result::HttpConnections {
+        let t = self.connects.0.lock().unwrap_or_else(|p| p.into_inner());
+        crate::result::HttpConnections {
+            opened: t.opened,
+            failed: t.failed,
+            connect_ms: crate::metrics::LatencySummary::of(&t.took),
+            connect_hdr: (!t.took.is_empty()).then(|| crate::metrics::histogram::encode(&t.took)),
+        }
+    }
+
     pub fn new(
         procedure: Arc<Procedure>,
         base: &Url,
         settings: HttpSettings,
     ) -> Result<Self, client::ClientError> {
         let base = base.as_str().trim_end_matches('/').to_string();
+        let connects = connect_timer::ConnectTimer::default();
         let mut literal_urls = std::collections::HashMap::new();
         for r in procedure.requests() {
             if let Some((key, text)) = match &r.target {
@@ -170,11 +185,18 @@ impl HttpDriver {
                     _ => 1,
                 };
                 (0..n)
-                    .map(|_| build_client(settings.pool_size, &settings.net))
+                    .map(|_| {
+                        client::build_timed_client(
+                            settings.pool_size,
+                            &settings.net,
+                            Some(&connects),
+                        )
+                    })
                     .collect::<Result<_, _>>()?
             },
             next_client: AtomicU64::new(0),
             versions: Versions::default(),
+            connects,
             base,
             literal_urls,
             keep_headers: procedure.reads_headers(),

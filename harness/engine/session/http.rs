@@ -101,6 +101,7 @@ impl Session for HttpSession<'_> {
         let mut extras = Extras::default();
         if let Some(driver) = &self.driver {
             extras.http_protocols = driver.protocols();
+            extras.http_connections = Some(driver.connections());
         }
         if let (Some(writes), Some(driver)) = (end.writes, &self.driver) {
             let keys = crate::history::keys(&writes);

@@ -535,6 +535,39 @@ pub const CATALOGUE: &[Metric] = &[
         compare: &[],
     },
     Metric {
+        pattern: "http.connect.{stat}",
+        kind: MetricKind::Duration,
+        applies: |s| !s.is_ws(),
+        needs: "an http or handoff target",
+        about: "each new connection: the TCP connect and, for https, the TLS handshake",
+        read: |r, v| {
+            summary(
+                v,
+                "http.connect",
+                r.metrics
+                    .http_connections
+                    .as_ref()
+                    .and_then(|c| c.connect_ms.as_ref()),
+            )
+        },
+        stage: None,
+        compare: &[],
+    },
+    Metric {
+        pattern: "http.connections",
+        kind: MetricKind::Count,
+        applies: |s| !s.is_ws(),
+        needs: "an http or handoff target",
+        about: "connections opened (keep-alive and HTTP/2 keep this low)",
+        read: |r, v| {
+            if let Some(c) = &r.metrics.http_connections {
+                v.set("http.connections", c.opened as f64);
+            }
+        },
+        stage: None,
+        compare: &[],
+    },
+    Metric {
         pattern: "ws.tls_handshake.{stat}",
         kind: MetricKind::Duration,
         applies: |s| s.is_ws(),
