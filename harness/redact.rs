@@ -66,13 +66,18 @@ pub fn url(url: &Url) -> String {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Secrets {
     values: Vec<String>,
+    /// Names the user listed (`redact = [...]`) beside the usual ones.
+    listed: Vec<String>,
 }
 
 impl Secrets {
     /// The secrets in `plan`: its target URL's password and credential query values, and the literal
     /// values of credential headers in its procedure and its WebSocket handshake.
     pub fn of(plan: &RunPlan) -> Self {
-        let mut s = Secrets::default();
+        let mut s = Secrets {
+            listed: plan.redact.clone(),
+            ..Secrets::default()
+        };
         if let Endpoint::At { url, .. } = &plan.endpoint {
             s.add_url(url);
         }
@@ -80,7 +85,7 @@ impl Secrets {
             TargetPlan::Request(p) | TargetPlan::Procedure(p) => {
                 for r in p.requests() {
                     for (name, value) in &r.headers {
-                        if is_secret_name(name)
+                        if s.is_secret(name)
                             && let Some(v) = value.as_literal()
                         {
                             s.add_header_value(v);
@@ -102,7 +107,7 @@ impl Secrets {
             }
             TargetPlan::WebSocket(w) => {
                 for (name, value) in &w.protocol.setup.headers {
-                    if is_secret_name(name) {
+                    if s.is_secret(name) {
                         s.add_header_value(value);
                     }
                 }
@@ -115,6 +120,11 @@ impl Secrets {
         s.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         s.values.dedup();
         s
+    }
+
+    /// Whether a header or query parameter of this name carries a secret in this run.
+    fn is_secret(&self, name: &str) -> bool {
+        is_secret_name(name) || self.listed.iter().any(|l| l.eq_ignore_ascii_case(name))
     }
 
     fn add(&mut self, v: &str) {
@@ -142,7 +152,7 @@ impl Secrets {
             self.add(&basic);
         }
         for (k, v) in u.query_pairs() {
-            if is_secret_name(&k) {
+            if self.is_secret(&k) {
                 self.add(&v);
             }
         }

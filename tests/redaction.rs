@@ -255,3 +255,73 @@ concurrency = 1
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o) + &stderr(&o));
 }
+
+/// Names the user lists are secret too: the same run with and without `redact = [...]` shows the
+/// list is what masks them.
+#[test]
+fn listed_names_are_masked_and_unlisted_ones_are_not() {
+    const SIG: &str = "sig-value-4242";
+    const REF: &str = "ref-value-1717";
+    let server = serve(Router::new().route(
+        "/r",
+        get(|headers: HeaderMap, RawQuery(q): RawQuery| async move {
+            let sig = headers
+                .get("x-request-sig")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (
+                StatusCode::FORBIDDEN,
+                format!("bad {sig} with {}", q.unwrap_or_default()),
+            )
+        }),
+    ));
+    let dir = temp_dir("redaction-listed");
+    let scenario = |redact: &str| {
+        format!(
+            r#"name = "listed"
+suite = "reliability"
+timeout = "20s"
+{redact}
+[target]
+kind = "http"
+url = "http://127.0.0.1:1"
+
+[target.request]
+path = "/r?trace_ref={REF}"
+headers = {{ X-Request-Sig = "{SIG}" }}
+retries = 0
+
+[load]
+iterations = 2
+concurrency = 1
+
+[thresholds]
+success_rate = ">= 0.99"
+"#
+        )
+    };
+    let listed = write_scenario(
+        &dir,
+        "listed",
+        &scenario("redact = [\"x-request-sig\", \"TRACE_REF\"]\n"),
+    );
+    let plain = write_scenario(&dir, "plain", &scenario(""));
+    for (file, out) in [(&listed, "listed-out"), (&plain, "plain-out")] {
+        let o = harness()
+            .args(run_args(file, &server.url, &dir.join(out)))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    }
+    let listed = std::fs::read_to_string(dir.join("listed-out/result.json")).unwrap();
+    assert!(
+        listed.contains("bad [redacted] with trace_ref=[redacted]"),
+        "{listed}"
+    );
+    let plain = std::fs::read_to_string(dir.join("plain-out/result.json")).unwrap();
+    assert!(
+        plain.contains(SIG) && plain.contains(REF),
+        "unlisted, they are ordinary values"
+    );
+}

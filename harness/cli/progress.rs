@@ -35,6 +35,8 @@ pub struct CliObserver {
     run: (String, String, u64, String),
     /// Open while the load runs.
     journal: Mutex<Option<Journal>>,
+    /// What the banner must not show.
+    secrets: crate::redact::Secrets,
 }
 
 impl CliObserver {
@@ -59,6 +61,7 @@ impl CliObserver {
         };
         let id = &plan.identity;
         Self {
+            secrets: crate::redact::Secrets::of(plan),
             display,
             result_path,
             run: (
@@ -109,7 +112,7 @@ impl Observer for CliObserver {
         if matches!(self.display, Display::Quiet) {
             return;
         }
-        let url = crate::redact::url(url);
+        let url = self.secrets.text(&crate::redact::url(url));
         let on = match embedded {
             Some(e) => format!("the embedded {} reference target at {url}", e.as_str()),
             None => url,

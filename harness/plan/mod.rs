@@ -42,6 +42,8 @@ pub struct RunPlan {
     pub allow_remote: bool,
     /// How every client reaches the target (reach, TLS, HTTP version).
     pub net: crate::net::Network,
+    /// Header and query parameter names whose values are secrets, beside the usual ones.
+    pub redact: Vec<String>,
     pub target: TargetPlan,
     pub load: LoadPlan,
     pub faults: FaultsPlan,
@@ -326,6 +328,7 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
         endpoint,
         allow_remote,
         net,
+        redact: scenario.redact.clone(),
         target,
         load,
         faults,

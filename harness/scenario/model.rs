@@ -25,6 +25,8 @@ pub struct Scenario {
     pub timeout: Duration,
     pub iteration_timeout: Duration,
     pub allow_remote: bool,
+    /// `redact = [...]`: more header and query parameter names whose values are secrets.
+    pub redact: Vec<String>,
     pub target: Target,
     pub load: Load,
     pub faults: Faults,

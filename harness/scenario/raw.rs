@@ -20,6 +20,8 @@ pub struct RawScenario {
     pub timeout: Option<Spanned<String>>,
     pub iteration_timeout: Option<Spanned<String>>,
     pub allow_remote: Option<Spanned<bool>>,
+    /// Header and query parameter names whose values are secrets, beside the usual ones.
+    pub redact: Option<Spanned<Vec<Spanned<String>>>>,
     pub target: Option<Spanned<RawTarget>>,
     pub load: Option<Spanned<RawLoad>>,
     pub faults: Option<Spanned<RawFaults>>,

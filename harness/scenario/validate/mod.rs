@@ -244,6 +244,12 @@ pub fn scenario(
         timeout: timeout?,
         iteration_timeout: iteration_timeout?,
         allow_remote: raw.allow_remote.is_some_and(|b| *b.get_ref()),
+        redact: raw
+            .redact
+            .iter()
+            .flat_map(|r| r.get_ref())
+            .map(|n| n.get_ref().clone())
+            .collect(),
         target: target?,
         load: load?,
         faults: faults?,
