@@ -134,6 +134,8 @@ pub struct Network {
     pub http: crate::kinds::HttpVersion,
     /// HTTP/2 connections the load spreads its requests over (streams multiplex on each).
     pub http2_connections: usize,
+    /// Time every new HTTP connection (`[http] time_connections`).
+    pub time_connections: bool,
 }
 
 impl Network {
@@ -147,6 +149,7 @@ impl Network {
             )?),
             http: crate::kinds::HttpVersion::Auto,
             http2_connections: 1,
+            time_connections: false,
         })
     }
 

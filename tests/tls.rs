@@ -419,7 +419,11 @@ success_rate = ">= 1.0"
 fn http2_by_prior_knowledge_over_plain_http_and_spread_over_connections_over_tls() {
     let (plain, seen) = version_counting(None);
     let dir = temp_dir("tls-h2c");
-    let file = write_scenario(&dir, "versions", VERSION_REQUEST);
+    let file = write_scenario(
+        &dir,
+        "versions",
+        &format!("{VERSION_REQUEST}\n[http]\ntime_connections = true\n"),
+    );
     let (code, text, r) = run(&dir, &file, &plain.url, &["--http", "http2"], "h2c");
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(r["target"]["http_version"], "http2");
@@ -455,7 +459,7 @@ fn http2_by_prior_knowledge_over_plain_http_and_spread_over_connections_over_tls
         &dir,
         "versions_tls",
         &format!(
-            "{VERSION_REQUEST}\n[tls]\nca = \"h2-ca.pem\"\nmin_version = \"1.3\"\n\n[http]\nversion = \"http2\"\nconnections = 2\n"
+            "{VERSION_REQUEST}\n[tls]\nca = \"h2-ca.pem\"\nmin_version = \"1.3\"\n\n[http]\nversion = \"http2\"\nconnections = 2\ntime_connections = true\n"
         ),
     );
     let (code, text, r) = run(&dir, &file, &secure.url, &[], "h2-tls");
@@ -508,4 +512,20 @@ fn tls_settings_in_a_scenario_are_checked_where_they_are_written() {
             "{needle} → {message} at {at}:\n{text}"
         );
     }
+}
+
+#[test]
+fn the_reference_service_answers_h2c_when_asked() {
+    let (mut child, url) = serve_reference_with("handoff", &[]);
+    let dir = temp_dir("tls-h2c-reference");
+    let file = write_scenario(&dir, "tls_handoff", HANDOFF);
+    let (code, text, r) = run(&dir, &file, &url, &["--http", "http2"], "h2c");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, Some(0), "{text}\n{}", r["reason"]);
+    let protocols = &r["target"]["http_protocols"];
+    assert!(
+        protocols["HTTP/2"].as_u64().unwrap_or(0) > 0 && protocols.get("HTTP/1.1").is_none(),
+        "{protocols}"
+    );
 }

@@ -66,6 +66,16 @@ pub fn plan(
     url: &url::Url,
     embedded: Option<harness::scenario::Embedded>,
 ) -> harness::engine::RunPlan {
+    plan_tls(text, url, embedded, harness::tls::TlsSettings::default())
+}
+
+/// [`plan`], with TLS settings (a test CA) as the command line would give them.
+pub fn plan_tls(
+    text: &str,
+    url: &url::Url,
+    embedded: Option<harness::scenario::Embedded>,
+    tls: harness::tls::TlsSettings,
+) -> harness::engine::RunPlan {
     let dir = std::env::temp_dir().join(format!("harness-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let path = dir.join("bench.toml");
@@ -78,6 +88,7 @@ pub fn plan(
         embedded,
         seed: Some(1),
         run_id: Some(format!("bench{}", std::process::id())),
+        tls,
         ..Default::default()
     };
     harness::plan::build(&scenario, overrides)

@@ -311,6 +311,7 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
         tls: Arc::new(crate::tls::ClientTls::new(&tls).map_err(|e| PlanError::Tls(e.to_string()))?),
         http: overrides.http.unwrap_or(scenario.http.version),
         http2_connections: scenario.http.connections.unwrap_or(1),
+        time_connections: scenario.http.time_connections,
     };
     Ok(RunPlan {
         identity: Identity {

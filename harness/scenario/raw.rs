@@ -52,6 +52,7 @@ pub struct RawTls {
 pub struct RawHttp {
     pub version: Option<Spanned<crate::kinds::HttpVersion>>,
     pub connections: Option<Spanned<i64>>,
+    pub time_connections: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -122,7 +122,10 @@ impl HttpDriver {
         deadline: Instant,
         timer: &mut Timer,
     ) -> Result<Response, client::SendError> {
-        let i = self.next_client.fetch_add(1, Ordering::Relaxed) as usize % self.clients.len();
+        let i = match self.clients.len() {
+            1 => 0,
+            n => self.next_client.fetch_add(1, Ordering::Relaxed) as usize % n,
+        };
         let result = send(&self.clients[i], req, deadline, timer).await;
         if let Ok(resp) = &result {
             let counter = match resp.version {
@@ -189,7 +192,7 @@ impl HttpDriver {
                         client::build_timed_client(
                             settings.pool_size,
                             &settings.net,
-                            Some(&connects),
+                            settings.net.time_connections.then_some(&connects),
                         )
                     })
                     .collect::<Result<_, _>>()?

@@ -101,7 +101,7 @@ impl Session for HttpSession<'_> {
         let mut extras = Extras::default();
         if let Some(driver) = &self.driver {
             extras.http_protocols = driver.protocols();
-            extras.http_connections = Some(driver.connections());
+            extras.http_connections = self.plan.net.time_connections.then(|| driver.connections());
         }
         if let (Some(writes), Some(driver)) = (end.writes, &self.driver) {
             let keys = crate::history::keys(&writes);

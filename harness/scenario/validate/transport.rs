@@ -151,5 +151,6 @@ pub fn http(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawHttp>>) -> Optio
     Some(HttpTransport {
         version,
         connections,
+        time_connections: h.time_connections.as_ref().is_some_and(|b| *b.get_ref()),
     })
 }

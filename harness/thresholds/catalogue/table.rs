@@ -538,7 +538,7 @@ pub const CATALOGUE: &[Metric] = &[
         pattern: "http.connect.{stat}",
         kind: MetricKind::Duration,
         applies: |s| !s.is_ws(),
-        needs: "an http or handoff target",
+        needs: "an http or handoff target with [http] time_connections = true",
         about: "each new connection: the TCP connect and, for https, the TLS handshake",
         read: |r, v| {
             summary(
@@ -557,7 +557,7 @@ pub const CATALOGUE: &[Metric] = &[
         pattern: "http.connections",
         kind: MetricKind::Count,
         applies: |s| !s.is_ws(),
-        needs: "an http or handoff target",
+        needs: "an http or handoff target with [http] time_connections = true",
         about: "connections opened (keep-alive and HTTP/2 keep this low)",
         read: |r, v| {
             if let Some(c) = &r.metrics.http_connections {
