@@ -20,6 +20,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The version `--version` prints: the package's, and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HARNESS_COMMIT"), ")");
+
 /// Exit codes of the contract (DESIGN.md): CI pipelines rely on them.
 pub mod exit {
     pub const OK: u8 = 0;
@@ -31,18 +34,18 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(
     name = "harness",
-    version,
+    version = VERSION,
     about = "Reliability and chaos test harness for handoff procedures and WebSocket endpoints"
 )]
 pub struct Cli {
     /// Directory of scenario files (default: ./scenarios when it exists); its procedures/ subfolder
     /// holds procedure files. Files there add to or override the built-in configurations.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "HARNESS_SCENARIOS")]
     pub scenarios: Option<PathBuf>,
 
     /// Read NAME=value lines from FILE for `{{env.NAME}}` in scenarios and procedures (a variable
     /// set in the environment itself wins).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "HARNESS_ENV_FILE")]
     pub env_file: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -85,6 +88,12 @@ pub enum Command {
     Proxy(proxy::ProxyArgs),
     /// Run a reference target on its own (until Ctrl-C), e.g. `harness serve handoff --bind 127.0.0.1:8080`.
     Serve(serve::ServeArgs),
+    /// Print a shell completion script, e.g. `harness completions bash > ~/.local/share/bash-completion/completions/harness`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Check scenarios (and the procedures they name); prints `ok` or every problem, exit 2.
     Validate {
         /// Scenario names (RELIABILITY_STANDARD) or paths to scenario files.
@@ -123,6 +132,16 @@ pub fn run(cli: Cli) -> u8 {
         Command::List { json } => list::run(cli.scenarios.as_deref(), json),
         Command::Validate { names } => validate::run(cli.scenarios.as_deref(), &names),
         Command::Serve(args) => serve::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "harness",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
         Command::Proxy(args) => proxy::run(args),
         Command::Report {
             result,

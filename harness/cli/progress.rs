@@ -48,7 +48,7 @@ impl CliObserver {
         } else if std::io::stderr().is_terminal() && !ci {
             let bar = ProgressBar::new(planned);
             let style = ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);

@@ -26,13 +26,13 @@ pub struct RunArgs {
     #[arg(value_name = "NAME_OR_FILE")]
     pub scenario: String,
     /// Base URL of the target (overrides the scenario's), e.g. http://127.0.0.1:8080.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "HARNESS_TARGET")]
     pub target: Option<String>,
     /// Output folder (default: reports/<name>-<timestamp>/).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "HARNESS_OUT")]
     pub out: Option<PathBuf>,
     /// Seed for every random choice (default: the scenario's, else drawn and printed).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "HARNESS_SEED")]
     pub seed: Option<u64>,
     /// Allow targets outside loopback (127.0.0.0/8, ::1, localhost).
     #[arg(long)]
