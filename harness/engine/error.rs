@@ -50,6 +50,13 @@ pub enum TargetError {
     /// Frames came back, but none the scenario's protocol ties to the frame sent.
     #[error(transparent)]
     Protocol(#[from] crate::drivers::ws::understood::Mismatch),
+    /// A request of the procedure's `[[run_setup]]` failed; `teardown` says what the teardown did
+    /// with what the setup had made.
+    #[error("{failed}{teardown}")]
+    Setup {
+        failed: crate::drivers::http::SetupFailed,
+        teardown: String,
+    },
     #[error("{0}")]
     Unsupported(&'static str),
 }

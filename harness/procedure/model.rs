@@ -12,6 +12,10 @@ use crate::config::template::{JsonTemplate, Template};
 /// Variables every iteration provides without declaring them.
 pub const BUILTIN_VARIABLES: &[&str] = &["iteration", "worker", "run_id", "uuid", "seed"];
 
+/// Variables a request of `[[run_setup]]` or `[[run_teardown]]` has without declaring them: no
+/// iteration or worker, but the repetition it is (`index`, from 0).
+pub const RUN_VARIABLES: &[&str] = &["run_id", "uuid", "seed", "index"];
+
 #[derive(Debug, Clone)]
 pub struct Procedure {
     pub name: String,
@@ -21,6 +25,10 @@ pub struct Procedure {
     pub variables: Vec<Variable>,
     /// Requests that prepare each iteration's fixtures before the first step; not rolled back.
     pub setup: Vec<Step>,
+    /// Requests sent once before the load; what they capture every iteration has.
+    pub run_setup: Vec<RunStep>,
+    /// Requests sent once after the load (also after a failed setup, for what it made).
+    pub run_teardown: Vec<RunStep>,
     pub steps: Vec<Step>,
     pub rules: Vec<Rule>,
     pub rollbacks: Vec<Rollback>,
@@ -66,7 +74,13 @@ impl Procedure {
             .setup
             .iter()
             .chain(&self.steps)
-            .chain(self.rollbacks.iter().flat_map(|r| &r.steps));
+            .chain(self.rollbacks.iter().flat_map(|r| &r.steps))
+            .chain(
+                self.run_setup
+                    .iter()
+                    .chain(&self.run_teardown)
+                    .map(|r| &r.step),
+            );
         let mut checks = self.rules.iter().map(|r| &r.check).chain(
             self.rollbacks
                 .iter()
@@ -84,10 +98,14 @@ impl Procedure {
             .any(|s| s.retry.retries > 0)
     }
 
-    /// Every request the procedure can send: setup, steps, rollback steps and verifications.
+    /// Every request the procedure can send: the run's setup and teardown, setup, steps, rollback
+    /// steps and verifications.
     pub fn requests(&self) -> impl Iterator<Item = &RequestTemplate> {
-        self.setup
+        self.run_setup
             .iter()
+            .chain(&self.run_teardown)
+            .map(|r| &r.step)
+            .chain(&self.setup)
             .chain(&self.steps)
             .chain(self.rollbacks.iter().flat_map(|r| &r.steps))
             .map(|s| &s.request)
@@ -111,17 +129,7 @@ impl Procedure {
             }
         }
         for r in self.requests() {
-            match &r.target {
-                RequestTarget::Path(t) | RequestTarget::Url(t) => {
-                    used.extend(t.variables().map(str::to_string))
-                }
-            }
-            for (_, h) in &r.headers {
-                used.extend(h.variables().map(str::to_string));
-            }
-            if let Some(b) = &r.body {
-                b.variables(&mut used);
-            }
+            r.variables(&mut used);
         }
         let checks = self.rules.iter().map(|r| &r.check).chain(
             self.rollbacks
@@ -200,6 +208,28 @@ pub struct Step {
     pub irreversible: bool,
     /// The write a successful response acknowledges, for the history check.
     pub history: Option<HistoryWrite>,
+}
+
+/// A request of the run's own, sent once before the load or after it.
+#[derive(Debug, Clone)]
+pub struct RunStep {
+    pub step: Step,
+    /// `[[run_setup]]`: sent this many times; with `repeat` written, what the step captures is a
+    /// pool (one value per request) each iteration draws one value from, else one value for all.
+    pub repeat: Option<u32>,
+    /// `[[run_teardown]]`: sent once for each value of this pool, the variable naming the value.
+    pub for_each: Option<String>,
+}
+
+impl RunStep {
+    /// The variables the step captures (from its body and its headers).
+    pub fn captured(&self) -> impl Iterator<Item = &str> {
+        self.step
+            .captures
+            .iter()
+            .map(|c| c.variable.as_str())
+            .chain(self.step.header_captures.iter().map(|(v, _)| v.as_str()))
+    }
 }
 
 /// A write to a collection: add `element` to the collection at `key`.
@@ -351,6 +381,21 @@ pub struct RequestTemplate {
 }
 
 impl RequestTemplate {
+    /// Adds the variables the request uses (in its path or URL, headers and body) to `out`.
+    pub fn variables(&self, out: &mut std::collections::BTreeSet<String>) {
+        match &self.target {
+            RequestTarget::Path(t) | RequestTarget::Url(t) => {
+                out.extend(t.variables().map(str::to_string))
+            }
+        }
+        for (_, h) in &self.headers {
+            out.extend(h.variables().map(str::to_string));
+        }
+        if let Some(b) = &self.body {
+            b.variables(out);
+        }
+    }
+
     /// `POST /api/v1/...` for messages and reports.
     pub fn describe(&self) -> String {
         let where_ = match &self.target {

@@ -16,6 +16,10 @@ pub struct RawProcedure {
     pub description: Option<Spanned<String>>,
     pub variables: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
     pub setup: Option<Vec<Spanned<RawStep>>>,
+    /// `[[run_setup]]`: requests run once before the load, whose captures every iteration gets.
+    pub run_setup: Option<Vec<Spanned<RawStep>>>,
+    /// `[[run_teardown]]`: requests run once after the load, with what `run_setup` captured.
+    pub run_teardown: Option<Vec<Spanned<RawStep>>>,
     pub steps: Option<Vec<Spanned<RawStep>>>,
     pub rules: Option<Vec<Spanned<RawRule>>>,
     pub rollbacks: Option<Vec<Spanned<RawRollback>>>,
@@ -65,6 +69,11 @@ pub struct RawStep {
     pub ack: Option<Spanned<AckKind>>,
     pub irreversible: Option<Spanned<bool>>,
     pub history: Option<Spanned<RawHistory>>,
+    /// `[[run_setup]]` only: send the request this many times (`{{index}}` counts from 0); what
+    /// it captures becomes a pool each iteration draws one value from.
+    pub repeat: Option<Spanned<i64>>,
+    /// `[[run_teardown]]` only: send the request once per value of this `run_setup` pool.
+    pub for_each: Option<Spanned<String>>,
 }
 
 /// How retries wait: `{ backoff = "exponential", delay = "50ms", max_delay = "1s",

@@ -9,9 +9,11 @@ mod client;
 mod connect_timer;
 mod retry;
 mod rollback;
+mod run_steps;
 mod vars;
 
 pub use client::{ClientError, MAX_BODY_BYTES, build_client};
+pub use run_steps::{SetupDone, SetupFailed, TeardownDone};
 
 use crate::net::is_loopback;
 
@@ -66,6 +68,8 @@ pub struct HttpDriver {
     /// First attempts and retries so far of the steps with a retry budget, over every worker: what
     /// the budget is judged on.
     attempts: (AtomicU64, AtomicU64),
+    /// What the run's setup captured, once it has run.
+    fixtures: std::sync::OnceLock<vars::Fixtures>,
     settings: HttpSettings,
 }
 
@@ -204,6 +208,7 @@ impl HttpDriver {
             literal_urls,
             keep_headers: procedure.reads_headers(),
             attempts: (AtomicU64::new(0), AtomicU64::new(0)),
+            fixtures: std::sync::OnceLock::new(),
             recorded: procedure
                 .recorded_metrics()
                 .iter()
@@ -441,11 +446,14 @@ impl HttpDriver {
             .read_back
             .as_ref()
             .ok_or("the procedure has no [read_back]")?;
-        let vars = Vars::of(&[
+        let mut vars = Vars::of(&[
             ("key", Value::String(key.to_string())),
             ("run_id", Value::String(self.settings.run_id.clone())),
             ("seed", serde_json::json!(self.settings.seed)),
         ]);
+        for (name, value) in self.fixtures.get().map_or(&[][..], |f| &f.fixed) {
+            vars.set(name, value.clone());
+        }
         let req = self
             .render(&rb.request, &vars, "read_back")
             .map_err(|f| f.detail)?;
@@ -556,7 +564,8 @@ impl Driver for HttpDriver {
             seed: self.settings.seed,
             used: &self.builtins,
         };
-        let mut vars = match Vars::start(&self.procedure, &builtins, &mut rng) {
+        let mut vars = match Vars::start(&self.procedure, &builtins, self.fixtures.get(), &mut rng)
+        {
             Ok(v) => v,
             Err(e) => {
                 return IterationReport::failed(Failure {

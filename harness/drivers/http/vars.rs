@@ -13,6 +13,38 @@ use crate::procedure::{Procedure, VariableValue};
 #[derive(Debug, Clone, Default)]
 pub struct Vars(HashMap<String, Value>);
 
+/// What the run's setup captured: values every iteration has, and pools (a repeated step's
+/// captures, one value per request) each iteration draws one value from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fixtures {
+    pub fixed: Vec<(String, Value)>,
+    pub pools: Vec<(String, Vec<Value>)>,
+}
+
+impl Fixtures {
+    /// A value for the variable `name`, fixed or pooled, appended (a pool gains one per request).
+    pub fn add(&mut self, name: &str, value: Value, pooled: bool) {
+        if !pooled {
+            match self.fixed.iter_mut().find(|(n, _)| n == name) {
+                Some((_, v)) => *v = value,
+                None => self.fixed.push((name.to_string(), value)),
+            }
+            return;
+        }
+        match self.pools.iter_mut().find(|(n, _)| n == name) {
+            Some((_, values)) => values.push(value),
+            None => self.pools.push((name.to_string(), vec![value])),
+        }
+    }
+
+    pub fn pool(&self, name: &str) -> &[Value] {
+        self.pools
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+}
+
 impl Lookup for Vars {
     fn get(&self, name: &str) -> Option<&Value> {
         self.0.get(name)
@@ -57,6 +89,7 @@ impl Vars {
     pub fn start(
         procedure: &Procedure,
         b: &Builtins<'_>,
+        fixtures: Option<&Fixtures>,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self, MissingVariable> {
         let mut vars = Vars(HashMap::new());
@@ -75,6 +108,17 @@ impl Vars {
         }
         if used.uuid {
             vars.set("uuid", json!(uuid_v4(rng)));
+        }
+        if let Some(f) = fixtures {
+            for (name, value) in &f.fixed {
+                vars.set(name, value.clone());
+            }
+            for (name, values) in &f.pools {
+                if !values.is_empty() {
+                    let pick = rng.random_range(0..values.len());
+                    vars.set(name, values[pick].clone());
+                }
+            }
         }
         for v in &procedure.variables {
             let value = match &v.value {
@@ -105,7 +149,7 @@ impl Vars {
 }
 
 /// A version 4 UUID from the iteration's stream, so a seed replays the same ids.
-fn uuid_v4(rng: &mut ChaCha8Rng) -> String {
+pub(super) fn uuid_v4(rng: &mut ChaCha8Rng) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b: [u8; 16] = rng.random();
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -22,6 +22,8 @@ pub struct HttpSession<'a> {
     procedure: Arc<Procedure>,
     /// The load's driver, for reading the history's collections back at the end.
     driver: Option<Arc<HttpDriver>>,
+    /// What the run's setup did, for the result's checks.
+    setup: Option<crate::result::CheckResult>,
 }
 
 /// Most collections read back at once.
@@ -34,6 +36,7 @@ impl<'a> HttpSession<'a> {
             url,
             procedure,
             driver: None,
+            setup: None,
         }
     }
 }
@@ -76,7 +79,13 @@ impl Session for HttpSession<'_> {
     }
 
     fn starting(&self) -> Option<String> {
-        None
+        let requests: u32 = self
+            .procedure
+            .run_setup
+            .iter()
+            .map(|r| r.repeat.unwrap_or(1))
+            .sum();
+        (requests > 0).then(|| format!("run setup: {requests} requests"))
     }
 
     async fn start(&mut self, load_url: &Url) -> Result<Arc<HttpDriver>, TargetError> {
@@ -92,6 +101,19 @@ impl Session for HttpSession<'_> {
             .map(Arc::new)
             .map_err(TargetError::Client)?;
         self.driver = Some(Arc::clone(&driver));
+        if !self.procedure.run_setup.is_empty() {
+            match driver.run_setup().await {
+                Ok(done) => self.setup = Some(setup_check(&done)),
+                Err(failed) => {
+                    // Undo what the setup made before it failed.
+                    let teardown = match self.procedure.run_teardown.is_empty() {
+                        true => String::new(),
+                        false => format!("; then {}", teardown_text(&driver.run_teardown().await)),
+                    };
+                    return Err(TargetError::Setup { failed, teardown });
+                }
+            }
+        }
         Ok(driver)
     }
 
@@ -99,6 +121,7 @@ impl Session for HttpSession<'_> {
 
     async fn finish(&mut self, end: Finish<'_>) -> Extras {
         let mut extras = Extras::default();
+        extras.checks.extend(self.setup.take());
         if let Some(driver) = &self.driver {
             extras.http_protocols = driver.protocols();
             extras.http_connections = self.plan.net.time_connections.then(|| driver.connections());
@@ -136,6 +159,61 @@ impl Session for HttpSession<'_> {
                     .push(format!("Invariants were not checked: {why}")),
             }
         }
+        // Last: the history was read back from what the setup made.
+        if let Some(driver) = &self.driver
+            && !self.procedure.run_teardown.is_empty()
+        {
+            end.observer.phase("run teardown");
+            let done = driver.run_teardown().await;
+            extras.checks.push(crate::result::CheckResult::new(
+                "run_teardown",
+                done.failures.is_empty(),
+                teardown_text(&done),
+            ));
+        }
         extras
     }
+}
+
+/// The check that tells what the run's setup made.
+fn setup_check(done: &crate::drivers::http::SetupDone) -> crate::result::CheckResult {
+    let captured: Vec<String> = done
+        .captured
+        .iter()
+        .map(|(name, n)| match n {
+            1 => name.clone(),
+            n => format!("{name} ×{n}"),
+        })
+        .collect();
+    let what = match captured.is_empty() {
+        true => String::new(),
+        false => format!(", captured {}", captured.join(", ")),
+    };
+    crate::result::CheckResult::new(
+        "run_setup",
+        true,
+        format!("{} requests succeeded{what}", done.requests),
+    )
+}
+
+/// The teardown in a sentence: what was sent, what failed.
+fn teardown_text(done: &crate::drivers::http::TeardownDone) -> String {
+    let mut text = format!(
+        "the run teardown sent {} requests, {} failed",
+        done.requests,
+        done.failures.len()
+    );
+    if done.skipped > 0 {
+        text += &format!(
+            " ({} not sent: they need a value the setup never captured)",
+            done.skipped
+        );
+    }
+    for f in done.failures.iter().take(5) {
+        text += &format!("; {f}");
+    }
+    if done.failures.len() > 5 {
+        text += &format!("; and {} more", done.failures.len() - 5);
+    }
+    text
 }

@@ -30,6 +30,8 @@ pub fn procedure(
     let name = checks::name(diag, raw.name.as_ref(), expected_name, "procedure");
 
     let mut scope = Scope::new();
+    // The run's setup comes first: what it captures, every iteration (and its variables) has.
+    let (run_setup, run_teardown, run_fixed) = run_steps(diag, &raw, &mut scope);
     let variables = variables(diag, raw.variables.as_ref(), &mut scope, "variables");
 
     // Setup requests run first, so what they capture is available to every step.
@@ -138,7 +140,7 @@ pub fn procedure(
         &captured_by,
     );
 
-    let read_back = read_back(diag, raw.read_back.as_ref(), &captured_by);
+    let read_back = read_back(diag, raw.read_back.as_ref(), &run_fixed, &captured_by);
     let steps: Option<Vec<Step>> = steps.into_iter().collect();
     let setup: Option<Vec<Step>> = setup.into_iter().collect();
     if let (Some(steps), Some(read_back)) = (&steps, &read_back) {
@@ -172,6 +174,8 @@ pub fn procedure(
         source: diag.source().name.clone(),
         variables,
         setup: setup?,
+        run_setup: run_setup?,
+        run_teardown: run_teardown?,
         steps: steps?,
         rules: rules?,
         rollbacks: rollbacks?,
@@ -179,19 +183,188 @@ pub fn procedure(
     })
 }
 
-/// `[read_back]`: its request may use `{{key}}` (the collection), `run_id` and `seed`.
+/// Most times one `[[run_setup]]` step may be sent.
+const MAX_REPEAT: i64 = 10_000;
+
+/// `[[run_setup]]` and `[[run_teardown]]`: the requests the run sends once, before and after the
+/// load. What the setup captures joins `scope`; a repeated step's captures are pools, which a
+/// teardown step can go through with `for_each`.
+fn run_steps(
+    diag: &mut Diagnostics<'_>,
+    raw: &RawProcedure,
+    scope: &mut Scope,
+) -> (Option<Vec<RunStep>>, Option<Vec<RunStep>>, BTreeSet<String>) {
+    let mut run_scope = Scope {
+        available: RUN_VARIABLES.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut pools = BTreeSet::new();
+    let mut setup = Some(Vec::new());
+    for (i, raw_step) in raw.run_setup.iter().flatten().enumerate() {
+        let key = format!("run_setup[{i}]");
+        let r = raw_step.get_ref();
+        let built = run_step(diag, raw_step, &key, &mut run_scope);
+        let repeat = match &r.repeat {
+            Some(n) if !(1..=MAX_REPEAT).contains(n.get_ref()) => {
+                diag.error(
+                    n.span(),
+                    format!("{key}.repeat"),
+                    format!(
+                        "repeat must be between 1 and {MAX_REPEAT}, not {}",
+                        n.get_ref()
+                    ),
+                    Some("repeat is how many times the request is sent, e.g. repeat = 5".into()),
+                );
+                None
+            }
+            Some(n) => Some(Some(*n.get_ref() as u32)),
+            None => Some(None),
+        };
+        for (var, _) in r.captured() {
+            let var = var.get_ref().clone();
+            if r.repeat.is_some() {
+                pools.insert(var.clone());
+            } else {
+                run_scope.available.insert(var.clone());
+            }
+            scope.available.insert(var);
+        }
+        match (built, repeat, setup.as_mut()) {
+            (Some(step), Some(repeat), Some(out)) => out.push(RunStep {
+                step,
+                repeat,
+                for_each: None,
+            }),
+            _ => setup = None,
+        }
+    }
+    let mut teardown = Some(Vec::new());
+    for (i, raw_step) in raw.run_teardown.iter().flatten().enumerate() {
+        let key = format!("run_teardown[{i}]");
+        // Pools too, so that one used without for_each is told as such below.
+        let mut step_scope = Scope {
+            available: run_scope.available.union(&pools).cloned().collect(),
+        };
+        let for_each = match &raw_step.get_ref().for_each {
+            None => Some(None),
+            Some(name) if pools.contains(name.get_ref()) => {
+                step_scope.available.insert(name.get_ref().clone());
+                Some(Some(name.get_ref().clone()))
+            }
+            Some(name) => {
+                let pools: Vec<&str> = pools.iter().map(String::as_str).collect();
+                diag.error(
+                    name.span(),
+                    format!("{key}.for_each"),
+                    format!(
+                        "`{}` is not a pool of [[run_setup]] (a capture of a step with repeat)",
+                        name.get_ref()
+                    ),
+                    Some(if pools.is_empty() {
+                        "give the run_setup step that captures it repeat = N".into()
+                    } else {
+                        format!("the pools are: {}", pools.join(", "))
+                    }),
+                );
+                None
+            }
+        };
+        let built = run_step(diag, raw_step, &key, &mut step_scope).filter(|step| {
+            let mut used = BTreeSet::new();
+            step.request.variables(&mut used);
+            // A for_each that names no pool has been reported already.
+            let Some(wanted) = for_each.as_ref().map(|f| f.as_deref()) else {
+                return true;
+            };
+            let stray: Vec<&String> = used
+                .intersection(&pools)
+                .filter(|p| Some(p.as_str()) != wanted)
+                .collect();
+            for pool in &stray {
+                diag.error(
+                    raw_step.span(),
+                    key.clone(),
+                    format!(
+                        "`{pool}` holds one value per request of a repeated [[run_setup]] step, so this request needs to go through them"
+                    ),
+                    Some(format!("add for_each = \"{pool}\"")),
+                );
+            }
+            stray.is_empty()
+        });
+        match (built, for_each, teardown.as_mut()) {
+            (Some(step), Some(for_each), Some(out)) => out.push(RunStep {
+                step,
+                repeat: None,
+                for_each,
+            }),
+            _ => teardown = None,
+        }
+    }
+    let fixed = run_scope
+        .available
+        .into_iter()
+        .filter(|v| !RUN_VARIABLES.contains(&v.as_str()))
+        .collect();
+    (setup, teardown, fixed)
+}
+
+/// One request of the run's own: a step without what only the load's steps can have.
+fn run_step(
+    diag: &mut Diagnostics<'_>,
+    raw: &Spanned<RawStep>,
+    key: &str,
+    scope: &mut Scope,
+) -> Option<Step> {
+    let r = raw.get_ref();
+    let load_only = [
+        ("ack", r.ack.as_ref().map(Spanned::span)),
+        ("history", r.history.as_ref().map(Spanned::span)),
+        ("irreversible", r.irreversible.as_ref().map(Spanned::span)),
+        (
+            "record",
+            r.record
+                .as_ref()
+                .and_then(|t| t.keys().next())
+                .map(Spanned::span),
+        ),
+    ];
+    let mut ok = true;
+    for (field, span) in load_only {
+        if let Some(span) = span {
+            ok = false;
+            diag.error(
+                span,
+                format!("{key}.{field}"),
+                format!("`{field}` means something for the load's steps only, not for a request the run sends once"),
+                Some(format!("remove `{field}` here, or make the request a [[steps]] step")),
+            );
+        }
+    }
+    let built = step(diag, raw, key, false, scope, &BTreeMap::new());
+    built.filter(|_| ok).map(|mut s| {
+        if s.id.is_empty() {
+            s.id = key.to_string();
+        }
+        s
+    })
+}
+
+/// `[read_back]`: its request may use `{{key}}` (the collection), `run_id`, `seed` and the single
+/// values the run's setup captured (`run_fixed`: a token, say).
 fn read_back(
     diag: &mut Diagnostics<'_>,
     raw: Option<&Spanned<RawReadBack>>,
+    run_fixed: &BTreeSet<String>,
     captured_by: &BTreeMap<String, (usize, String)>,
 ) -> Option<Option<ReadBack>> {
     let Some(raw) = raw else {
         return Some(None);
     };
     let r = raw.get_ref();
-    let scope = Scope {
+    let mut scope = Scope {
         available: ["key", "run_id", "seed"].map(str::to_string).into(),
     };
+    scope.available.extend(run_fixed.iter().cloned());
     let request = step::request(
         diag,
         step::RequestParts {
@@ -248,7 +421,7 @@ impl Default for Scope {
 }
 
 /// Reads a `[variables]` table (of a procedure, or a scenario's `[target.variables]` overrides, with
-/// `prefix` naming the table in messages). Values may use the built-in variables only.
+/// `prefix` naming the table in messages). Values may use what `scope` holds (the built-ins, the run setup's captures).
 pub fn variables(
     diag: &mut Diagnostics<'_>,
     raw: Option<&BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
@@ -256,7 +429,10 @@ pub fn variables(
     prefix: &str,
 ) -> Vec<Variable> {
     let mut out = Vec::new();
-    let builtins = Scope::new();
+    // What the values may use: what was available before the table (built-ins, the run's captures).
+    let builtins = Scope {
+        available: scope.available.clone(),
+    };
     let mut entries: Vec<_> = raw.into_iter().flatten().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     for (name, value) in entries {

@@ -28,6 +28,20 @@ pub fn step(
     captured_by: &BTreeMap<String, (usize, String)>,
 ) -> Option<Step> {
     let r = raw.get_ref();
+    only_in(
+        diag,
+        r.repeat.as_ref().map(Spanned::span),
+        key,
+        "repeat",
+        "run_setup",
+    );
+    only_in(
+        diag,
+        r.for_each.as_ref().map(Spanned::span),
+        key,
+        "for_each",
+        "run_teardown",
+    );
     let id = match &r.id {
         Some(id) => nonempty_id(diag, id, &format!("{key}.id")),
         None if need_id => {
@@ -151,6 +165,26 @@ pub fn step(
         irreversible: r.irreversible.as_ref().is_some_and(|b| *b.get_ref()),
         history: history?,
     })
+}
+
+/// `field` (at `span`, if written) belongs to the steps of `[[place]]` only.
+fn only_in(
+    diag: &mut Diagnostics<'_>,
+    span: Option<Range<usize>>,
+    key: &str,
+    field: &str,
+    place: &str,
+) {
+    if let Some(span) = span
+        && !key.starts_with(place)
+    {
+        diag.error(
+            span,
+            format!("{key}.{field}"),
+            format!("`{field}` belongs to [[{place}]] steps only"),
+            Some(format!("move the step to [[{place}]], or remove `{field}`")),
+        );
+    }
 }
 
 /// A capture table's entries in file order, with the key of each; a built-in variable captured into

@@ -300,12 +300,12 @@ fn override_variables(
             );
         }
     }
-    let overrides = procedure::validate::variables(
-        diag,
-        Some(raw),
-        &mut procedure::validate::Scope::new(),
-        "target.variables",
-    );
+    // Like the procedure's own, the values may use what its run setup captures.
+    let mut scope = procedure::validate::Scope::new();
+    for r in &procedure.run_setup {
+        scope.available.extend(r.captured().map(str::to_string));
+    }
+    let overrides = procedure::validate::variables(diag, Some(raw), &mut scope, "target.variables");
     let mut updated = (*procedure).clone();
     for o in overrides {
         if let Some(v) = updated.variables.iter_mut().find(|v| v.name == o.name) {
@@ -372,6 +372,8 @@ fn single_request(
         source: diag.source().name.clone(),
         variables: Vec::new(),
         setup: Vec::new(),
+        run_setup: Vec::new(),
+        run_teardown: Vec::new(),
         steps: vec![step],
         rules: Vec::new(),
         rollbacks: Vec::new(),
