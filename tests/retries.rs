@@ -277,6 +277,44 @@ success_rate = ">= 1.0"
 }
 
 #[test]
+fn a_shared_limit_nobody_declared_is_discovered_and_the_load_after_it_is_not_refused() {
+    // 40 a second, 25 deep, for every client; the scenario declares nothing.
+    let server = serve(quotes(40.0, 25.0));
+    let text = r#"name = "quotes"
+suite = "reliability"
+timeout = "60s"
+[target]
+kind = "http"
+url = "http://127.0.0.1:1"
+[target.request]
+path = "/v1/quote"
+[load]
+iterations = 20
+concurrency = 20
+[probes.rate_limit]
+idle = "1s"
+path = "/v1/quote"
+[thresholds]
+success_rate = ">= 1.0"
+"rate_limit.inferred_rate" = "< 60/s"
+"#;
+    let r = run_plan(text, &server.url, None);
+    let rl = r.metrics.rate_limit.as_ref().unwrap();
+    let rate = rl.inferred_rate_per_s.unwrap_or_else(|| panic!("{rl:?}"));
+    assert!((rate - 40.0).abs() <= 40.0 * 0.05, "40/s within 5%: {rl:?}");
+    let burst = rl.inferred_burst.unwrap_or_else(|| panic!("{rl:?}"));
+    assert!((burst - 25.0).abs() <= 1.5, "a burst of 25: {rl:?}");
+    assert!(rl.conforms, "{rl:?}");
+    assert_eq!(rl.retry_after.unwrap().missing, 0);
+    assert!(
+        r.metrics.errors.is_empty(),
+        "the load of 20 at once waited for the bucket to refill: {:?}",
+        r.metrics.error_samples
+    );
+    assert_eq!(r.status, harness::result::Status::Passed, "{:?}", r.reason);
+}
+
+#[test]
 fn a_retry_budget_keeps_a_failing_service_from_being_hammered() {
     let log = Log::default();
     let server = serve(orders(Arc::clone(&log), |_| {

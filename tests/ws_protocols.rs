@@ -267,6 +267,39 @@ fn a_gateway_throttling_at_25_when_20_is_declared_fails_only_the_rate_check() {
 }
 
 #[test]
+fn with_no_declared_limit_the_gateways_own_is_discovered() {
+    // The scenario says nothing of the limit: the probe ramps until the gateway throttles, then
+    // infers its 25/s and burst of 10 from a sustained phase above it.
+    let text = SCENARIO.replace("rate = \"20/s\"\nburst = 10\n", "");
+    assert_ne!(text, SCENARIO);
+    let (_server, url) = server(Gate {
+        rate: 25.0,
+        ..HEALTHY
+    });
+    let r = run_plan(&text, &url, None);
+    assert!(failed_checks(&r).is_empty(), "{:#?}", r.checks);
+    let rl = r.metrics.rate_limit.as_ref().unwrap();
+    assert_eq!(rl.declared_rate_per_s, None);
+    let rate = rl.inferred_rate_per_s.unwrap();
+    assert!((rate - 25.0).abs() <= 25.0 * 0.05, "25/s within 5%: {rl:?}");
+    let burst = rl.inferred_burst.unwrap();
+    assert!((burst - 10.0).abs() <= 1.5, "a burst of 10: {rl:?}");
+    let first = rl.ramp.iter().find(|s| s.rejected > 0).unwrap();
+    assert!(
+        first.rate_per_s > 25.0 && first.rate_per_s <= 50.0,
+        "{:?}",
+        rl.ramp
+    );
+    assert!(rl.conforms);
+    let c = check(&r, "rate_limit.conforms");
+    assert!(
+        c.detail.starts_with("no declared limit, inferred 2"),
+        "{}",
+        c.detail
+    );
+}
+
+#[test]
 fn errors_without_ids_fail_only_the_correlation_check_and_are_listed() {
     let r = run(Gate {
         errors_without_ids: true,

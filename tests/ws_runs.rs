@@ -331,7 +331,17 @@ fn the_stress_suite_finds_where_the_rate_limit_starts_refusing() {
     assert_eq!((refused(0), refused(1)), (0, 0), "{stress:#?}");
     assert!(refused(2) > 100, "{stress:#?}");
     assert!(!stress.stages[2].met_thresholds);
-    assert!(stress.broke, "{stress:#?}\n{:#?}", r.timeline);
+    // A stage before it that the generator could not keep to ends the judging there, said as such
+    // (a busy test machine); otherwise the third stage is where it broke.
+    assert!(
+        stress.broke
+            || stress
+                .generator_limited
+                .as_ref()
+                .is_some_and(|g| g.stage < 3),
+        "{stress:#?}\n{:#?}",
+        r.timeline
+    );
     assert!(
         stress
             .breaking_point

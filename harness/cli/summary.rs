@@ -236,18 +236,16 @@ fn lines(r: &RunResult) -> String {
     }
     if let Some(rl) = &m.rate_limit {
         let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+        let against = match (rl.declared_rate_per_s, rl.declared_burst) {
+            (Some(rate), Some(burst)) => format!("against declared {rate}/s burst {burst}"),
+            _ => "(discovered, none declared)".into(),
+        };
         let _ = writeln!(
             out,
-            "  rate limit  inferred {}/s burst {} against declared {}/s burst {}: {}",
+            "  rate limit  inferred {}/s burst {} {against}: {}",
             f(rl.inferred_rate_per_s),
             f(rl.inferred_burst),
-            rl.declared_rate_per_s,
-            rl.declared_burst,
-            if rl.conforms {
-                "conforms"
-            } else {
-                "does not conform"
-            }
+            crate::report::ws_view::rate_limit_verdict(rl)
         );
     }
     for w in m.recovery.iter().flat_map(|r| &r.windows) {

@@ -190,48 +190,52 @@ fn delivery_chart(r: &RunResult) -> Option<String> {
     )
 }
 
-/// Offered against accepted over the probe, with the declared bucket's envelope: `burst + rate × t`
-/// is the most a conforming limit lets through by time `t` after an idle period.
+/// Offered against accepted over the probe, with the bucket's envelope (declared, else inferred):
+/// `burst + rate × t` is the most such a limit lets through by time `t` after an idle period.
 fn rate_limit_chart(r: &RunResult) -> Option<String> {
     let rl = r.metrics.rate_limit.as_ref()?;
     let pts = |f: fn(&crate::result::ws::RateSample) -> u64| -> Vec<(f64, f64)> {
         rl.series.iter().map(|s| (s.t_s, f(s) as f64)).collect()
     };
     let end = rl.series.last().map_or(0.0, |s| s.t_s);
-    let envelope: Vec<(f64, f64)> = (0..=100)
-        .map(|i| {
-            let t = end * f64::from(i) / 100.0;
-            (t, rl.declared_burst + rl.declared_rate_per_s * t)
-        })
-        .collect();
-    charts::over_time(
-        "Rate limit: offered and accepted, against the declared bucket",
-        "messages (cumulative)",
-        &[
-            Line {
-                label: "offered".into(),
-                color: charts::GREY_,
-                points: pts(|s| s.offered),
-                dashed: false,
-            },
-            Line {
-                label: "accepted".into(),
-                color: charts::BLUE_,
-                points: pts(|s| s.accepted),
-                dashed: false,
-            },
-            Line {
-                label: format!(
-                    "declared: {} + {}/s × t",
-                    rl.declared_burst, rl.declared_rate_per_s
-                ),
-                color: charts::RED_,
-                points: envelope,
-                dashed: true,
-            },
-        ],
-        &[],
-    )
+    let bucket = match (rl.declared_rate_per_s, rl.declared_burst) {
+        (Some(rate), Some(burst)) => Some(("declared", rate, burst)),
+        _ => rl
+            .inferred_rate_per_s
+            .map(|rate| ("inferred", rate, rl.inferred_burst.unwrap_or(0.0))),
+    };
+    let mut lines = vec![
+        Line {
+            label: "offered".into(),
+            color: charts::GREY_,
+            points: pts(|s| s.offered),
+            dashed: false,
+        },
+        Line {
+            label: "accepted".into(),
+            color: charts::BLUE_,
+            points: pts(|s| s.accepted),
+            dashed: false,
+        },
+    ];
+    if let Some((which, rate, burst)) = bucket {
+        lines.push(Line {
+            label: format!("{which}: {burst:.0} + {rate:.1}/s × t"),
+            color: charts::RED_,
+            points: (0..=100)
+                .map(|i| {
+                    let t = end * f64::from(i) / 100.0;
+                    (t, burst + rate * t)
+                })
+                .collect(),
+            dashed: true,
+        });
+    }
+    let title = match bucket {
+        Some(("declared", ..)) => "Rate limit: offered and accepted, against the declared bucket",
+        _ => "Rate limit: offered and accepted",
+    };
+    charts::over_time(title, "messages (cumulative)", &lines, &[])
 }
 
 impl Exporter for Html {

@@ -39,6 +39,7 @@ pub struct WindowRow {
 #[derive(Debug, Serialize)]
 pub struct RateLimitView {
     pub conforms: bool,
+    pub verdict: &'static str,
     pub facts: Vec<Pair>,
     pub note: Option<String>,
 }
@@ -227,18 +228,27 @@ fn app_ping_facts(w: &crate::result::WsMetrics) -> Vec<Pair> {
     out
 }
 
+/// "conforms" / "does not conform" to a declared limit; "limit found" / "no limit found" without one.
+pub fn rate_limit_verdict(rl: &crate::result::RateLimitMetrics) -> &'static str {
+    match (rl.declared_rate_per_s.is_some(), rl.conforms) {
+        (true, true) => "conforms",
+        (true, false) => "does not conform",
+        (false, true) => "limit found",
+        (false, false) => "no limit found",
+    }
+}
+
 pub fn rate_limit(r: &RunResult) -> Option<RateLimitView> {
     let rl = r.metrics.rate_limit.as_ref()?;
     let num = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.1}"));
+    let declared = match (rl.declared_rate_per_s, rl.declared_burst) {
+        (Some(rate), Some(burst)) => {
+            format!("{} with a burst of {burst}", format_value("rate", rate))
+        }
+        _ => "nothing: the probe looked for the limit".into(),
+    };
     let mut facts = vec![
-        pair(
-            "declared",
-            format!(
-                "{} with a burst of {}",
-                format_value("rate", rl.declared_rate_per_s),
-                rl.declared_burst
-            ),
-        ),
+        pair("declared", declared),
         pair(
             "inferred",
             format!(
@@ -268,8 +278,22 @@ pub fn rate_limit(r: &RunResult) -> Option<RateLimitView> {
             ),
         ));
     }
+    if !rl.ramp.is_empty() {
+        let steps: Vec<String> = rl
+            .ramp
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:.0}/s: {} of {} refused",
+                    s.rate_per_s, s.rejected, s.offered
+                )
+            })
+            .collect();
+        facts.push(pair("ramp", steps.join("; ")));
+    }
     Some(RateLimitView {
         conforms: rl.conforms,
+        verdict: rate_limit_verdict(rl),
         facts,
         note: rl.note.clone(),
     })

@@ -189,8 +189,11 @@ pub struct RateLimitMetrics {
     pub inferred_rate_per_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inferred_burst: Option<f64>,
-    pub declared_rate_per_s: f64,
-    pub declared_burst: f64,
+    /// The policy declared in the scenario; absent when the probe discovered the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_rate_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_burst: Option<f64>,
     /// Largest relative difference between inferred and declared that conforms.
     pub tolerance: f64,
     pub conforms: bool,
@@ -200,6 +203,9 @@ pub struct RateLimitMetrics {
     /// `Retry-After` on rejections (HTTP), or the protocol's `retry_after` (WebSocket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<RetryAfter>,
+    /// The steps of the ramp that looked for the rate where refusals start, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ramp: Vec<RampStep>,
     /// Cumulative offered and accepted by send time, every 100 ms from the start of the burst.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<RateSample>,
@@ -211,6 +217,31 @@ pub struct RetryAfter {
     pub missing: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_s: Option<f64>,
+}
+
+impl RetryAfter {
+    /// One rate-limit refusal and what it said of retrying: nothing (`None`), something that is not
+    /// a number of seconds (`Some(None)`), or a number of seconds.
+    pub fn record(&mut self, said: Option<Option<f64>>) {
+        match said {
+            None => self.missing += 1,
+            Some(seconds) => {
+                self.present += 1;
+                if let Some(s) = seconds {
+                    self.max_s = Some(self.max_s.map_or(s, |m| m.max(s)));
+                }
+            }
+        }
+    }
+}
+
+/// One step of the rate-limit probe's ramp.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RampStep {
+    pub rate_per_s: f64,
+    pub offered: u64,
+    pub accepted: u64,
+    pub rejected: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -229,6 +229,9 @@ pub struct RawRateLimitProbe {
     pub reject_status: Option<Spanned<Vec<Spanned<i64>>>>,
     pub path: Option<Spanned<String>>,
     pub require_retry_after: Option<Spanned<bool>>,
+    pub start_rate: Option<Spanned<String>>,
+    pub max_rate: Option<Spanned<String>>,
+    pub step: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

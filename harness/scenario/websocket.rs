@@ -213,9 +213,13 @@ impl Probes {
 /// above the declared rate; the rate and burst are inferred and compared with the declared policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateLimitProbe {
-    /// The policy the target declares.
-    pub rate: Rate,
-    pub burst: u32,
+    /// The policy the target declares; without one the probe discovers the limit.
+    pub declared: Option<DeclaredLimit>,
+    /// Discovery: the first rate of the ramp (doubled each step until refusals start), the rate it
+    /// gives up at, and how long each step lasts.
+    pub start_rate: f64,
+    pub max_rate: f64,
+    pub step: Duration,
     /// Largest relative difference between inferred and declared still conforming.
     pub tolerance: f64,
     pub idle: Duration,
@@ -223,7 +227,8 @@ pub struct RateLimitProbe {
     pub burst_size: u32,
     /// Length of the sustained phase.
     pub sustain: Duration,
-    /// The sustained phase offers this multiple of the declared rate.
+    /// The sustained phase offers this multiple of the declared rate (or of the ramp's rate that met
+    /// the first refusals).
     pub over: f64,
     /// HTTP targets: statuses that mean "rejected by the limit".
     pub reject_status: Vec<u16>,
@@ -231,6 +236,13 @@ pub struct RateLimitProbe {
     pub path: String,
     /// HTTP targets: every rejection must carry `Retry-After`.
     pub require_retry_after: bool,
+}
+
+/// A token bucket as the target declares it: a rate, and a burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeclaredLimit {
+    pub rate: Rate,
+    pub burst: u32,
 }
 
 /// Input hardening: sizes around the limit, malformed JSON, unknown types, invalid subscription paths,

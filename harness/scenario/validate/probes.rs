@@ -13,7 +13,7 @@ use crate::config::units::parse_ratio;
 use crate::scenario::model::TargetKind;
 use crate::scenario::raw::{RawHardening, RawProbes, RawRateLimitProbe, RawSlowConsumer};
 use crate::scenario::websocket::{
-    FRAME_VARIABLES, HardeningProbe, Probes, RateLimitProbe, SlowConsumerProbe,
+    DeclaredLimit, FRAME_VARIABLES, HardeningProbe, Probes, RateLimitProbe, SlowConsumerProbe,
 };
 
 /// Malformed messages the hardening probe sends by default.
@@ -80,6 +80,11 @@ pub(super) fn probes(
     })
 }
 
+/// Discovery's defaults: messages in the burst, the ramp's first rate and the rate it gives up at.
+const DISCOVERY_BURST: u32 = 500;
+const DISCOVERY_START: f64 = 10.0;
+const DISCOVERY_MAX: f64 = 5000.0;
+
 fn rate_limit(
     diag: &mut Diagnostics<'_>,
     raw: &Spanned<RawRateLimitProbe>,
@@ -87,27 +92,38 @@ fn rate_limit(
 ) -> Option<RateLimitProbe> {
     let r = raw.get_ref();
     let key = |k: &str| format!("probes.rate_limit.{k}");
-    let rate = match &r.rate {
-        Some(v) => positive_rate(diag, v, &key("rate")),
-        None => {
+    // Both, or neither: then the probe finds the limit itself.
+    let rate = r
+        .rate
+        .as_ref()
+        .map(|v| positive_rate(diag, v, &key("rate")));
+    let burst = r
+        .burst
+        .as_ref()
+        .map(|b| count(diag, b, &key("burst"), 1_000_000).map(|b| b as u32));
+    let declared = match (rate, burst) {
+        (None, None) => Some(None),
+        (Some(Some(rate)), Some(Some(burst))) => Some(Some(DeclaredLimit { rate, burst })),
+        (Some(_), None) | (None, Some(_)) => {
+            let (have, lacks, example) = match r.rate {
+                Some(_) => ("rate", "burst", "burst = 40"),
+                None => ("burst", "rate", "rate = \"20/s\""),
+            };
             diag.missing(
                 raw.span(),
-                &key("rate"),
-                "add rate = \"20/s\", the rate the target declares",
+                &key(lacks),
+                format!(
+                    "a declared limit has a rate and a burst: add {example} beside {have}, or remove \
+                     {have} to let the probe discover the limit"
+                ),
             );
             None
         }
+        _ => None,
     };
-    let burst = match &r.burst {
-        Some(b) => count(diag, b, &key("burst"), 1_000_000).map(|b| b as u32),
-        None => {
-            diag.missing(
-                raw.span(),
-                &key("burst"),
-                "add burst = 40, the burst the target declares",
-            );
-            None
-        }
+    let (rate, burst) = match declared.flatten() {
+        Some(d) => (Some(d.rate), Some(d.burst)),
+        None => (None, None),
     };
     let tolerance = match &r.tolerance {
         None => Some(0.1),
@@ -138,7 +154,7 @@ fn rate_limit(
     let idle = duration(diag, r.idle.as_ref(), &key("idle"), refill);
     let burst_size = match &r.burst_size {
         Some(b) => count(diag, b, &key("burst_size"), 100_000).map(|b| b as u32),
-        None => burst.map(|b| b.saturating_mul(3).max(b + 10)),
+        None => Some(burst.map_or(DISCOVERY_BURST, |b| b.saturating_mul(3).max(b + 10))),
     };
     if let (Some(size), Some(burst), Some(raw_size)) = (burst_size, burst, &r.burst_size)
         && size <= burst
@@ -215,9 +231,51 @@ fn rate_limit(
         (None, Some(TargetKind::Handoff)) => Some("/health".into()),
         (None, _) => Some("/".into()),
     };
+    let mut ramp_rate = |field: &str, v: Option<&Spanned<String>>, default: f64| match v {
+        None => Some(default),
+        Some(v) => positive_rate(diag, v, &key(field)).map(|r| r.per_second),
+    };
+    let start_rate = ramp_rate("start_rate", r.start_rate.as_ref(), DISCOVERY_START);
+    let max_rate = ramp_rate("max_rate", r.max_rate.as_ref(), DISCOVERY_MAX);
+    if let (Some(lo), Some(hi), Some(raw_max)) = (start_rate, max_rate, &r.max_rate)
+        && hi <= lo
+    {
+        diag.error(
+            raw_max.span(),
+            key("max_rate"),
+            format!("the ramp gives up at {hi}/s, not above where it starts ({lo}/s)"),
+            Some("max_rate must exceed start_rate".into()),
+        );
+    }
+    let step = duration(diag, r.step.as_ref(), &key("step"), Duration::from_secs(1));
+    if let (Some(step), Some(raw_step)) = (step, &r.step)
+        && step < Duration::from_millis(200)
+    {
+        diag.error(
+            raw_step.span(),
+            key("step"),
+            format!(
+                "a step of {} is too short to tell a rate",
+                crate::config::units::format_duration(step)
+            ),
+            Some("give each step of the ramp at least 200ms, e.g. step = \"1s\"".into()),
+        );
+    }
+    if let (Some(hi), Some(raw_max)) = (max_rate, &r.max_rate)
+        && hi > 100_000.0
+    {
+        diag.error(
+            raw_max.span(),
+            key("max_rate"),
+            format!("{hi}/s is more than the probe can offer from one client"),
+            Some("at most 100000/s".into()),
+        );
+    }
     Some(RateLimitProbe {
-        rate: rate?,
-        burst: burst?,
+        declared: declared?,
+        start_rate: start_rate?,
+        max_rate: max_rate?,
+        step: step?,
         tolerance: tolerance?,
         idle: idle?,
         burst_size: burst_size?,
