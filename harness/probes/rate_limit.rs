@@ -55,8 +55,6 @@ pub struct Sample {
     pub phase: Phase,
     /// Seconds from the first message of the burst.
     pub sent_s: f64,
-    /// When the answer came, if the channel can tell (HTTP: each request is its own task).
-    pub answered_s: Option<f64>,
     pub answer: Answer,
 }
 
@@ -88,12 +86,8 @@ trait Channel {
     type Pending;
     /// Sends message `i`; `None` once the target has closed the channel.
     async fn send(&mut self, i: usize) -> Option<Self::Pending>;
-    /// The answer to a message sent, waiting until `deadline` at most, and when it came if known.
-    async fn answer(
-        &mut self,
-        pending: Self::Pending,
-        deadline: Instant,
-    ) -> (Answer, Option<Instant>);
+    /// The answer to a message sent, waiting until `deadline` at most.
+    async fn answer(&mut self, pending: Self::Pending, deadline: Instant) -> Answer;
 }
 
 /// The adaptive sender: phases of messages, each settled before the next is chosen when the choice
@@ -135,18 +129,28 @@ impl<'a, C: Channel> Driver<'a, C> {
         self.sent += 1;
     }
 
-    /// `n` messages at once.
-    async fn burst(&mut self, n: u32) {
-        for _ in 0..n {
-            self.send_one(Phase::Burst).await;
+    /// `n` messages, at once or at `pace` per second.
+    async fn burst(&mut self, n: u32, pace: Option<f64>) {
+        match pace {
+            Some(pace) => self.count_paced(Phase::Burst, pace, u64::from(n), 0).await,
+            None => {
+                for _ in 0..n {
+                    self.send_one(Phase::Burst).await;
+                }
+            }
         }
     }
 
     /// `rate` per second for `length` (at least two messages), the first one interval from now.
     async fn paced(&mut self, phase: Phase, rate: f64, length: Duration) {
-        let start = Instant::now();
         let n = (rate * length.as_secs_f64()).round().max(2.0) as u64;
-        for k in 1..=n {
+        self.count_paced(phase, rate, n, 1).await;
+    }
+
+    /// `n` messages at `rate` per second, the first `first` intervals from now.
+    async fn count_paced(&mut self, phase: Phase, rate: f64, n: u64, first: u64) {
+        let start = Instant::now();
+        for k in first..first + n {
             if self.closed {
                 return;
             }
@@ -159,11 +163,10 @@ impl<'a, C: Channel> Driver<'a, C> {
     async fn settle(&mut self) {
         let deadline = Instant::now() + ANSWER_WAIT;
         for (phase, sent_s, pending) in std::mem::take(&mut self.unsettled) {
-            let (answer, at) = self.channel.answer(pending, deadline).await;
+            let answer = self.channel.answer(pending, deadline).await;
             self.samples.push(Sample {
                 phase,
                 sent_s,
-                answered_s: at.map(|at| (at - self.t0).as_secs_f64()),
                 answer,
             });
         }
@@ -209,9 +212,9 @@ impl<'a, C: Channel> Driver<'a, C> {
 
     /// The whole probe: burst, then the sustained phase at the declared rate or at the rate the ramp
     /// found. Returns the samples in the order they were sent, and the ramp's steps.
-    async fn run(mut self) -> (Vec<Sample>, Vec<RampStep>, C) {
+    async fn run(mut self, burst_pace: Option<f64>) -> (Vec<Sample>, Vec<RampStep>, C) {
         let p = self.p;
-        self.burst(p.burst_size).await;
+        self.burst(p.burst_size, burst_pace).await;
         // Every answer to the burst before anything else: requests of the burst still arriving would
         // take the tokens of what follows.
         self.settle().await;
@@ -319,20 +322,11 @@ pub fn infer(samples: &[Sample], ramp: Vec<RampStep>, p: &RateLimitProbe) -> Rat
     } else {
         drained_rate(samples)
     };
-    // The tokens the burst took were taken between its first and its last accepted message's arrival:
-    // when answers were timed, their span, else the span of sending.
-    let accepted_burst: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.phase == Phase::Burst && s.answer == Answer::Accepted)
-        .collect();
-    let burst_span = if accepted_burst.iter().all(|s| s.answered_s.is_some()) {
-        let at: Vec<f64> = accepted_burst.iter().filter_map(|s| s.answered_s).collect();
-        let lo = at.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = at.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if at.is_empty() { 0.0 } else { hi - lo }
-    } else {
-        span(Phase::Burst).1
-    };
+    // While the burst arrives the bucket refills, and the messages still arriving take what it
+    // refilled: the burst allowed is what was accepted less the rate over the time the burst was sent
+    // in (messages arrive as they were sent: one connection keeps their order, and an HTTP burst is
+    // paced so that the target keeps up with it).
+    let burst_span = span(Phase::Burst).1;
     let inferred_burst = if count(Phase::Burst, Answer::Rejected) == 0.0 {
         notes.push(format!(
             "all {} messages of the burst were accepted: the burst allowed is at least that",
@@ -343,7 +337,10 @@ pub fn infer(samples: &[Sample], ramp: Vec<RampStep>, p: &RateLimitProbe) -> Rat
         let rate = inferred_rate
             .or(p.declared.map(|d| d.rate.per_second))
             .unwrap_or(0.0);
-        Some((count(Phase::Burst, Answer::Accepted) - rate * burst_span).max(0.0))
+        // The bucket was full, a whole number of tokens: of what refilled, the whole tokens were
+        // taken — on average half a token less than the refill.
+        let refilled = (rate * burst_span - 0.5).max(0.0);
+        Some((count(Phase::Burst, Answer::Accepted) - refilled).max(0.0))
     };
     let within =
         |inferred: Option<f64>, declared: f64, slack: f64, what: &str, notes: &mut Vec<String>| {
@@ -539,9 +536,8 @@ impl Channel for WsChannel<'_> {
         }
     }
 
-    async fn answer(&mut self, rx: Self::Pending, deadline: Instant) -> (Answer, Option<Instant>) {
-        // Answers are awaited in order, so the time one is seen is not when it came.
-        let answer = match tokio::time::timeout_at(deadline, self.conn.wait(rx)).await {
+    async fn answer(&mut self, rx: Self::Pending, deadline: Instant) -> Answer {
+        match tokio::time::timeout_at(deadline, self.conn.wait(rx)).await {
             Ok(Reply::Answer(_)) => Answer::Accepted,
             Ok(Reply::Rejected {
                 rate_limited: true,
@@ -553,8 +549,7 @@ impl Channel for WsChannel<'_> {
             }
             Ok(Reply::Rejected { .. }) => Answer::Refused,
             _ => Answer::Unanswered,
-        };
-        (answer, None)
+        }
     }
 }
 
@@ -568,7 +563,8 @@ pub async fn probe_ws(env: &WsEnv, p: &RateLimitProbe) -> Result<RateLimitMetric
         closed: None,
         retry: RetryAfter::default(),
     };
-    let (samples, ramp, channel) = Driver::new(channel, p).run().await;
+    // One connection: the messages of the burst arrive in the order, and about as fast as, they go.
+    let (samples, ramp, channel) = Driver::new(channel, p).run(None).await;
     let closed = channel.closed.or_else(|| channel.conn.closed_by());
     channel.conn.close().await;
     let mut m = infer(&samples, ramp, p);
@@ -596,7 +592,7 @@ struct HttpChannel {
 
 /// An HTTP answer, and for a rejection the `Retry-After` it carried (`Some(None)`: present but not
 /// in seconds).
-type HttpAnswer = (Answer, Option<Option<f64>>, Instant);
+type HttpAnswer = (Answer, Option<Option<f64>>);
 
 impl Channel for HttpChannel {
     type Pending = JoinHandle<HttpAnswer>;
@@ -609,38 +605,41 @@ impl Channel for HttpChannel {
             self.timeout,
         );
         Some(tokio::spawn(async move {
-            let sent = client.get(url).timeout(timeout).send().await;
-            let at = Instant::now();
-            match sent {
+            match client.get(url).timeout(timeout).send().await {
                 Ok(resp) if reject.contains(&resp.status().as_u16()) => {
                     let retry = resp
                         .headers()
                         .get(reqwest::header::RETRY_AFTER)
                         .map(|v| v.to_str().ok().and_then(|v| v.trim().parse::<f64>().ok()));
-                    (Answer::Rejected, retry, at)
+                    (Answer::Rejected, retry)
                 }
-                Ok(_) => (Answer::Accepted, None, at),
-                Err(_) => (Answer::Unanswered, None, at),
+                Ok(_) => (Answer::Accepted, None),
+                Err(_) => (Answer::Unanswered, None),
             }
         }))
     }
 
-    async fn answer(
-        &mut self,
-        task: Self::Pending,
-        _deadline: Instant,
-    ) -> (Answer, Option<Instant>) {
+    async fn answer(&mut self, task: Self::Pending, _deadline: Instant) -> Answer {
         // Each request has its own timeout: waiting for the task is bounded by it.
         match task.await {
-            Ok((answer, header, at)) => {
+            Ok((answer, header)) => {
                 if answer == Answer::Rejected {
                     self.retry.record(header);
                 }
-                (answer, Some(at))
+                answer
             }
-            Err(_) => (Answer::Unanswered, None),
+            Err(_) => Answer::Unanswered,
         }
     }
+}
+
+/// How fast an HTTP burst goes. Concurrent requests sent all at once reach the target over however
+/// long it takes to work through them, in no particular order, so the time the bucket refilled in is
+/// unknown; sent at a pace the target keeps up with, they arrive when they were sent. The pace is
+/// the burst in 200 ms, and at least ten times the declared rate, so that the bucket still empties.
+fn http_burst_pace(p: &RateLimitProbe) -> f64 {
+    let declared = p.declared.map_or(0.0, |d| d.rate.per_second * 10.0);
+    (f64::from(p.burst_size) * 5.0).max(declared)
 }
 
 /// Runs the probe against an HTTP endpoint: `GET {base}{path}`, rejections by status.
@@ -657,15 +656,26 @@ pub async fn probe_http(
     })?;
     let client = crate::drivers::http::build_client(p.burst_size as usize, net)
         .map_err(ProbeError::Client)?;
-    tokio::time::sleep(p.idle).await;
-    let channel = HttpChannel {
+    let mut channel = HttpChannel {
         client,
         url,
         timeout,
         reject: p.reject_status.clone().into(),
         retry: RetryAfter::default(),
     };
-    let (samples, ramp, channel) = Driver::new(channel, p).run().await;
+    // A burst that has to open its connections arrives over a long time, during which the bucket
+    // refills: open them first, as many as the burst needs at once, and let `idle` refill what
+    // that took.
+    let mut warm = Vec::with_capacity(p.burst_size as usize);
+    for i in 0..p.burst_size as usize {
+        warm.extend(channel.send(i).await);
+    }
+    for task in warm {
+        let _ = task.await;
+    }
+    tokio::time::sleep(p.idle).await;
+    channel.retry = RetryAfter::default();
+    let (samples, ramp, channel) = Driver::new(channel, p).run(Some(http_burst_pace(p))).await;
     let mut m = infer(&samples, ramp, p);
     m.retry_after = Some(channel.retry);
     Ok(m)
@@ -760,13 +770,12 @@ mod tests {
             Some(self.bucket.try_take(now))
         }
 
-        async fn answer(&mut self, accepted: bool, _: Instant) -> (Answer, Option<Instant>) {
-            let answer = if accepted {
+        async fn answer(&mut self, accepted: bool, _: Instant) -> Answer {
+            if accepted {
                 Answer::Accepted
             } else {
                 Answer::Rejected
-            };
-            (answer, None)
+            }
         }
     }
 
@@ -777,7 +786,7 @@ mod tests {
             bucket: TokenBucket::new(rate, burst, base.1),
             base,
         };
-        let (samples, ramp, _) = Driver::new(bucket, p).run().await;
+        let (samples, ramp, _) = Driver::new(bucket, p).run(None).await;
         infer(&samples, ramp, p)
     }
 

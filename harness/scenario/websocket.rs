@@ -197,9 +197,10 @@ impl Probes {
 
     /// Longest time the probes that run before the load may take.
     pub fn time_before_load(&self) -> Duration {
-        let rate = self.rate_limit.as_ref().map_or(Duration::ZERO, |r| {
-            r.idle + r.sustain + Duration::from_secs(3)
-        });
+        let rate = self
+            .rate_limit
+            .as_ref()
+            .map_or(Duration::ZERO, RateLimitProbe::longest);
         let hardening = if self.hardening.is_some() {
             Duration::from_secs(10)
         } else {
@@ -236,6 +237,31 @@ pub struct RateLimitProbe {
     pub path: String,
     /// HTTP targets: every rejection must carry `Retry-After`.
     pub require_retry_after: bool,
+}
+
+impl RateLimitProbe {
+    /// How long the probe takes against a target that answers: idle, the burst, every step of the
+    /// ramp up to `max_rate`, and the sustained phase, with half a second for each phase's answers
+    /// and 3 s for the last ones. (A target that leaves messages unanswered adds up to 3 s a phase.)
+    pub fn longest(&self) -> Duration {
+        let settle = Duration::from_millis(500);
+        let from = match self.declared {
+            Some(d) => d.rate.per_second * self.over,
+            None => self.start_rate,
+        };
+        let mut steps = 0u32;
+        let mut rate = from;
+        while rate < self.max_rate && steps < 64 {
+            steps += 1;
+            rate *= 2.0;
+        }
+        let ramp = match self.declared {
+            // The declared phase is the first, and lasts `sustain`.
+            Some(_) => self.sustain + settle + (self.step + settle) * steps,
+            None => (self.step + settle) * (steps + 1),
+        };
+        self.idle + settle + ramp + self.sustain + Duration::from_secs(3)
+    }
 }
 
 /// A token bucket as the target declares it: a rate, and a burst.

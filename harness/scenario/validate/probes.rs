@@ -236,15 +236,29 @@ fn rate_limit(
         Some(v) => positive_rate(diag, v, &key(field)).map(|r| r.per_second),
     };
     let start_rate = ramp_rate("start_rate", r.start_rate.as_ref(), DISCOVERY_START);
-    let max_rate = ramp_rate("max_rate", r.max_rate.as_ref(), DISCOVERY_MAX);
-    if let (Some(lo), Some(hi), Some(raw_max)) = (start_rate, max_rate, &r.max_rate)
+    // Past a declaration, the ramp looks a few doublings further (16 × what it first offered).
+    let declared_from = rate.zip(over).map(|(rate, over)| rate.per_second * over);
+    let max_rate = ramp_rate(
+        "max_rate",
+        r.max_rate.as_ref(),
+        declared_from.map_or(DISCOVERY_MAX, |from| from * 16.0),
+    );
+    let ramp_from = declared_from.or(start_rate);
+    if let (Some(lo), Some(hi), Some(raw_max)) = (ramp_from, max_rate, &r.max_rate)
         && hi <= lo
     {
+        let (what, hint) = match declared_from {
+            Some(_) => (
+                "the first offer (over × the declared rate)",
+                "max_rate must exceed over × rate",
+            ),
+            None => ("where it starts", "max_rate must exceed start_rate"),
+        };
         diag.error(
             raw_max.span(),
             key("max_rate"),
-            format!("the ramp gives up at {hi}/s, not above where it starts ({lo}/s)"),
-            Some("max_rate must exceed start_rate".into()),
+            format!("the ramp gives up at {hi}/s, not above {what} ({lo}/s)"),
+            Some(hint.into()),
         );
     }
     let step = duration(diag, r.step.as_ref(), &key("step"), Duration::from_secs(1));
