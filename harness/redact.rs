@@ -113,6 +113,13 @@ impl Secrets {
                 }
             }
         }
+        if let Some(b) = &plan.probes.body_size {
+            for (name, value) in &b.headers {
+                if s.is_secret(name) {
+                    s.add_header_value(value);
+                }
+            }
+        }
         // Whatever came from the environment through `{{env.NAME}}` is a secret wherever it went.
         for v in crate::config::env::secrets() {
             s.add(&v);

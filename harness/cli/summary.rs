@@ -248,6 +248,14 @@ fn lines(r: &RunResult) -> String {
             crate::report::ws_view::rate_limit_verdict(rl)
         );
     }
+    if let Some(view) = crate::report::body_size_view::body_size(r) {
+        let facts: Vec<String> = view
+            .facts
+            .iter()
+            .map(|p| format!("{} {}", p.key, p.value))
+            .collect();
+        let _ = writeln!(out, "  body size   {}; {}", view.verdict, facts.join("; "));
+    }
     for w in m.recovery.iter().flat_map(|r| &r.windows) {
         let secs = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.2}s"));
         let _ = writeln!(

@@ -60,6 +60,7 @@ pub struct Snapshot<'a> {
 pub struct Extras {
     pub ws: Option<WsMetrics>,
     pub rate_limit: Option<RateLimitMetrics>,
+    pub body_size: Option<crate::result::body_size::BodySizeMetrics>,
     pub recovery: Option<RecoveryMetrics>,
     /// The acknowledged history checked against the target's state.
     pub invariants: Option<crate::invariants::InvariantReport>,
@@ -81,6 +82,9 @@ impl Extras {
         }
         if other.rate_limit.is_some() {
             self.rate_limit = other.rate_limit;
+        }
+        if other.body_size.is_some() {
+            self.body_size = other.body_size;
         }
         if other.recovery.is_some() {
             self.recovery = other.recovery;
@@ -135,6 +139,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         }
     };
     metrics.rate_limit = s.extras.rate_limit.clone();
+    metrics.body_size = s.extras.body_size.clone();
     metrics.http_connections = s.extras.http_connections.clone();
     metrics.recovery = s.extras.recovery.clone();
 

@@ -24,7 +24,7 @@ use crate::proxy::Fault as NetworkFault;
 use crate::result::Shard;
 pub use crate::scenario::ServerChaos;
 pub use crate::scenario::websocket::{
-    HardeningProbe, Probes, RateLimitProbe, SlowConsumerProbe, WsSettings,
+    BodySizeProbe, HardeningProbe, Probes, RateLimitProbe, SlowConsumerProbe, WsSettings,
 };
 use crate::scenario::{Endpoint as ScenarioEndpoint, Scenario};
 use crate::thresholds::Threshold;

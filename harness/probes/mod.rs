@@ -3,6 +3,7 @@
 //! sends what it needs, and reports measurements and named checks; none of them knows about the load's
 //! executors or about reports.
 
+pub mod body_size;
 pub mod hardening;
 pub mod rate_limit;
 pub mod slow_consumer;

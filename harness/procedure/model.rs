@@ -126,6 +126,7 @@ impl Procedure {
                 VariableValue::OneOf(ts) => ts
                     .iter()
                     .for_each(|t| used.extend(t.variables().map(str::to_string))),
+                VariableValue::Pad(_) => {}
             }
         }
         for r in self.requests() {
@@ -182,6 +183,8 @@ pub enum VariableValue {
     Template(Template),
     /// One of these, chosen per iteration from the run's seed.
     OneOf(Vec<Template>),
+    /// Padding: this many bytes of `x`, e.g. to make a body of a given size.
+    Pad(usize),
 }
 
 #[derive(Debug, Clone)]

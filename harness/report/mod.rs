@@ -5,6 +5,7 @@
 //!
 //! A report knows nothing of drivers; it reads only the result.
 
+pub mod body_size_view;
 pub mod charts;
 pub mod html;
 pub mod junit;

@@ -6,6 +6,7 @@
 //! never rename. A metric that does not apply to a run is absent, never a made-up zero.
 //! `schemas/result.schema.json` describes the file and the tests hold the two together.
 
+pub mod body_size;
 pub mod write;
 pub mod ws;
 
@@ -253,6 +254,9 @@ pub struct Metrics {
     /// The rate-limit probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitMetrics>,
+    /// The body-size probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_size: Option<body_size::BodySizeMetrics>,
     /// Network fault windows and the recovery after each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryMetrics>,

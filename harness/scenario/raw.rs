@@ -214,6 +214,21 @@ pub struct RawProbes {
     pub rate_limit: Option<Spanned<RawRateLimitProbe>>,
     pub hardening: Option<Spanned<RawHardening>>,
     pub slow_consumer: Option<Spanned<RawSlowConsumer>>,
+    pub body_size: Option<Spanned<RawBodySizeProbe>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBodySizeProbe {
+    pub path: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub content_type: Option<Spanned<String>>,
+    pub body: Option<Spanned<String>>,
+    pub headers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    pub limit: Option<Spanned<String>>,
+    pub search: Option<Spanned<Vec<Spanned<String>>>>,
+    pub far_over: Option<Spanned<String>>,
+    pub reject_status: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -179,11 +179,16 @@ pub struct Probes {
     pub rate_limit: Option<RateLimitProbe>,
     pub hardening: Option<HardeningProbe>,
     pub slow_consumer: Option<SlowConsumerProbe>,
+    /// HTTP targets: the request body size the target accepts.
+    pub body_size: Option<BodySizeProbe>,
 }
 
 impl Probes {
     pub fn any(&self) -> bool {
-        self.rate_limit.is_some() || self.hardening.is_some() || self.slow_consumer.is_some()
+        self.rate_limit.is_some()
+            || self.hardening.is_some()
+            || self.slow_consumer.is_some()
+            || self.body_size.is_some()
     }
 
     /// What the metric catalogue needs to know of them.
@@ -192,6 +197,7 @@ impl Probes {
             rate_limit: self.rate_limit.is_some(),
             hardening: self.hardening.is_some(),
             slow_consumer: self.slow_consumer.is_some(),
+            body_size: self.body_size.is_some(),
         }
     }
 
@@ -206,7 +212,11 @@ impl Probes {
         } else {
             Duration::ZERO
         };
-        rate + hardening
+        let body_size = self
+            .body_size
+            .as_ref()
+            .map_or(Duration::ZERO, BodySizeProbe::longest);
+        rate + hardening + body_size
     }
 }
 
@@ -261,6 +271,59 @@ impl RateLimitProbe {
             None => (self.step + settle) * (steps + 1),
         };
         self.idle + settle + ramp + self.sustain + Duration::from_secs(3)
+    }
+}
+
+/// The largest request body an HTTP target accepts: bodies of exactly `limit` and `limit + 1` bytes
+/// and one far over it, sent to `path`; the limit declared, or found by bisection between a size
+/// accepted and a size refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodySizeProbe {
+    pub method: String,
+    pub path: String,
+    pub content_type: String,
+    /// The body around its `{{payload}}` padding.
+    pub prefix: String,
+    pub suffix: String,
+    pub headers: Vec<(String, String)>,
+    pub declared: Option<u64>,
+    /// Bisection bounds: a size that should be accepted and one that should be refused.
+    pub search: Option<(u64, u64)>,
+    /// The size far over the limit; by default four times it, at least 1 MiB more.
+    pub far_over: Option<u64>,
+    /// Statuses that refuse a body as too large.
+    pub reject_status: Vec<u16>,
+}
+
+/// The largest body the size probe sends.
+pub const MAX_BODY: u64 = 256 * 1024 * 1024;
+
+impl BodySizeProbe {
+    /// The body of exactly `size` bytes: the padding fills what the template leaves.
+    pub fn body(&self, size: u64) -> Option<Vec<u8>> {
+        let fixed = (self.prefix.len() + self.suffix.len()) as u64;
+        let pad = size.checked_sub(fixed)?;
+        let mut b = Vec::with_capacity(size as usize);
+        b.extend_from_slice(self.prefix.as_bytes());
+        b.resize(b.len() + pad as usize, b'x');
+        b.extend_from_slice(self.suffix.as_bytes());
+        Some(b)
+    }
+
+    /// The size far over `limit` the probe sends.
+    pub fn far_over(&self, limit: u64) -> u64 {
+        self.far_over
+            .unwrap_or_else(|| (limit.saturating_mul(4)).max(limit + 1024 * 1024))
+            .min(MAX_BODY)
+    }
+
+    /// How long the probe takes against a target that answers: a request per bisection step and
+    /// three more, about a second each with room to spare.
+    pub fn longest(&self) -> Duration {
+        let steps = self
+            .search
+            .map_or(0, |(lo, hi)| 66 - (hi.saturating_sub(lo)).leading_zeros());
+        Duration::from_secs(1) * (steps + 3)
     }
 }
 

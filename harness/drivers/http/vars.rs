@@ -123,6 +123,7 @@ impl Vars {
         for v in &procedure.variables {
             let value = match &v.value {
                 VariableValue::Template(t) => t.render_value(&vars)?,
+                VariableValue::Pad(n) => Value::String("x".repeat(*n)),
                 VariableValue::OneOf(choices) => {
                     let pick = rng.random_range(0..choices.len());
                     choices[pick].render_value(&vars)?

@@ -75,6 +75,20 @@ impl Session for HttpSession<'_> {
             BeforeLoad::Hardening(_) => Err(TargetError::Unsupported(
                 "input hardening is probed on WebSocket targets",
             )),
+            BeforeLoad::BodySize(p) => {
+                let (m, checks) = crate::probes::body_size::probe_http(
+                    &self.url,
+                    p,
+                    self.plan.budget.iteration,
+                    &self.plan.net,
+                )
+                .await?;
+                Ok(Extras {
+                    body_size: Some(m),
+                    checks,
+                    ..Extras::default()
+                })
+            }
         }
     }
 

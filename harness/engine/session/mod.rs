@@ -18,7 +18,7 @@ use super::{Observer, Signals, TargetError};
 use crate::drivers::Driver;
 use crate::invariants::Ack;
 use crate::metrics::{Recorder, TimelineRow};
-use crate::plan::{HardeningProbe, Probes, RateLimitProbe};
+use crate::plan::{BodySizeProbe, HardeningProbe, Probes, RateLimitProbe};
 use crate::result::RecoveryWindow;
 
 /// A probe that runs before the load, with the target to itself.
@@ -26,6 +26,7 @@ use crate::result::RecoveryWindow;
 pub enum BeforeLoad<'a> {
     RateLimit(&'a RateLimitProbe),
     Hardening(&'a HardeningProbe),
+    BodySize(&'a BodySizeProbe),
 }
 
 impl BeforeLoad<'_> {
@@ -38,6 +39,9 @@ impl BeforeLoad<'_> {
         if let Some(p) = &probes.hardening {
             out.push(BeforeLoad::Hardening(p));
         }
+        if let Some(p) = &probes.body_size {
+            out.push(BeforeLoad::BodySize(p));
+        }
         out
     }
 
@@ -48,6 +52,7 @@ impl BeforeLoad<'_> {
             BeforeLoad::Hardening(_) => {
                 "probing input hardening: sizes, malformed JSON, unknown types, paths".into()
             }
+            BeforeLoad::BodySize(p) => crate::probes::body_size::describe(p),
         }
     }
 
@@ -56,6 +61,7 @@ impl BeforeLoad<'_> {
         match self {
             BeforeLoad::RateLimit(_) => "rate_limit.conforms",
             BeforeLoad::Hardening(_) => "hardening.ran",
+            BeforeLoad::BodySize(_) => "body_size.ran",
         }
     }
 }

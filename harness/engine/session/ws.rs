@@ -149,6 +149,11 @@ impl Session for WsSession<'_> {
                 extras.rate_limit = Some(m);
             }
             BeforeLoad::Hardening(p) => extras.checks.extend(hardening::probe(env, p).await),
+            BeforeLoad::BodySize(_) => {
+                return Err(TargetError::Unsupported(
+                    "request bodies are probed on HTTP targets",
+                ));
+            }
         }
         Ok(extras)
     }

@@ -20,6 +20,9 @@ use crate::config::suggest;
 use crate::config::template::Template;
 use crate::config::{Diagnostics, checks};
 
+/// Most padding a `{ pad = … }` variable may give.
+const MAX_PAD: u64 = 64 * 1024 * 1024;
+
 /// Builds a procedure from its raw form; `expected_name` is the file stem when the procedure was found
 /// by name, so that the two cannot disagree.
 pub fn procedure(
@@ -489,18 +492,46 @@ pub fn variables(
                 }
                 Some(VariableValue::OneOf(choices))
             }
+            toml::Value::Table(t) if t.len() == 1 && t.contains_key("pad") => {
+                match t["pad"].as_str().map(crate::config::units::parse_size) {
+                    Some(Ok(n)) if n <= MAX_PAD => Some(VariableValue::Pad(n as usize)),
+                    Some(Ok(n)) => {
+                        diag.error(
+                            value.span(),
+                            &key,
+                            format!("{n} bytes of padding is more than the {MAX_PAD} a request may carry"),
+                            None,
+                        );
+                        None
+                    }
+                    Some(Err(e)) => {
+                        diag.error(value.span(), &key, e.message, Some(e.hint));
+                        None
+                    }
+                    None => {
+                        diag.error(
+                            value.span(),
+                            &key,
+                            "pad is a size",
+                            Some("e.g. payload = { pad = \"64KiB\" }".into()),
+                        );
+                        None
+                    }
+                }
+            }
             _ => {
                 diag.error(
                     value.span(),
                     &key,
-                    "a variable is a string or { one_of = [ … ] }",
-                    Some("e.g. agent = \"agent-{{iteration}}\" or resource = { one_of = [\"r1\", \"r2\"] }".into()),
+                    "a variable is a string, { one_of = [ … ] } or { pad = \"SIZE\" }",
+                    Some("e.g. agent = \"agent-{{iteration}}\", resource = { one_of = [\"r1\", \"r2\"] } or payload = { pad = \"64KiB\" }".into()),
                 );
                 None
             }
         };
+        // Declared, even if wrongly: its uses are not mistakes of their own.
+        scope.available.insert(name.get_ref().clone());
         if let Some(value) = parsed {
-            scope.available.insert(name.get_ref().clone());
             out.push(Variable {
                 name: name.get_ref().clone(),
                 value,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 mod app_ping;
+mod body_size;
 mod load;
 mod matcher;
 mod network;

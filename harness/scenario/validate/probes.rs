@@ -73,11 +73,45 @@ pub(super) fn probes(
         Some(_) => None,
         None => Some(None),
     };
+    let body_size = match &p.body_size {
+        Some(b) => super::body_size::body_size(diag, b, kind).map(Some),
+        None => Some(None),
+    };
     Some(Probes {
         rate_limit: rate_limit?,
         hardening: hardening?,
         slow_consumer: slow_consumer?,
+        body_size: body_size?,
     })
+}
+
+/// A list of HTTP statuses (`default` when absent or empty); `None` when one is not a status.
+pub(super) fn statuses(
+    diag: &mut Diagnostics<'_>,
+    raw: Option<&Spanned<Vec<Spanned<i64>>>>,
+    key: &str,
+    default: &[u16],
+) -> Option<Vec<u16>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for s in raw.iter().flat_map(|s| s.get_ref()) {
+        match u16::try_from(*s.get_ref()) {
+            Ok(code) if (100..600).contains(&code) => out.push(code),
+            _ => {
+                diag.error(
+                    s.span(),
+                    key,
+                    format!("{} is not an HTTP status", s.get_ref()),
+                    Some(format!("e.g. {default:?}")),
+                );
+                ok = false;
+            }
+        }
+    }
+    if out.is_empty() {
+        out = default.to_vec();
+    }
+    ok.then_some(out)
 }
 
 /// Discovery's defaults: messages in the burst, the ramp's first rate and the rate it gives up at.
@@ -202,21 +236,12 @@ fn rate_limit(
             );
         }
     }
-    let mut reject_status = Vec::new();
-    for s in r.reject_status.iter().flat_map(|s| s.get_ref()) {
-        match u16::try_from(*s.get_ref()) {
-            Ok(code) if (100..600).contains(&code) => reject_status.push(code),
-            _ => diag.error(
-                s.span(),
-                key("reject_status"),
-                format!("{} is not an HTTP status", s.get_ref()),
-                Some("e.g. [429, 503]".into()),
-            ),
-        }
-    }
-    if reject_status.is_empty() {
-        reject_status = vec![429, 503];
-    }
+    let reject_status = statuses(
+        diag,
+        r.reject_status.as_ref(),
+        &key("reject_status"),
+        &[429, 503],
+    );
     let path = match (&r.path, kind) {
         (Some(p), _) if !p.get_ref().starts_with('/') => {
             diag.error(
@@ -295,7 +320,7 @@ fn rate_limit(
         burst_size: burst_size?,
         sustain: sustain?,
         over: over?,
-        reject_status,
+        reject_status: reject_status?,
         path: path?,
         require_retry_after: r.require_retry_after.as_ref().is_some_and(|b| *b.get_ref()),
     })

@@ -230,13 +230,17 @@ fn protocol(diag: &mut Diagnostics<'_>, raw: Option<&Spanned<RawProtocol>>) -> O
     })
 }
 
-/// Handshake headers, subprotocols and on-connect frames.
-fn setup(diag: &mut Diagnostics<'_>, w: &RawWebsocket) -> Option<ConnSetup> {
+/// A table of request headers, `{{env.NAME}}` expanded: the valid ones, and whether all were.
+pub(super) fn header_table(
+    diag: &mut Diagnostics<'_>,
+    table: Option<&Spanned<std::collections::BTreeMap<Spanned<String>, Spanned<String>>>>,
+    prefix: &str,
+) -> (Vec<(String, String)>, bool) {
     use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
     let mut ok = true;
     let mut headers = Vec::new();
-    for (name, value) in w.headers.iter().flat_map(|h| h.get_ref()) {
-        let key = format!("websocket.headers.{}", name.get_ref());
+    for (name, value) in table.iter().flat_map(|h| h.get_ref()) {
+        let key = format!("{prefix}.{}", name.get_ref());
         let value = match crate::config::template::expand_env(value.get_ref()) {
             Ok(v) => Spanned::new(value.span(), v),
             Err(e) => {
@@ -265,6 +269,12 @@ fn setup(diag: &mut Diagnostics<'_>, w: &RawWebsocket) -> Option<ConnSetup> {
             headers.push((name.get_ref().clone(), value.get_ref().clone()));
         }
     }
+    (headers, ok)
+}
+
+/// Handshake headers, subprotocols and on-connect frames.
+fn setup(diag: &mut Diagnostics<'_>, w: &RawWebsocket) -> Option<ConnSetup> {
+    let (headers, mut ok) = header_table(diag, w.headers.as_ref(), "websocket.headers");
     let mut subprotocols = Vec::new();
     for p in w.subprotocols.iter().flat_map(|s| s.get_ref()) {
         let token = p.get_ref();

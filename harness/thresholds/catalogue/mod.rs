@@ -104,6 +104,7 @@ pub struct ProbeFacts {
     pub rate_limit: bool,
     pub hardening: bool,
     pub slow_consumer: bool,
+    pub body_size: bool,
 }
 
 /// What the catalogue needs to know about a run. Parts may be unknown (`None`) when the scenario
@@ -174,6 +175,9 @@ impl RunShape<'_> {
     }
     pub(super) fn probes_rate_limit(&self) -> bool {
         self.probes.is_none_or(|p| p.rate_limit)
+    }
+    pub(super) fn probes_body_size(&self) -> bool {
+        self.probes.is_none_or(|p| p.body_size)
     }
     pub(super) fn probes_slow_consumer(&self) -> bool {
         self.is_ws() && self.probes.is_none_or(|p| p.slow_consumer)

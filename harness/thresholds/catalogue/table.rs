@@ -109,6 +109,7 @@ const LATENCY_COMPARED: &[Compared] = &[
 const WEBSOCKET: &str = "a websocket target";
 const PUBLISH: &str = "a websocket target in publish mode";
 const RATE_LIMIT: &str = "the rate-limit probe ([probes.rate_limit])";
+const BODY_SIZE: &str = "the body-size probe ([probes.body_size])";
 const WINDOWS: &str = "network fault windows ([[faults.network]])";
 const ENDURANCE: &str = "the endurance suite";
 const ROLLBACKS: &str = "a handoff target whose procedure has rollbacks";
@@ -819,6 +820,20 @@ pub const CATALOGUE: &[Metric] = &[
         read: |r, v| {
             if let Some(x) = r.metrics.rate_limit.as_ref().and_then(|r| r.inferred_burst) {
                 v.set("rate_limit.inferred_burst", x);
+            }
+        },
+        stage: None,
+        compare: &[],
+    },
+    Metric {
+        pattern: "body_size.limit",
+        kind: MetricKind::Count,
+        applies: |s| s.probes_body_size(),
+        needs: BODY_SIZE,
+        about: "bytes: the largest body accepted with the next byte refused",
+        read: |r, v| {
+            if let Some(x) = r.metrics.body_size.as_ref().and_then(|b| b.found_limit) {
+                v.set("body_size.limit", x as f64);
             }
         },
         stage: None,
