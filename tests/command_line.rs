@@ -85,3 +85,53 @@ concurrency = 1
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(read_result(&out)["seed"], 7);
 }
+
+#[test]
+fn each_verb_offers_only_the_options_it_uses() {
+    let help = |args: &[&str]| stdout(&run_harness(args));
+    let handoff = help(&["serve", "handoff", "--help"]);
+    let ws = help(&["serve", "ws", "--help"]);
+    assert!(handoff.contains("--persist-delay") && !handoff.contains("--max-message-size"));
+    assert!(ws.contains("--max-message-size") && !ws.contains("--persist-delay"));
+    for (verb, flag) in [("handoff", "loose-rate-limit"), ("ws", "broken-rollback")] {
+        let o = run_harness(&["serve", verb, "--defect", flag]);
+        assert_eq!(o.status.code(), Some(2), "{verb} has no {flag} defect");
+    }
+    for args in [
+        &["compare", "--help"][..],
+        &["serve", "ws", "--help"],
+        &["report", "--help"],
+    ] {
+        assert!(
+            !help(args).contains("--scenarios"),
+            "{args:?} reads no scenarios"
+        );
+    }
+    for args in [
+        &["run", "--help"][..],
+        &["validate", "--help"],
+        &["list", "--help"],
+    ] {
+        assert!(help(args).contains("--scenarios"), "{args:?}");
+    }
+    let compare = help(&["compare", "--help"]);
+    assert!(
+        compare.contains("The result to compare against"),
+        "{compare}"
+    );
+    // Before the verb or after it.
+    let dir = temp_dir("cli-scenarios");
+    std::fs::write(
+        dir.join("MINE_STANDARD.toml"),
+        "name = \"MINE_STANDARD\"\nsuite = \"reliability\"\ntimeout = \"10s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 1\n",
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    for args in [
+        &["--scenarios", d, "validate", "MINE_STANDARD"][..],
+        &["validate", "MINE_STANDARD", "--scenarios", d],
+    ] {
+        let o = run_harness(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+    }
+}

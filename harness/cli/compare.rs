@@ -13,8 +13,10 @@ use crate::result::write::read_json;
 
 #[derive(clap::Args, Debug)]
 pub struct CompareArgs {
+    /// The result to compare against (a result.json of an earlier run, e.g. from main).
     #[arg(value_name = "BASE.json")]
     pub base: PathBuf,
+    /// The result judged against it: a metric worse beyond its noise band regressed.
     #[arg(value_name = "NEW.json")]
     pub new: PathBuf,
     /// Also write the comparison as HTML (both spectra and timelines overlaid).
@@ -32,6 +34,9 @@ pub struct CompareArgs {
     /// Latencies: a change smaller than this (of the base value) is noise, whatever its percentage.
     #[arg(long, default_value = "0.5ms", value_name = "DURATION")]
     pub noise_floor: String,
+    /// Print the comparison as JSON (schemas/compare.schema.json) instead of the Markdown table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn band(flag: &str, text: &str) -> anyhow::Result<f64> {
@@ -73,7 +78,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     let new = read_json(&args.new)?;
     let c = compare::compare(&base, &new, &opts);
     let md = compare::markdown(&c)?;
-    print!("{md}");
+    if args.json {
+        println!("{}", compare::json(&c)?);
+    } else {
+        print!("{md}");
+    }
     if let Some(p) = &args.markdown {
         write(p, &md)?;
     }

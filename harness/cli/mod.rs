@@ -38,18 +38,69 @@ pub mod exit {
     about = "Reliability and chaos test harness for handoff procedures and WebSocket endpoints"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub library: Library,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where scenarios come from: given before the verb (`harness --scenarios DIR run …`) or after it,
+/// on the verbs that read scenarios (`list`, `validate`, `run`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Library {
     /// Directory of scenario files (default: ./scenarios when it exists); its procedures/ subfolder
     /// holds procedure files. Files there add to or override the built-in configurations.
-    #[arg(long, global = true, value_name = "DIR", env = "HARNESS_SCENARIOS")]
+    #[arg(long, value_name = "DIR", env = "HARNESS_SCENARIOS")]
     pub scenarios: Option<PathBuf>,
 
     /// Read NAME=value lines from FILE for `{{env.NAME}}` in scenarios and procedures (a variable
     /// set in the environment itself wins).
-    #[arg(long, global = true, value_name = "FILE", env = "HARNESS_ENV_FILE")]
+    #[arg(long, value_name = "FILE", env = "HARNESS_ENV_FILE")]
     pub env_file: Option<PathBuf>,
+}
 
-    #[command(subcommand)]
-    pub command: Command,
+impl Library {
+    /// These, where given, else `outer`'s.
+    fn or(self, outer: &Library) -> Library {
+        Library {
+            scenarios: self.scenarios.or_else(|| outer.scenarios.clone()),
+            env_file: self.env_file.or_else(|| outer.env_file.clone()),
+        }
+    }
+
+    /// Reads the env file, if one was given.
+    fn load_env(&self) -> Result<(), u8> {
+        if let Some(path) = &self.env_file
+            && let Err(e) = crate::config::env::load_file(path)
+        {
+            eprintln!("error: {e}");
+            return Err(exit::INVALID);
+        }
+        Ok(())
+    }
+}
+
+/// `--scenarios` and `--env-file` of a verb that reads scenarios (no environment fallback here: the
+/// one before the verb has it).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VerbLibrary {
+    /// Directory of scenario files (as before the verb).
+    #[arg(long = "scenarios", value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+    /// Read NAME=value lines from FILE for `{{env.NAME}}` (as before the verb).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+}
+
+impl VerbLibrary {
+    fn within(self, outer: &Library) -> Library {
+        Library {
+            scenarios: self.scenarios,
+            env_file: self.env_file,
+        }
+        .or(outer)
+    }
 }
 
 /// Parsed once per process, so the size of `run`'s arguments costs nothing worth a box.
@@ -58,6 +109,8 @@ pub struct Cli {
 pub enum Command {
     /// List every named configuration: suite, target, load and thresholds.
     List {
+        #[command(flatten)]
+        library: VerbLibrary,
         /// Print a JSON array on stdout instead of the table (for scripts: name, suite,
         /// description, target, load, thresholds, source, and whether it is valid).
         #[arg(long)]
@@ -96,9 +149,15 @@ pub enum Command {
     },
     /// Check scenarios (and the procedures they name); prints `ok` or every problem, exit 2.
     Validate {
+        #[command(flatten)]
+        library: VerbLibrary,
         /// Scenario names (RELIABILITY_STANDARD) or paths to scenario files.
         #[arg(required = true, value_name = "NAME_OR_FILE")]
         names: Vec<String>,
+        /// Print a JSON array on stdout (schemas/validate.schema.json): each name, whether it is
+        /// valid, and its problems with file, line, column, key, message and hint.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -122,15 +181,20 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line and returns its exit code; errors are printed here, with their causes.
 pub fn run(cli: Cli) -> u8 {
-    if let Some(path) = &cli.env_file
-        && let Err(e) = crate::config::env::load_file(path)
-    {
-        eprintln!("error: {e}");
-        return exit::INVALID;
+    let library = match &cli.command {
+        Command::List { library, .. } | Command::Validate { library, .. } => {
+            library.clone().within(&cli.library)
+        }
+        Command::Run(args) => args.library.clone().within(&cli.library),
+        _ => cli.library.clone(),
+    };
+    if let Err(code) = library.load_env() {
+        return code;
     }
+    let scenarios = library.scenarios.as_deref();
     let outcome = match cli.command {
-        Command::List { json } => list::run(cli.scenarios.as_deref(), json),
-        Command::Validate { names } => validate::run(cli.scenarios.as_deref(), &names),
+        Command::List { json, .. } => list::run(scenarios, json),
+        Command::Validate { names, json, .. } => validate::run(scenarios, &names, json),
         Command::Serve(args) => serve::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -150,7 +214,7 @@ pub fn run(cli: Cli) -> u8 {
             markdown,
         } => report::run(&result, html, junit, markdown),
         Command::Compare(args) => compare::run(args),
-        Command::Run(args) => run::run(cli.scenarios.as_deref(), args),
+        Command::Run(args) => run::run(scenarios, args),
     };
     match outcome {
         Ok(code) => code,

@@ -40,8 +40,14 @@ pub struct RunArgs {
     /// No progress output; the summary and the folder path are still printed.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the result (the result.json written, schemas/result.schema.json) on stdout; the
+    /// summary and the folder path go to stderr.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub tls: super::tls_args::TlsArgs,
+    #[command(flatten)]
+    pub library: super::VerbLibrary,
 }
 
 pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
@@ -87,9 +93,13 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
         observer.finish();
         (result, observer)
     });
+    let say = |text: &str| match args.json {
+        true => eprint!("{text}"),
+        false => print!("{text}"),
+    };
     if let Err(e) = write_json(&result, &result_path) {
         // The run happened: say how it went, then fail with the path and the OS's reason (exit 3).
-        print!("{}", summary::render(&result));
+        say(&summary::render(&result));
         return Err(e.into());
     }
     observer.result_written();
@@ -98,8 +108,14 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
             "warning: {e:#}; result.json is complete, and `harness report` can render it again"
         );
     }
-    print!("{}", summary::render(&result));
-    println!("{}", out.display());
+    say(&summary::render(&result));
+    say(&format!("{}\n", out.display()));
+    if args.json {
+        // The very bytes of result.json, so that a script reads what a later `report` reads.
+        let written = std::fs::read_to_string(&result_path)
+            .with_context(|| format!("cannot read back {}", result_path.display()))?;
+        println!("{}", written.trim_end());
+    }
     Ok(match result.status {
         Status::Passed => exit::OK,
         Status::Failed => exit::THRESHOLD_FAILED,

@@ -13,48 +13,24 @@ use crate::reference::handoff::{self, Defects, HandoffConfig, reports::Role};
 use crate::reference::ws::{self, WsConfig, WsDefects};
 use crate::tls::server::{ServerTls, TlsListener};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Which {
-    /// The agent hand-off report and coordination API.
-    Handoff,
-    /// The WebSocket server (endpoint at /ws).
-    Ws,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Defect {
-    /// handoff: checkpoint restores answer 200 but restore nothing.
-    BrokenRollback,
-    /// handoff: transfers skip the resource lock.
-    SkipLock,
-    /// ws: enforces 25/s while declaring 20/s.
-    LooseRateLimit,
-    /// ws: accepts messages of any size.
-    NoSizeLimit,
-    /// ws: drops one delivery in 500.
-    DropsDeliveries,
-    /// ws: error frames without a correlation id.
-    UncorrelatedErrors,
-    /// ws: never disconnects slow consumers.
-    KeepSlowConsumers,
-    /// ws: one message handled at a time, publishes waiting on full queues.
-    BlockingFanout,
-}
-
-impl Defect {
-    fn target(self) -> Which {
-        match self {
-            Defect::BrokenRollback | Defect::SkipLock => Which::Handoff,
-            _ => Which::Ws,
-        }
-    }
-}
-
+/// Which reference target, with the options that apply to it.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Which reference target.
-    #[arg(value_enum)]
-    pub which: Which,
+    #[command(subcommand)]
+    pub target: ServeTarget,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ServeTarget {
+    /// The agent hand-off report and coordination API, e.g. `harness serve handoff --bind 127.0.0.1:8080`.
+    Handoff(HandoffArgs),
+    /// The WebSocket server (endpoint at /ws, metrics at /metrics), e.g. `harness serve ws --bind 127.0.0.1:8081`.
+    Ws(WsArgs),
+}
+
+/// Options of both reference targets: where they listen, TLS, chaos, and the rate limit.
+#[derive(Debug, Args)]
+pub struct Common {
     /// Address to listen on (loopback unless --allow-remote).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub bind: SocketAddr,
@@ -80,42 +56,9 @@ pub struct ServeArgs {
     /// …for this long, answering 503.
     #[arg(long, value_name = "DURATION", requires = "down_after")]
     pub down_for: Option<String>,
-    /// A test-only defect the harness must catch (repeatable).
-    #[arg(long, value_enum)]
-    pub defect: Vec<Defect>,
-    /// Roles whose approval completes a report's sign-off, comma-separated.
-    #[arg(
-        long,
-        value_name = "ROLES",
-        default_value = "developer,tech_lead,qa_engineer",
-        value_delimiter = ','
-    )]
-    pub required_sign_offs: Vec<String>,
-    /// Time a transfer's durable write takes, under the resource lock (handoff).
-    #[arg(long, value_name = "DURATION", default_value = "1ms")]
-    pub persist_delay: String,
-    /// Rate limit: per connection for ws (default 20/s); for handoff, one bucket for the whole
-    /// service answering 429 with Retry-After (default off).
-    #[arg(long, value_name = "RATE")]
-    pub rate_limit: Option<String>,
     /// Messages (or requests) a full token bucket allows at once (default 40).
     #[arg(long, value_name = "N", default_value_t = 40)]
     pub burst: u32,
-    /// ws: rejected messages within 10s after which a connection is closed with 1008 (0: never).
-    #[arg(long, value_name = "N", default_value_t = 300)]
-    pub abuse_limit: u32,
-    /// ws: largest message accepted; larger ones close the connection with 1009.
-    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
-    pub max_message_size: String,
-    /// ws: frames each connection's send queue holds.
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    pub send_queue: usize,
-    /// ws: how long a send queue may stay full before its consumer is disconnected.
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    pub slow_consumer_grace: String,
-    /// ws: share of deliveries to subscribers dropped (chaos).
-    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
-    pub drop_rate: f64,
     /// Seed of the chaos controls' random choices.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -130,6 +73,80 @@ pub struct ServeArgs {
     pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HandoffDefect {
+    /// Checkpoint restores answer 200 but restore nothing.
+    BrokenRollback,
+    /// Transfers skip the resource lock.
+    SkipLock,
+}
+
+#[derive(Debug, Args)]
+pub struct HandoffArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// One bucket for the whole service, answering 429 with Retry-After (default: no limit).
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<String>,
+    /// A test-only defect the harness must catch (repeatable).
+    #[arg(long, value_enum)]
+    pub defect: Vec<HandoffDefect>,
+    /// Roles whose approval completes a report's sign-off, comma-separated.
+    #[arg(
+        long,
+        value_name = "ROLES",
+        default_value = "developer,tech_lead,qa_engineer",
+        value_delimiter = ','
+    )]
+    pub required_sign_offs: Vec<String>,
+    /// Time a transfer's durable write takes, under the resource lock.
+    #[arg(long, value_name = "DURATION", default_value = "1ms")]
+    pub persist_delay: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WsDefect {
+    /// Enforces 25/s while declaring 20/s.
+    LooseRateLimit,
+    /// Accepts messages of any size.
+    NoSizeLimit,
+    /// Drops one delivery in 500.
+    DropsDeliveries,
+    /// Error frames without a correlation id.
+    UncorrelatedErrors,
+    /// Never disconnects slow consumers.
+    KeepSlowConsumers,
+    /// One message handled at a time, publishes waiting on full queues.
+    BlockingFanout,
+}
+
+#[derive(Debug, Args)]
+pub struct WsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Rate limit per connection (default 20/s).
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<String>,
+    /// A test-only defect the harness must catch (repeatable).
+    #[arg(long, value_enum)]
+    pub defect: Vec<WsDefect>,
+    /// Rejected messages within 10s after which a connection is closed with 1008 (0: never).
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    pub abuse_limit: u32,
+    /// Largest message accepted; larger ones close the connection with 1009.
+    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+    pub max_message_size: String,
+    /// Frames each connection's send queue holds.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub send_queue: usize,
+    /// How long a send queue may stay full before its consumer is disconnected.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub slow_consumer_grace: String,
+    /// Share of deliveries to subscribers dropped (chaos).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub drop_rate: f64,
+}
+
 fn duration(flag: &str, value: &str) -> anyhow::Result<std::time::Duration> {
     parse_duration(value).map_err(|e| anyhow::anyhow!("--{flag} {value}: {e}"))
 }
@@ -138,8 +155,8 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-impl ServeArgs {
-    fn chaos(&self) -> anyhow::Result<ChaosSettings> {
+impl Common {
+    fn chaos(&self, drop_rate: f64) -> anyhow::Result<ChaosSettings> {
         let mut routes = std::collections::BTreeMap::new();
         for r in &self.route_error_rate {
             let (route, rate) = r.rsplit_once('=').with_context(|| {
@@ -177,17 +194,25 @@ impl ServeArgs {
                 .map(|d| duration("down-for", d))
                 .transpose()?
                 .map(ms),
-            drop_rate: self.drop_rate,
+            drop_rate,
         };
-        if self.which == Which::Handoff && self.drop_rate > 0.0 {
-            bail!("--drop-rate applies to the ws server, whose deliveries it drops");
-        }
         settings
             .check()
             .map_err(|e| anyhow::anyhow!("chaos settings: {}", e.message))?;
         Ok(settings)
     }
+}
 
+fn rate_limit(text: Option<&str>) -> anyhow::Result<Option<f64>> {
+    text.map(|r| {
+        parse_rate(r)
+            .map(|r| r.per_second)
+            .map_err(|e| anyhow::anyhow!("--rate-limit {r}: {} — {}", e.message, e.hint))
+    })
+    .transpose()
+}
+
+impl HandoffArgs {
     fn roles(&self) -> anyhow::Result<Vec<Role>> {
         self.required_sign_offs
             .iter()
@@ -202,33 +227,25 @@ impl ServeArgs {
             .collect()
     }
 
-    fn rate_limit(&self) -> anyhow::Result<Option<f64>> {
-        self.rate_limit
-            .as_deref()
-            .map(|r| {
-                parse_rate(r)
-                    .map(|r| r.per_second)
-                    .map_err(|e| anyhow::anyhow!("--rate-limit {r}: {} — {}", e.message, e.hint))
-            })
-            .transpose()
-    }
-
-    fn handoff_config(&self) -> anyhow::Result<HandoffConfig> {
+    fn config(&self) -> anyhow::Result<HandoffConfig> {
         Ok(HandoffConfig {
             required_sign_offs: self.roles()?,
             persist_delay: duration("persist-delay", &self.persist_delay)?,
             defects: Defects {
-                broken_rollback: self.defect.contains(&Defect::BrokenRollback),
-                skip_lock: self.defect.contains(&Defect::SkipLock),
+                broken_rollback: self.defect.contains(&HandoffDefect::BrokenRollback),
+                skip_lock: self.defect.contains(&HandoffDefect::SkipLock),
             },
-            chaos: self.chaos()?,
-            seed: self.seed,
-            rate_limit: self.rate_limit()?.map(|rate| (rate, self.burst)),
+            chaos: self.common.chaos(0.0)?,
+            seed: self.common.seed,
+            rate_limit: rate_limit(self.rate_limit.as_deref())?
+                .map(|rate| (rate, self.common.burst)),
             ..HandoffConfig::default()
         })
     }
+}
 
-    fn ws_config(&self) -> anyhow::Result<WsConfig> {
+impl WsArgs {
+    fn config(&self) -> anyhow::Result<WsConfig> {
         let defaults = WsConfig::default();
         let size = parse_size(&self.max_message_size).map_err(|e| {
             anyhow::anyhow!(
@@ -239,21 +256,21 @@ impl ServeArgs {
             )
         })?;
         Ok(WsConfig {
-            rate_per_s: self.rate_limit()?.unwrap_or(defaults.rate_per_s),
-            burst: self.burst,
+            rate_per_s: rate_limit(self.rate_limit.as_deref())?.unwrap_or(defaults.rate_per_s),
+            burst: self.common.burst,
             abuse_limit: self.abuse_limit,
             max_message_bytes: usize::try_from(size).unwrap_or(usize::MAX),
             send_queue: self.send_queue.max(1),
             slow_consumer_grace: duration("slow-consumer-grace", &self.slow_consumer_grace)?,
-            chaos: self.chaos()?,
-            seed: self.seed,
+            chaos: self.common.chaos(self.drop_rate)?,
+            seed: self.common.seed,
             defects: WsDefects {
-                loose_rate_limit: self.defect.contains(&Defect::LooseRateLimit),
-                no_size_limit: self.defect.contains(&Defect::NoSizeLimit),
-                drops_deliveries: self.defect.contains(&Defect::DropsDeliveries),
-                uncorrelated_errors: self.defect.contains(&Defect::UncorrelatedErrors),
-                keep_slow_consumers: self.defect.contains(&Defect::KeepSlowConsumers),
-                blocking_fanout: self.defect.contains(&Defect::BlockingFanout),
+                loose_rate_limit: self.defect.contains(&WsDefect::LooseRateLimit),
+                no_size_limit: self.defect.contains(&WsDefect::NoSizeLimit),
+                drops_deliveries: self.defect.contains(&WsDefect::DropsDeliveries),
+                uncorrelated_errors: self.defect.contains(&WsDefect::UncorrelatedErrors),
+                keep_slow_consumers: self.defect.contains(&WsDefect::KeepSlowConsumers),
+                blocking_fanout: self.defect.contains(&WsDefect::BlockingFanout),
             },
             ..defaults
         })
@@ -261,28 +278,16 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    let (target, args) = match &args.target {
+        ServeTarget::Handoff(h) => (Config::Handoff(h.config()?), &h.common),
+        ServeTarget::Ws(w) => (Config::Ws(w.config()?), &w.common),
+    };
     if !args.allow_remote && !args.bind.ip().is_loopback() {
         bail!(
             "refusing to listen on {}: it is not a loopback address; pass --allow-remote if you mean it",
             args.bind
         );
     }
-    if let Some(d) = args.defect.iter().find(|d| d.target() != args.which) {
-        bail!(
-            "--defect {}: that defect belongs to the {} target",
-            d.to_possible_value()
-                .map_or_else(String::new, |v| v.get_name().to_string()),
-            if d.target() == Which::Ws {
-                "ws"
-            } else {
-                "handoff"
-            }
-        );
-    }
-    let target = match args.which {
-        Which::Handoff => Config::Handoff(args.handoff_config()?),
-        Which::Ws => Config::Ws(args.ws_config()?),
-    };
     init_logging();
     let runtime = super::runtime()?;
     runtime.block_on(async {

@@ -427,6 +427,23 @@ fn estimate(rng: &mut ChaCha8Rng, c: &Compared, base: &RunResult, new: &RunResul
 }
 
 /// The comparison as Markdown.
+/// The version of the JSON shape `compare --json` prints (schemas/compare.schema.json).
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// The comparison as JSON for scripts: every field of [`Comparison`], with its shape's version.
+pub fn json(c: &Comparison) -> Result<String, serde_json::Error> {
+    #[derive(Serialize)]
+    struct Versioned<'a> {
+        schema_version: u32,
+        #[serde(flatten)]
+        comparison: &'a Comparison,
+    }
+    serde_json::to_string_pretty(&Versioned {
+        schema_version: JSON_SCHEMA_VERSION,
+        comparison: c,
+    })
+}
+
 pub fn markdown(c: &Comparison) -> Result<String, ReportError> {
     render("compare.md", minijinja::context! { c => Serde(c) })
 }

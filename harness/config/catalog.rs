@@ -40,9 +40,9 @@ impl Entry {
 
 /// Reads a file into a [`Source`] named by its path as given.
 pub fn read_source(path: &Path) -> Result<Source, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|cause| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let file = path.display().to_string();
     match String::from_utf8(bytes) {
@@ -111,7 +111,7 @@ impl Catalog {
                 Err(source) => {
                     return Err(ConfigError::Read {
                         path: dir.clone(),
-                        source,
+                        cause: source,
                     });
                 }
             };

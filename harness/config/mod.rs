@@ -21,11 +21,11 @@ use std::path::PathBuf;
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {source}", path.display())]
+    /// The reason is in the message (not a source too, or `{:#}` would say it twice).
+    #[error("cannot read {}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("no {kind} named `{name}` — {hint}")]
     UnknownName {

@@ -122,7 +122,7 @@ impl Library {
                 if !d.is_dir() {
                     return Err(ConfigError::Read {
                         path: d.to_path_buf(),
-                        source: std::io::Error::new(
+                        cause: std::io::Error::new(
                             std::io::ErrorKind::NotFound,
                             "no such directory (given with --scenarios)",
                         ),

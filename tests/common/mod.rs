@@ -130,7 +130,14 @@ pub fn read_result(dir: &Path) -> serde_json::Value {
 
 /// Validates a result against the schema kept in the repository.
 pub fn assert_matches_schema(result: &serde_json::Value) {
-    let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/result.schema.json");
+    assert_matches("result.schema.json", result);
+}
+
+/// Validates `value` against `schemas/NAME`.
+pub fn assert_matches(name: &str, result: &serde_json::Value) {
+    let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(name);
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
     let index = compiler
@@ -138,7 +145,7 @@ pub fn assert_matches_schema(result: &serde_json::Value) {
         .unwrap_or_else(|e| panic!("the schema compiles: {e:#}"));
     if let Err(e) = schemas.validate(result, index) {
         panic!(
-            "result.json does not match the schema:\n{e:#}\n{}",
+            "the value does not match {name}:\n{e:#}\n{}",
             serde_json::to_string_pretty(result).unwrap()
         );
     }
