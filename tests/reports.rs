@@ -207,7 +207,9 @@ fn every_run_writes_its_reports_and_a_targets_script_stays_text() {
         "the target's message appears as text"
     );
     assert!(!html.contains("<script>"));
-    assert!(html.contains("id=\"chart-throughput\""));
+    // Five iterations in well under a second: one point per series, nothing to draw over time.
+    assert!(!html.contains("id=\"chart-throughput\""));
+    assert!(html.contains("too short for a time series"));
     assert!(
         !html.contains("id=\"chart-spectrum\""),
         "5 iterations are too few for a percentile curve"
@@ -433,4 +435,31 @@ fn a_result_of_a_newer_schema_is_refused_with_the_version() {
         stderr(&o)
     );
     assert!(!dir.join("report.html").exists());
+}
+
+#[test]
+fn a_run_too_short_for_a_time_series_draws_none_and_says_so() {
+    let server = serve(delayed(0));
+    let dir = temp_dir("short-report");
+    let out = dir.join("out");
+    let o = run_cli(
+        "name = \"s\"\nsuite = \"reliability\"\ntimeout = \"30s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:1\"\n[load]\niterations = 20\nconcurrency = 2\n",
+        &server.url,
+        &out,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        !html.contains("id=\"chart-latency\""),
+        "no empty latency chart"
+    );
+    assert!(
+        !html.contains("id=\"chart-throughput\""),
+        "no empty throughput chart"
+    );
+    assert!(html.contains("too short for a time series"));
+    assert!(
+        html.contains("id=\"chart-spectrum\""),
+        "the percentiles are still drawn"
+    );
 }

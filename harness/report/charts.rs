@@ -169,7 +169,8 @@ pub fn over_time(
     shaded: &[(f64, f64)],
 ) -> Option<String> {
     let lines: Vec<&Line> = lines.iter().filter(|l| !l.points.is_empty()).collect();
-    if lines.is_empty() {
+    // A line needs two points to be seen: a run of under two seconds has no time series to draw.
+    if lines.iter().all(|l| l.points.len() < 2) {
         return None;
     }
     let xmax = lines

@@ -162,6 +162,19 @@ fn handshake_chart(r: &RunResult) -> Option<String> {
 /// What went wrong with deliveries, by kind (all zero is a good run, and shown as such).
 fn delivery_chart(r: &RunResult) -> Option<String> {
     let d = r.metrics.ws.as_ref()?.delivery.as_ref()?;
+    // Nothing went wrong: the table says so, and a chart of zeros would say nothing.
+    if [
+        d.lost,
+        d.duplicated,
+        d.out_of_order,
+        d.unexpected,
+        d.recovered,
+    ]
+    .iter()
+    .all(|n| *n == 0)
+    {
+        return None;
+    }
     let kinds = [
         "lost",
         "duplicated",
