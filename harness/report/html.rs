@@ -159,20 +159,18 @@ fn handshake_chart(r: &RunResult) -> Option<String> {
     )
 }
 
-/// What went wrong with deliveries, by kind (all zero is a good run, and shown as such).
+/// What went wrong with deliveries, by kind; none when nothing did (the table says so, and a chart
+/// of zeros would say nothing).
 fn delivery_chart(r: &RunResult) -> Option<String> {
     let d = r.metrics.ws.as_ref()?.delivery.as_ref()?;
-    // Nothing went wrong: the table says so, and a chart of zeros would say nothing.
-    if [
+    let counts = [
         d.lost,
         d.duplicated,
         d.out_of_order,
         d.unexpected,
         d.recovered,
-    ]
-    .iter()
-    .all(|n| *n == 0)
-    {
+    ];
+    if counts.iter().all(|n| *n == 0) {
         return None;
     }
     let kinds = [
@@ -189,16 +187,7 @@ fn delivery_chart(r: &RunResult) -> Option<String> {
         &[Bars {
             label: format!("of {} owed", d.expected),
             color: charts::RED_,
-            values: [
-                d.lost,
-                d.duplicated,
-                d.out_of_order,
-                d.unexpected,
-                d.recovered,
-            ]
-            .iter()
-            .map(|v| *v as f64)
-            .collect(),
+            values: counts.iter().map(|v| *v as f64).collect(),
         }],
     )
 }
