@@ -322,6 +322,54 @@ success_rate = ">= 1.0"
 }
 
 #[test]
+fn a_service_with_no_limit_is_said_to_have_none_and_nothing_else_fails() {
+    // The same quote API with a bucket no probe can drain: the ramp gives up at its max_rate and
+    // says so; the load itself passes.
+    let server = serve(quotes(1.0e6, 1.0e6));
+    let text = r#"name = "quotes"
+suite = "reliability"
+timeout = "60s"
+[target]
+kind = "http"
+url = "http://127.0.0.1:1"
+[target.request]
+path = "/v1/quote"
+[load]
+iterations = 20
+concurrency = 4
+[probes.rate_limit]
+idle = "1s"
+burst_size = 50
+max_rate = "80/s"
+path = "/v1/quote"
+[thresholds]
+success_rate = ">= 1.0"
+"#;
+    let r = run_plan(text, &server.url, None);
+    let rl = r.metrics.rate_limit.as_ref().unwrap();
+    assert_eq!((rl.rejected, rl.inferred_rate_per_s), (0, None), "{rl:?}");
+    let rates: Vec<f64> = rl.ramp.iter().map(|s| s.rate_per_s).collect();
+    assert_eq!(rates, [10.0, 20.0, 40.0, 80.0]);
+    assert_eq!(
+        failed_checks(&r),
+        vec!["rate_limit.conforms"],
+        "{:#?}",
+        r.checks
+    );
+    let c = r
+        .checks
+        .iter()
+        .find(|c| c.name == "rate_limit.conforms")
+        .unwrap();
+    assert!(
+        c.detail.contains("nothing was rejected up to 80.0/s"),
+        "{}",
+        c.detail
+    );
+    assert!(failed_thresholds(&r).is_empty(), "{:#?}", r.thresholds);
+}
+
+#[test]
 fn a_retry_budget_keeps_a_failing_service_from_being_hammered() {
     let log = Log::default();
     let server = serve(orders(Arc::clone(&log), |_| {
