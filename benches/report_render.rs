@@ -57,7 +57,7 @@ fn main() {
     println!(
         "a one-hour run: {} timeline rows, {} latencies",
         r.timeline.len(),
-        r.metrics.latency_ms.map_or(0, |l| l.count)
+        r.metrics.latency_ms.as_ref().map_or(0, |l| l.count)
     );
     for (name, exporter) in [
         ("report.html", &Html as &dyn Exporter),

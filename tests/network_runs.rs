@@ -66,7 +66,7 @@ fn a_five_second_outage_recovers_within_the_backoff_and_loses_nothing_acknowledg
         ws.reconnects >= 12,
         "10 connections and 2 subscribers came back: {ws:?}"
     );
-    let reconnect = ws.reconnect_ms.unwrap();
+    let reconnect = ws.reconnect_ms.as_ref().unwrap();
     assert!(
         reconnect.min >= 4000.0,
         "cut at 3 s, back after 8 s: {reconnect:?}"

@@ -6,6 +6,7 @@
 
 mod compare;
 mod list;
+mod merge;
 mod progress;
 mod proxy;
 mod report;
@@ -136,6 +137,9 @@ pub enum Command {
     },
     /// Compare two results metric by metric; exit 1 when one regressed beyond the noise.
     Compare(compare::CompareArgs),
+    /// Merge the shards' results of one run (`run --shard I/N`) into one, exactly: counts added,
+    /// histograms added, thresholds judged again; exit as for a run, 2 when the shards do not match.
+    Merge(merge::MergeArgs),
     /// Run the fault proxy on its own, e.g. `harness proxy --listen 127.0.0.1:9001 --upstream
     /// 127.0.0.1:9000 --toxic latency=200ms,jitter=50ms`.
     Proxy(proxy::ProxyArgs),
@@ -214,6 +218,7 @@ pub fn run(cli: Cli) -> u8 {
             markdown,
         } => report::run(&result, html, junit, markdown),
         Command::Compare(args) => compare::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Run(args) => run::run(scenarios, args),
     };
     match outcome {

@@ -15,8 +15,8 @@ use super::summary;
 use crate::config::ConfigError;
 use crate::engine::{self, Signals};
 use crate::plan::{self, Overrides};
-use crate::result::Status;
 use crate::result::write::write_json;
+use crate::result::{Shard, Status};
 use crate::scenario::Library;
 
 /// What the user asked for.
@@ -44,45 +44,144 @@ pub struct RunArgs {
     /// summary and the folder path go to stderr.
     #[arg(long)]
     pub json: bool,
+    /// Run shard I of N (from 0): every N-th iteration from the I-th, a 1/N share of the workers and
+    /// of every stage's rate. Probes run on shard 0 only. Merge the shards' results with
+    /// `harness merge`.
+    #[arg(long, value_name = "I/N", env = "HARNESS_SHARD", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// How many shards there are, the index taken from JOB_COMPLETION_INDEX (a Kubernetes Indexed
+    /// Job sets it in each pod).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "HARNESS_SHARDS",
+        conflicts_with = "shard"
+    )]
+    pub shards: Option<u32>,
+    /// When the load begins (RFC 3339, e.g. 2026-12-03T10:00:00Z): shards started apart wait for
+    /// it, so their timelines line up. The wait does not count against the budget.
+    #[arg(long, value_name = "TIME", env = "HARNESS_START_AT", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     #[command(flatten)]
     pub tls: super::tls_args::TlsArgs,
     #[command(flatten)]
     pub library: super::VerbLibrary,
 }
 
-pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
-    let library = Library::open(dir)?;
-    let scenario = match library.load(&args.scenario) {
-        Ok(s) => s,
-        Err(ConfigError::Invalid(problems)) => {
-            eprintln!("{problems}");
-            eprintln!("{} problem(s); nothing was run", problems.len());
-            return Ok(exit::INVALID);
-        }
-        Err(e) => return Err(e.into()),
+/// `I/N`, with I below N.
+pub fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not I/N; write e.g. 0/4 for the first of four"))?;
+    let number = |s: &str, what: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("`{text}`: the {what} `{s}` is not a whole number"))
     };
+    let (index, count) = (number(i, "index")?, number(n, "count")?);
+    if count == 0 {
+        return Err(format!("`{text}`: there must be at least one shard"));
+    }
+    if index >= count {
+        return Err(format!(
+            "`{text}`: shards count from 0, so the index must be below {count}"
+        ));
+    }
+    Ok(Shard { index, count })
+}
+
+fn parse_start_at(text: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(text.trim()).map_err(|e| {
+        format!("`{text}` is not an RFC 3339 time ({e}); write e.g. 2026-12-03T10:00:00Z")
+    })
+}
+
+/// The shard this process runs: `--shard`, or `--shards N` with the index from
+/// JOB_COMPLETION_INDEX; the whole load when neither is given.
+fn shard_of(args: &RunArgs) -> anyhow::Result<Option<Shard>> {
+    if let Some(s) = args.shard {
+        return Ok(Some(s));
+    }
+    let Some(count) = args.shards else {
+        return Ok(None);
+    };
+    let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+        anyhow::anyhow!(
+            "--shards {count} (or HARNESS_SHARDS) needs the shard's index: pass --shard I/{count}, \
+             or set JOB_COMPLETION_INDEX (a Kubernetes Indexed Job sets it)"
+        )
+    })?;
+    parse_shard(&format!("{}/{count}", index.trim()))
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("JOB_COMPLETION_INDEX with --shards: {e}"))
+}
+
+pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
+    let plan = match plan_of(dir, &args) {
+        Ok(plan) => plan,
+        Err(e) => {
+            if let Some(ConfigError::Invalid(problems)) = e.downcast_ref::<ConfigError>() {
+                eprintln!("{problems}");
+                eprintln!("{} problem(s); nothing was run", problems.len());
+                return Ok(exit::INVALID);
+            }
+            return Err(e);
+        }
+    };
+    run_planned(plan, args)
+}
+
+/// The plan `harness run` makes of `args` (the scenario read from the library in `dir`): everything
+/// it checks before anything runs.
+pub fn plan_of(dir: Option<&Path>, args: &RunArgs) -> anyhow::Result<plan::RunPlan> {
+    let library = Library::open(dir)?;
+    let scenario = library.load(&args.scenario)?;
     let target = match args.target.as_deref() {
         Some(text) => Some(Url::parse(text).with_context(|| {
             format!("--target `{text}` is not a URL; write e.g. http://127.0.0.1:8080")
         })?),
         None => None,
     };
+    let shard = shard_of(args)?;
+    if let Some(s) = shard
+        && s.count > 1
+        && args.seed.is_none()
+        && scenario.seed.is_none()
+    {
+        anyhow::bail!(
+            "--shard {}/{}: the shards of one run must share a seed, so that together they make \
+             the random choices one run would; pass the same --seed N (or HARNESS_SEED) to every \
+             shard, or set seed in the scenario",
+            s.index,
+            s.count
+        );
+    }
     let overrides = Overrides {
         target,
+        shard,
+        start_at: args.start_at,
         seed: args.seed,
         allow_remote: args.allow_remote,
         tls: args.tls.settings(),
         http: args.tls.http,
         ..Overrides::default()
     };
-    let plan = plan::build(&scenario, overrides)?;
+    Ok(plan::build(&scenario, overrides)?)
+}
+
+/// Runs what `args` ask for, as planned.
+fn run_planned(plan: plan::RunPlan, args: RunArgs) -> anyhow::Result<u8> {
     if plan.net.tls.settings.insecure_skip_verify {
         eprintln!(
             "warning: insecure_skip_verify is on: the target's TLS certificate is not checked, so \
              this run cannot tell the target from an impostor (recorded in result.json)"
         );
     }
-    let out = output_folder(args.out.as_deref(), &plan.identity.name)?;
+    let folder_name = match plan.identity.shard {
+        Shard { count: 1, .. } => plan.identity.name.clone(),
+        Shard { index, count } => format!("{}-shard{index}of{count}", plan.identity.name),
+    };
+    let out = output_folder(args.out.as_deref(), &folder_name)?;
     let result_path = out.join("result.json");
     let runtime = super::runtime()?;
     let (result, observer) = runtime.block_on(async {

@@ -27,8 +27,14 @@ fn lines(r: &RunResult) -> String {
     };
     let _ = writeln!(
         out,
-        "{} {status} — {} suite, seed {}, {:.1}s",
-        r.scenario, r.suite, r.seed, r.duration_s
+        "{} {status} — {} suite, seed {}, {:.1}s{}",
+        r.scenario,
+        r.suite,
+        r.seed,
+        r.duration_s,
+        crate::report::view::shard_text(r)
+            .map(|s| format!(", {s}"))
+            .unwrap_or_default()
     );
     if let Some(reason) = &r.reason {
         let _ = writeln!(out, "  reason      {reason}");
@@ -161,6 +167,7 @@ fn lines(r: &RunResult) -> String {
     if let Some(c) = &m.http_connections {
         let took = c
             .connect_ms
+            .as_ref()
             .map(|t| format!(", each {}", t.describe(&["p50", "max"])))
             .unwrap_or_default();
         let failed = if c.failed > 0 {
@@ -188,6 +195,7 @@ fn lines(r: &RunResult) -> String {
     if let Some(ws) = &m.ws {
         let connect = ws
             .connect_ms
+            .as_ref()
             .map(|c| format!(", handshake {}", c.describe(&["p95"])))
             .unwrap_or_default();
         let _ = writeln!(
@@ -210,6 +218,7 @@ fn lines(r: &RunResult) -> String {
         if ws.app_ping_ms.is_some() || ws.app_pings_unanswered > 0 {
             let rtt = ws
                 .app_ping_ms
+                .as_ref()
                 .map(|a| format!("round trip {}", a.describe(&["p50", "p99"])))
                 .unwrap_or_else(|| "no pong".into());
             let clock = ws

@@ -267,11 +267,11 @@ type Estimate = (Option<f64>, Option<f64>, Option<Interval>, Method);
 /// they were kept apart, every iteration (and the words that say so).
 fn latency_of(r: &RunResult) -> Option<(crate::metrics::Hist, LatencySummary, &'static str)> {
     let m = &r.metrics;
-    if let (Some(text), Some(s)) = (m.latency_ok_hdr.as_deref(), m.latency_ok_ms) {
+    if let (Some(text), Some(s)) = (m.latency_ok_hdr.as_deref(), m.latency_ok_ms.clone()) {
         return Some((decode(text).ok()?, s, "succeeded"));
     }
     if m.latency_failed_ms.is_none()
-        && let (Some(text), Some(s)) = (m.latency_hdr.as_deref(), m.latency_ms)
+        && let (Some(text), Some(s)) = (m.latency_hdr.as_deref(), m.latency_ms.clone())
     {
         return Some((decode(text).ok()?, s, "all (an older result)"));
     }

@@ -42,6 +42,8 @@ pub struct Snapshot<'a> {
     pub blocks: Option<(u64, Vec<String>)>,
     pub drift: Option<Drift>,
     pub started_at: SystemTime,
+    /// When the load began, on the wall clock (absent when it never did).
+    pub load_started_at: Option<SystemTime>,
     /// When the load started (its stages' times count from here).
     pub load_start: std::time::Instant,
     pub elapsed: Duration,
@@ -116,7 +118,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
     let stress = plan
         .judgement
         .breaking_point
-        .then(|| super::stress::judge_stages(&s, load.judged_stages(), thresholds));
+        .then(|| super::stress::judge_stages(&s, &load.judged_stages(), thresholds));
     metrics.stress = stress.as_ref().map(|(m, _)| m.clone());
     if plan.judgement.drift_window_s.is_some() {
         metrics.drift = s.drift;
@@ -161,7 +163,11 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         started_at: humantime::format_rfc3339_millis(s.started_at).to_string(),
         finished_at: humantime::format_rfc3339_millis(finished_at).to_string(),
         duration_s: s.elapsed.as_secs_f64(),
+        load_started_at: s
+            .load_started_at
+            .map(|t| humantime::format_rfc3339_millis(t).to_string()),
         shard: id.shard,
+        merged_from: None,
         target: TargetInfo {
             kind: plan.target.kind().as_str().to_string(),
             url: crate::redact::url(s.url),
@@ -419,6 +425,16 @@ fn status(
         }
         Stop::Completed => {}
     }
+    judged_status(totals, verdicts, &s.extras.checks)
+}
+
+/// The status of a run that ran to its end: failed when no iteration completed, or some threshold
+/// or check failed (the reason lists them), passed otherwise.
+pub fn judged_status(
+    totals: &ResultTotals,
+    verdicts: &[Verdict],
+    checks: &[CheckResult],
+) -> (Status, Option<String>) {
     if totals.iterations == 0 {
         return (Status::Failed, Some("no iteration completed".into()));
     }
@@ -427,7 +443,6 @@ fn status(
         .filter(|v| !v.passed)
         .map(|v| format!("{} {} (was {})", v.metric, v.condition, v.actual_text()))
         .collect();
-    let checks = &s.extras.checks;
     let failed_checks: Vec<&str> = checks
         .iter()
         .filter(|c| !c.passed)

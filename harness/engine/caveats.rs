@@ -20,7 +20,7 @@ pub fn of(
     max_in_flight: u32,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    let headline = metrics.latency_ok_ms.or(metrics.latency_ms);
+    let headline = metrics.latency_ok_ms.clone().or(metrics.latency_ms.clone());
     if !scheduled
         && let Some(l) = &headline
         && let Some(c) = hidden_stall(l, metrics.throughput_per_s)
@@ -77,7 +77,7 @@ fn behind(timeline: &[TimelineRow], m: &Metrics, max_in_flight: u32) -> Option<S
         achieved_rate_per_s: schedule.achieved_rate_per_s,
         iterations: timeline.iter().map(|r| r.succeeded + r.failed).sum(),
         rate_per_s: schedule.intended_rate_per_s,
-        mean_service_ms: m.service_time_ms.map(|s| s.mean),
+        mean_service_ms: m.service_time_ms.as_ref().map(|s| s.mean),
         max_in_flight,
         cpu: mean_cpu(seconds.iter().copied()),
     };
@@ -91,8 +91,11 @@ fn behind(timeline: &[TimelineRow], m: &Metrics, max_in_flight: u32) -> Option<S
         _ => String::new(),
     };
     let gap = match (
-        m.service_time_ms.and_then(|s| s.p95),
-        m.latency_ok_ms.or(m.latency_ms).and_then(|l| l.p95),
+        m.service_time_ms.as_ref().and_then(|s| s.p95),
+        m.latency_ok_ms
+            .as_ref()
+            .or(m.latency_ms.as_ref())
+            .and_then(|l| l.p95),
     ) {
         (Some(svc), Some(lat)) => format!(
             " Service time p95 was {} against a latency p95 of {} from the intended starts.",
@@ -137,6 +140,7 @@ mod tests {
             p99: Some(p99),
             p999: None,
             max,
+            hdr: None,
         }
     }
 

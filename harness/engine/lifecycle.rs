@@ -174,6 +174,30 @@ async fn with_chaos_set<S: Session>(
         Err(c) => return early.cut(c, &before),
     };
 
+    let mut clock = clock;
+    if let Some(at) = plan.start_at {
+        match at.duration_since(std::time::SystemTime::now()) {
+            Ok(wait) => {
+                observer.phase(&format!(
+                    "waiting {} for the start time --start-at {}",
+                    crate::config::units::format_duration(wait),
+                    humantime::format_rfc3339_millis(at)
+                ));
+                if let Err(c) = guarded(tokio::time::sleep(wait), signals, deadline + wait).await {
+                    return early.cut(c, &before);
+                }
+                // The wait for the shared start is not the run's: its budget counts without it.
+                clock.run_start += wait;
+                clock.started_at += wait;
+            }
+            Err(late) => before.notes.push(format!(
+                "The load started {} after its start time (--start-at {}): this shard was not \
+                 ready in time, so its timeline begins that much later than the others'.",
+                crate::config::units::format_duration(late.duration()),
+                humantime::format_rfc3339_millis(at)
+            )),
+        }
+    }
     let prepared = Running::prepare(plan, url, session.recorders(), clock, before.clone());
     let clock = Clock {
         t0: Instant::now(),

@@ -141,15 +141,21 @@ impl<'a> Running<'a> {
                 .collect(),
             side,
             shape,
-            timeline: Arc::new(Mutex::new(Timeline::new(
-                plan.judgement.drift_window_s,
-                block_seconds(
-                    plan.load
-                        .scheduled_duration()
-                        .unwrap_or(plan.budget.timeout)
-                        .as_secs(),
-                ),
-            ))),
+            timeline: Arc::new(Mutex::new({
+                let timeline = Timeline::new(
+                    plan.judgement.drift_window_s,
+                    block_seconds(
+                        plan.load
+                            .scheduled_duration()
+                            .unwrap_or(plan.budget.timeout)
+                            .as_secs(),
+                    ),
+                );
+                match plan.identity.shard.count {
+                    1 => timeline,
+                    _ => timeline.with_histograms(),
+                }
+            })),
             live: Arc::new(Live::default()),
             clock,
             injected: 0,
@@ -207,6 +213,13 @@ impl<'a> Running<'a> {
             blocks: Some(timeline.blocks()),
             drift: timeline.drift(),
             started_at: self.clock.started_at,
+            load_started_at: Some(
+                self.clock.started_at
+                    + self
+                        .clock
+                        .t0
+                        .saturating_duration_since(self.clock.run_start),
+            ),
             load_start: self.clock.t0,
             elapsed: self.clock.run_start.elapsed(),
             load_elapsed: self.load_elapsed.unwrap_or_else(|| self.clock.t0.elapsed()),
@@ -279,9 +292,10 @@ pub async fn run_load<'a, D: Driver>(
             i.rate,
             &i.kinds,
             i.latency,
-            schedule.planned(),
+            plan.load.planned_overall(),
             running.shape.fault_points,
-        ),
+        )
+        .only(plan.load.shard()),
         None => FaultSchedule::default(),
     };
     running.injected = faults.len() as u64;

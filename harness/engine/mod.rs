@@ -89,6 +89,9 @@ pub struct Signals {
 
 /// Runs `plan` to the end, to its budget, or until `signals` stop it.
 pub async fn run(plan: &RunPlan, observer: &dyn Observer, signals: Signals) -> RunResult {
+    if plan.identity.shard.count > 1 {
+        crate::metrics::histogram::keep_histograms();
+    }
     let target = match embedded::reach(&plan.endpoint, plan.identity.seed).await {
         Ok(t) => t,
         Err(why) => {
@@ -143,6 +146,7 @@ fn stopped_before_load(
         blocks: None,
         drift: None,
         started_at: clock.started_at,
+        load_started_at: None,
         load_start: clock.t0,
         elapsed: clock.run_start.elapsed(),
         load_elapsed: Duration::ZERO,

@@ -91,7 +91,7 @@ pub fn judge_stages(
             achieved_rate_per_s: stage.achieved_rate_per_s,
             iterations: stats.totals.iterations,
             rate_per_s: plan.rate.per_second,
-            mean_service_ms: stage.service_time_ms.map(|l| l.mean),
+            mean_service_ms: stage.service_time_ms.as_ref().map(|l| l.mean),
             max_in_flight: plan.max_in_flight,
             cpu: mean_cpu(seconds),
         };
@@ -120,8 +120,8 @@ pub fn judge_stages(
                 rate_per_s: r.rate_per_s,
                 achieved_rate_per_s: r.achieved_rate_per_s,
                 late: r.late,
-                service_time_p95_ms: r.service_time_ms.and_then(|l| l.p95),
-                latency_p95_ms: r.latency_ms.and_then(|l| l.p95),
+                service_time_p95_ms: r.service_time_ms.as_ref().and_then(|l| l.p95),
+                latency_p95_ms: r.latency_ms.as_ref().and_then(|l| l.p95),
             });
             break;
         }
@@ -170,7 +170,7 @@ pub fn judge_stages(
 
 /// Whether a metric is distorted when the generator sets the pace: latencies (counted from intended
 /// starts, and the service times of a saturated machine), throughput and keeping to the schedule.
-fn depends_on_pace(metric: &str) -> bool {
+pub fn depends_on_pace(metric: &str) -> bool {
     metric == "throughput"
         || [
             "latency.",

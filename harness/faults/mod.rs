@@ -111,6 +111,13 @@ impl FaultSchedule {
         Self { plans }
     }
 
+    /// The faults of the iterations `shard` runs: drawn over the whole load, so the shards together
+    /// inject exactly what one run with the same seed would.
+    pub fn only(mut self, shard: crate::result::Shard) -> Self {
+        self.plans.retain(|index, _| shard.owns(*index));
+        self
+    }
+
     pub fn for_iteration(&self, index: u64) -> Option<FaultPlan> {
         self.plans.get(&index).copied()
     }
@@ -185,6 +192,23 @@ mod tests {
         };
         assert_eq!(hits(&a), hits(&b));
         assert_ne!(hits(&a), hits(&c));
+    }
+
+    #[test]
+    fn shards_together_inject_what_one_run_would() {
+        let whole = FaultSchedule::draw(7, 0.2, &KINDS, Duration::ZERO, 500, 3);
+        let mut union = Vec::new();
+        for index in 0..4 {
+            let shard = crate::result::Shard { index, count: 4 };
+            let part = FaultSchedule::draw(7, 0.2, &KINDS, Duration::ZERO, 500, 3).only(shard);
+            assert!((0..500).all(|i| part.for_iteration(i).is_none() || shard.owns(i)));
+            union.extend((0..500).filter_map(|i| part.for_iteration(i).map(|p| (i, p))));
+        }
+        union.sort_by_key(|(i, _)| *i);
+        let expected: Vec<(u64, FaultPlan)> = (0..500)
+            .filter_map(|i| whole.for_iteration(i).map(|p| (i, p)))
+            .collect();
+        assert_eq!(union, expected);
     }
 
     #[test]

@@ -113,8 +113,8 @@ mod tests {
         );
         assert_eq!(res.metrics.errors["timeout"], slices);
         assert_eq!(res.timeline.len() as u64, slices / 20);
-        assert_eq!(res.metrics.latency_ms.unwrap().count, 2 * slices);
-        assert_eq!(res.metrics.latency_ok_ms.unwrap().count, slices);
+        assert_eq!(res.metrics.latency_ms.as_ref().unwrap().count, 2 * slices);
+        assert_eq!(res.metrics.latency_ok_ms.as_ref().unwrap().count, slices);
         assert_eq!(res.status, crate::result::Status::Aborted);
         assert!(
             res.reason

@@ -9,8 +9,6 @@ use super::record::{Record, Sum, VERSION};
 use crate::metrics::{LatencySummary, TimelineRow, histogram::encode};
 use crate::result::write::read_json;
 use crate::result::{RunResult, Status};
-use crate::thresholds::evaluate::{Values, judge_one};
-use crate::thresholds::{Condition, MetricKind, Threshold};
 
 /// Why a journal could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +120,7 @@ pub fn recover(dir: &Path) -> Result<Recovered, JournalError> {
         r.notes
             .push("The journal's last line was cut off by the kill and left out.".into());
     }
-    rejudge(&mut r);
+    crate::thresholds::evaluate::rejudge(&mut r);
     Ok(Recovered {
         result: r,
         lines,
@@ -171,28 +169,4 @@ fn apply(r: &mut RunResult, sum: &Sum, rows: Vec<TimelineRow>) {
         let finished = started + Duration::from_secs_f64(r.duration_s);
         r.finished_at = humantime::format_rfc3339_millis(finished).to_string();
     }
-}
-
-/// Judges the run's thresholds again on the recovered figures (a threshold whose condition cannot
-/// be read back keeps its verdict).
-fn rejudge(r: &mut RunResult) {
-    let values = Values::of_result(r);
-    let verdicts = r
-        .thresholds
-        .iter()
-        .map(|v| {
-            let threshold = MetricKind::parse(&v.kind).and_then(|kind| {
-                Some(Threshold {
-                    metric: v.metric.clone(),
-                    kind,
-                    condition: Condition::parse(&v.condition, kind).ok()?,
-                })
-            });
-            match threshold {
-                Some(t) => judge_one(&t, &values),
-                None => v.clone(),
-            }
-        })
-        .collect();
-    r.thresholds = verdicts;
 }

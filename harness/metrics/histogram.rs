@@ -81,8 +81,8 @@ pub const PERCENTILES: [(&str, f64); 5] = [
 
 /// A latency distribution in milliseconds, the shape of every `*_ms` object in `result.json`. A
 /// percentile the samples cannot support is absent (see [`supports`]); `min`, `mean` and `max` are
-/// always there.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// always there. `hdr` is the histogram itself, so that summaries of shards add up exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub min: f64,
@@ -98,6 +98,19 @@ pub struct LatencySummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p999: Option<f64>,
     pub max: f64,
+    /// The histogram summarised ([`encode`]); absent in results written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdr: Option<String>,
+}
+
+/// Whether summaries carry their histograms (see [`keep_histograms`]).
+static KEEP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, every [`LatencySummary`] this process makes carries its histogram (`hdr`), so that
+/// `merge` can add it exactly. A shard's run asks for it; other runs do not pay for the encoding
+/// (tens of summaries, each a DEFLATE pass, in every checkpoint).
+pub fn keep_histograms() {
+    KEEP.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl LatencySummary {
@@ -119,7 +132,15 @@ impl LatencySummary {
             p99: q(0.99),
             p999: q(0.999),
             max: ms(h.max()),
+            hdr: KEEP
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .then(|| encode(h)),
         })
+    }
+
+    /// The histogram this summarises, when it was kept.
+    pub fn histogram(&self) -> Option<Result<Hist, DecodeError>> {
+        self.hdr.as_deref().map(decode)
     }
 
     /// One statistic by its threshold name (`p95`, `count`, …); durations in milliseconds. `None`

@@ -43,6 +43,12 @@ pub struct TimelineRow {
     pub ok_p95_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ok_p99_ms: Option<f64>,
+    /// The second's histograms, all iterations and the succeeded ones: kept by shards, so that
+    /// `merge` adds their seconds exactly.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hdr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ok_hdr: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -120,6 +126,8 @@ pub struct Timeline {
     /// The process's CPU seconds, and when they were read, at the last row.
     cpu: Option<(std::time::Instant, f64)>,
     drift: Option<DriftWindows>,
+    /// Each row keeps its second's histograms.
+    keep_histograms: bool,
 }
 
 fn empty_interval() -> Interval {
@@ -146,7 +154,14 @@ impl Timeline {
                 first: empty_interval(),
                 recent: VecDeque::new(),
             }),
+            keep_histograms: false,
         }
+    }
+
+    /// A timeline whose rows keep their seconds' histograms (a shard's, for `merge`).
+    pub fn with_histograms(mut self) -> Self {
+        self.keep_histograms = true;
+        self
     }
 
     /// Takes every worker's current-second data and appends the row for second `t_s`.
@@ -195,6 +210,8 @@ impl Timeline {
                 self.scratch.succeeded + self.scratch.failed,
             ),
             harness_cpu,
+            hdr: (self.keep_histograms && !all.is_empty()).then(|| encode(&all)),
+            ok_hdr: (self.keep_histograms && !ok.is_empty()).then(|| encode(ok)),
         });
         merge(&mut self.cumulative, ok);
         merge(&mut self.blocks.current, ok);
@@ -265,10 +282,19 @@ impl Timeline {
         for i in &d.recent {
             add_interval(&mut last, i);
         }
-        let first = window_stats(&d.first);
-        let last = window_stats(&last);
-        Some(Drift {
-            window_s: d.window_s,
+        Some(Drift::between(
+            d.window_s,
+            window_stats(&d.first),
+            window_stats(&last),
+        ))
+    }
+}
+
+impl Drift {
+    /// The drift from the `first` window of `window_s` seconds to the `last`.
+    pub fn between(window_s: u64, first: WindowStats, last: WindowStats) -> Self {
+        Drift {
+            window_s,
             p95_ratio: match (first.p95_ms, last.p95_ms) {
                 (Some(a), Some(b)) if a > 0.0 => Some(b / a),
                 _ => None,
@@ -283,7 +309,7 @@ impl Timeline {
             },
             first,
             last,
-        })
+        }
     }
 }
 

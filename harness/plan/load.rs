@@ -5,24 +5,28 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::units::Rate;
 use crate::kinds::LoadModel;
-use crate::result::StagePlan;
+use crate::result::{Shard, StagePlan};
 use crate::scenario::Load;
 use crate::schedule::closed::ClosedLoop;
 use crate::schedule::open::OpenLoop;
 use crate::schedule::stepped::SteppedLoad;
 use crate::schedule::{OpenStage, Schedule};
 
-/// How iterations are paced.
+/// How iterations are paced, and which part of them this process runs. The fields hold the whole
+/// load (every shard's together); the methods answer for this shard, except where they say so.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadPlan {
     model: LoadModel,
-    /// Iterations the load plans to start.
+    /// Iterations the whole load plans to start.
     iterations: u64,
     /// Closed: the workers; open and stepped: the bound on iterations in flight.
     concurrency: u32,
     /// Open: its one stage; stepped: every stage; closed: none.
     stages: Vec<OpenStage>,
+    /// The part this process runs: every `count`-th iteration, from `index`.
+    shard: Shard,
 }
 
 impl From<&Load> for LoadPlan {
@@ -36,6 +40,7 @@ impl From<&Load> for LoadPlan {
                 Load::Open(stage) => vec![*stage],
                 Load::Stepped { stages, .. } => stages.clone(),
             },
+            shard: Shard::WHOLE,
         }
     }
 }
@@ -49,6 +54,18 @@ impl LoadPlan {
         })
     }
 
+    /// This load as shard `shard` runs it: its share of the iterations, the workers and every
+    /// stage's rate, the arrivals interleaved with the other shards' so that together they are the
+    /// whole schedule.
+    pub fn sharded(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
     pub fn model(&self) -> LoadModel {
         self.model
     }
@@ -58,32 +75,53 @@ impl LoadPlan {
         self.model.is_scheduled()
     }
 
-    /// Iterations the load plans to start.
+    /// Iterations this shard plans to start.
     pub fn planned(&self) -> u64 {
+        self.shard.share_of(self.iterations)
+    }
+
+    /// Iterations of the whole load, every shard's together: what the global iteration numbers
+    /// (and the faults drawn for them) range over.
+    pub fn planned_overall(&self) -> u64 {
         self.iterations
     }
 
-    /// Closed: the workers; open and stepped: the bound on iterations in flight.
+    /// Closed: this shard's workers; open and stepped: its bound on iterations in flight.
     pub fn concurrency(&self) -> u32 {
-        self.concurrency
+        self.shard.split(self.concurrency.max(1))
     }
 
     /// Workers the pool runs: never more than there are iterations.
     pub fn workers(&self) -> usize {
-        let bound = self.concurrency.max(1) as usize;
+        let bound = self.concurrency() as usize;
         match self.model {
             LoadModel::Stepped => bound,
-            LoadModel::Closed | LoadModel::Open => bound.min(self.iterations.max(1) as usize),
+            LoadModel::Closed | LoadModel::Open => bound.min(self.planned().max(1) as usize),
         }
     }
 
-    /// The stages judged one by one (a stepped load's); empty for other models.
-    pub fn judged_stages(&self) -> &[OpenStage] {
-        if self.model == LoadModel::Stepped {
-            &self.stages
-        } else {
-            &[]
+    /// The stages judged one by one (a stepped load's), as this shard runs them: its share of each
+    /// stage's rate, iterations and in-flight bound. Empty for other models.
+    pub fn judged_stages(&self) -> Vec<OpenStage> {
+        if self.model != LoadModel::Stepped {
+            return Vec::new();
         }
+        let count = f64::from(self.shard.count.max(1));
+        let mut first = 0;
+        self.stages
+            .iter()
+            .map(|s| {
+                let end = first + s.iterations;
+                let share = self.shard.share_of(end) - self.shard.share_of(first);
+                first = end;
+                OpenStage {
+                    rate: Rate::per_second(s.rate.per_second / count),
+                    duration: s.duration,
+                    iterations: share,
+                    max_in_flight: self.shard.split(s.max_in_flight.max(1)),
+                }
+            })
+            .collect()
     }
 
     /// How long the schedule lasts (open and stepped loads).
@@ -96,15 +134,16 @@ impl LoadPlan {
     pub fn intended_rate(&self) -> Option<f64> {
         let secs = self.scheduled_duration()?.as_secs_f64();
         Some(if secs > 0.0 {
-            self.iterations as f64 / secs
+            self.planned() as f64 / secs
         } else {
             0.0
         })
     }
 
-    /// An open load's one rate, per second.
+    /// An open load's one rate (this shard's share of it), per second.
     pub fn rate_per_s(&self) -> Option<f64> {
-        (self.model == LoadModel::Open).then(|| self.stages[0].rate.per_second)
+        (self.model == LoadModel::Open)
+            .then(|| self.stages[0].rate.per_second / f64::from(self.shard.count.max(1)))
     }
 
     /// A stepped load's stages as `result.json` lists them.
@@ -122,9 +161,13 @@ impl LoadPlan {
     /// The schedule of this load, its first iteration due at `t0`.
     pub fn schedule(&self, t0: Instant) -> Arc<dyn Schedule> {
         match self.model {
-            LoadModel::Closed => Arc::new(ClosedLoop::new(self.iterations, self.concurrency)),
-            LoadModel::Open => Arc::new(OpenLoop::new(&self.stages[0], t0)),
-            LoadModel::Stepped => Arc::new(SteppedLoad::new(&self.stages, t0)),
+            LoadModel::Closed => Arc::new(ClosedLoop::shard(
+                self.iterations,
+                self.concurrency,
+                self.shard,
+            )),
+            LoadModel::Open => Arc::new(OpenLoop::shard(&self.stages[0], t0, self.shard)),
+            LoadModel::Stepped => Arc::new(SteppedLoad::shard(&self.stages, t0, self.shard)),
         }
     }
 }
@@ -132,7 +175,6 @@ impl LoadPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::units::Rate;
 
     fn stage(rate: f64, secs: u64, in_flight: u32) -> OpenStage {
         OpenStage {
@@ -179,5 +221,45 @@ mod tests {
         assert_eq!(stepped.intended_rate(), Some(3.0));
         assert_eq!(stepped.judged_stages().len(), 2);
         assert_eq!(stepped.schedule(t0).planned(), 12);
+    }
+
+    #[test]
+    fn a_shard_answers_for_its_part_of_the_load() {
+        let t0 = Instant::now();
+        let stepped = LoadPlan::from(&Load::Stepped {
+            stages: vec![stage(10.0, 2, 6), stage(20.0, 2, 9)],
+            stress_factor: None,
+        });
+        let parts: Vec<LoadPlan> = (0..4)
+            .map(|index| stepped.clone().sharded(Shard { index, count: 4 }))
+            .collect();
+        assert_eq!(parts.iter().map(LoadPlan::planned).sum::<u64>(), 60);
+        assert!(parts.iter().all(|p| p.planned_overall() == 60));
+        for stage in 0..2 {
+            let stages: Vec<OpenStage> = parts.iter().map(|p| p.judged_stages()[stage]).collect();
+            let whole = stepped.judged_stages()[stage];
+            assert_eq!(
+                stages.iter().map(|s| s.iterations).sum::<u64>(),
+                whole.iterations
+            );
+            let rate: f64 = stages.iter().map(|s| s.rate.per_second).sum();
+            assert!((rate - whole.rate.per_second).abs() < 1e-9, "{rate}");
+        }
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| p.schedule(t0).planned())
+                .collect::<Vec<_>>(),
+            parts.iter().map(LoadPlan::planned).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            parts[0].workers(),
+            3,
+            "9 in flight over 4 shards: 3, 2, 2, 2"
+        );
+        let open =
+            LoadPlan::from(&Load::Open(stage(20.0, 2, 4))).sharded(Shard { index: 1, count: 2 });
+        assert_eq!(open.rate_per_s(), Some(10.0));
+        assert_eq!(open.intended_rate(), Some(10.0));
     }
 }

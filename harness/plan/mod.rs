@@ -49,6 +49,8 @@ pub struct RunPlan {
     pub faults: FaultsPlan,
     pub probes: Probes,
     pub judgement: Judgement,
+    /// When the load is to begin (`--start-at`): shards started apart line their timelines up on it.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// What the run is, for its result and for the ids it creates on the target.
@@ -188,6 +190,8 @@ pub struct Overrides {
     pub tls: crate::tls::TlsSettings,
     /// `--http`, over the scenario's `[http] version`.
     pub http: Option<crate::kinds::HttpVersion>,
+    /// `--start-at`: when the load begins.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// Why a scenario cannot run as asked. Nothing was run (exit 2).
@@ -218,6 +222,7 @@ pub enum PlanError {
 /// Resolves `scenario` with `overrides` into a plan.
 pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanError> {
     let allow_remote = overrides.allow_remote || scenario.allow_remote;
+    let shard = overrides.shard.unwrap_or(Shard::WHOLE);
     let kind = scenario.target.kind;
     let endpoint = match (overrides.target, &scenario.target.endpoint) {
         (Some(url), _) => {
@@ -259,9 +264,16 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
     };
     let target = match kind {
         TargetKind::Websocket => {
-            TargetPlan::WebSocket(Box::new(scenario.websocket.clone().ok_or_else(|| {
-                incomplete("a websocket target has no [websocket] settings")
-            })?))
+            let mut settings = scenario
+                .websocket
+                .clone()
+                .ok_or_else(|| incomplete("a websocket target has no [websocket] settings"))?;
+            // A shard holds its share of the connections and of the delivery subscribers.
+            settings.connections = shard.split(settings.connections);
+            if settings.subscribers > 0 {
+                settings.subscribers = shard.split(settings.subscribers);
+            }
+            TargetPlan::WebSocket(Box::new(settings))
         }
         TargetKind::Handoff | TargetKind::Http => {
             let procedure = scenario
@@ -276,7 +288,7 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
             }
         }
     };
-    let load = LoadPlan::from(&scenario.load);
+    let load = LoadPlan::from(&scenario.load).sharded(shard);
     let suite = scenario.suite;
     let f = &scenario.faults;
     let faults = FaultsPlan {
@@ -320,7 +332,7 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
             suite,
             seed: overrides.seed.or(scenario.seed).unwrap_or_else(draw_seed),
             run_id: overrides.run_id.unwrap_or_else(new_run_id),
-            shard: overrides.shard.unwrap_or(Shard { index: 0, count: 1 }),
+            shard,
         },
         budget: Budget {
             timeout: scenario.timeout,
@@ -333,8 +345,14 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
         target,
         load,
         faults,
-        probes: scenario.probes.clone(),
+        // The probes need the target to themselves and measure it once: the first shard runs them.
+        probes: if shard.index == 0 {
+            scenario.probes.clone()
+        } else {
+            Probes::default()
+        },
         judgement,
+        start_at: overrides.start_at,
     })
 }
 

@@ -355,7 +355,7 @@ pub fn report(
         disconnected_after_ms,
         expect_within_ms,
         published: o.published,
-        publisher_ack_ms: o.ack,
+        publisher_ack_ms: o.ack.clone(),
         baseline_p99_ms,
         during_p99_ms: worst(&during),
         allowed_p99_ms: baseline_p99_ms.map(|base| (base * 2.0).max(base + slowdown_ms)),

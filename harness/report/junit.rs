@@ -149,7 +149,8 @@ fn suite(r: &RunResult, host: String) -> Suite {
     let latency = r
         .metrics
         .latency_ok_ms
-        .or(r.metrics.latency_ms)
+        .as_ref()
+        .or(r.metrics.latency_ms.as_ref())
         .map(|l| format!("; latency {}", l.describe(&["p50", "p95", "p99"])))
         .unwrap_or_default();
     Suite {

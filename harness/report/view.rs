@@ -18,6 +18,8 @@ pub struct ReportView {
     pub reason: Option<String>,
     /// Exact whatever its size (`seed_text`).
     pub seed: String,
+    /// `shard 2 of 4`, or what a merged result was made from; absent for a run of the whole load.
+    pub shard: Option<String>,
     pub run_id: String,
     pub started_at: String,
     pub finished_at: String,
@@ -236,6 +238,7 @@ impl ReportView {
             } else {
                 r.seed_text.clone()
             },
+            shard: shard_text(r),
             run_id: r.run_id.clone(),
             started_at: r.started_at.clone(),
             finished_at: r.finished_at.clone(),
@@ -343,7 +346,12 @@ impl ReportView {
                         achieved: format_value("rate", st.achieved_rate_per_s),
                         iterations: st.totals.iterations,
                         success: pct(st.success_rate),
-                        p95: opt_ms(st.latency_ok_ms.or(st.latency_ms).and_then(|l| l.p95)),
+                        p95: opt_ms(
+                            st.latency_ok_ms
+                                .as_ref()
+                                .or(st.latency_ms.as_ref())
+                                .and_then(|l| l.p95),
+                        ),
                         late: st.late,
                         met: st.met_thresholds,
                         generator_limited: st.generator_limited,
@@ -400,4 +408,26 @@ impl ReportView {
             ),
         }
     }
+}
+/// Which part of a run a result holds: `shard 2 of 4`, `merged from 4 shards`, `a partial merge of
+/// 3 of 4 shards (0, 1, 3)`; `None` for a run of the whole load.
+pub fn shard_text(r: &RunResult) -> Option<String> {
+    if let Some(m) = &r.merged_from {
+        let indices = m
+            .indices
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Some(if m.partial {
+            format!(
+                "a partial merge of {} of {} shards ({indices})",
+                m.indices.len(),
+                m.shards
+            )
+        } else {
+            format!("merged from {} shards", m.shards)
+        });
+    }
+    (r.shard.count > 1).then(|| format!("shard {} of {}", r.shard.index, r.shard.count))
 }

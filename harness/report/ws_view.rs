@@ -114,7 +114,7 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
             pair("publishes meanwhile", s.published.to_string()),
             pair(
                 "publisher acknowledgement p99",
-                opt_ms(s.publisher_ack_ms.and_then(|a| a.p99)),
+                opt_ms(s.publisher_ack_ms.as_ref().and_then(|a| a.p99)),
             ),
             pair(
                 "load's worst p99 per second, before → during",
@@ -183,7 +183,7 @@ pub fn ws(r: &RunResult) -> Option<WsView> {
         .into_iter()
         .chain(app_ping_facts(w))
         .collect(),
-        reconnect: w.reconnect_ms.map(|r| {
+        reconnect: w.reconnect_ms.as_ref().map(|r| {
             format!(
                 "{} reconnections: p50 {}, max {} from the loss to the connection being back",
                 r.count,

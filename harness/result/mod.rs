@@ -58,7 +58,14 @@ pub struct RunResult {
     pub started_at: String,
     pub finished_at: String,
     pub duration_s: f64,
+    /// When the load began (the timeline's second 0), for a run that got that far: shards' timelines
+    /// merge on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_started_at: Option<String>,
     pub shard: Shard,
+    /// A result `harness merge` made from shards' results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<MergedFrom>,
     pub target: TargetInfo,
     pub load: LoadInfo,
     pub totals: ResultTotals,
@@ -82,6 +89,19 @@ pub struct RunResult {
 pub struct Shard {
     pub index: u32,
     pub count: u32,
+}
+
+/// The shards a merged result was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedFrom {
+    /// How many shards the run had.
+    pub shards: u32,
+    /// The indices merged, in order.
+    pub indices: Vec<u32>,
+    /// Each merged shard's run id, in the order of `indices`.
+    pub run_ids: Vec<String>,
+    /// Some shard was missing or aborted (`--allow-partial`): the result is aborted.
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

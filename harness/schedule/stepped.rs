@@ -1,15 +1,16 @@
 //! The stepped model: open-model stages one after another (the stress suite's rising load). Each
 //! ticket carries its stage, so every stage's results can be judged on their own.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{OpenStage, Schedule, Ticket, late_tolerance};
+use super::{Claims, OpenStage, Schedule, Shard, Ticket, late_tolerance};
 
 struct Stage {
     /// When the stage begins, from the start of the run.
     offset: Duration,
     interval: Duration,
+    /// How late an iteration may start: one of this shard's own arrival intervals.
+    late_after: Duration,
     /// Global index of the stage's first iteration.
     first: u64,
     iterations: u64,
@@ -18,13 +19,20 @@ struct Stage {
 pub struct SteppedLoad {
     start: Instant,
     stages: Vec<Stage>,
+    /// This shard's iterations.
     planned: u64,
     max_in_flight: usize,
-    next: AtomicU64,
+    claims: Claims,
 }
 
 impl SteppedLoad {
     pub fn new(stages: &[OpenStage], start: Instant) -> Self {
+        Self::shard(stages, start, Shard::WHOLE)
+    }
+
+    /// `shard`'s part: every `count`-th arrival of the whole schedule, each at its intended time,
+    /// with the shard's share of the in-flight bound.
+    pub fn shard(stages: &[OpenStage], start: Instant, shard: Shard) -> Self {
         let mut offset = Duration::ZERO;
         let mut first = 0;
         let built = stages
@@ -33,6 +41,7 @@ impl SteppedLoad {
                 let stage = Stage {
                     offset,
                     interval: s.rate.interval(),
+                    late_after: late_tolerance(s.rate.interval() * shard.count.max(1)),
                     first,
                     iterations: s.iterations,
                 };
@@ -44,14 +53,16 @@ impl SteppedLoad {
         Self {
             start,
             stages: built,
-            planned: first,
-            max_in_flight: stages
-                .iter()
-                .map(|s| s.max_in_flight)
-                .max()
-                .unwrap_or(1)
-                .max(1) as usize,
-            next: AtomicU64::new(0),
+            planned: shard.share_of(first),
+            max_in_flight: shard.split(
+                stages
+                    .iter()
+                    .map(|s| s.max_in_flight)
+                    .max()
+                    .unwrap_or(1)
+                    .max(1),
+            ) as usize,
+            claims: Claims::new(shard),
         }
     }
 
@@ -63,7 +74,7 @@ impl SteppedLoad {
 
 impl Schedule for SteppedLoad {
     fn next(&self) -> Option<Ticket> {
-        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        let index = self.claims.claim();
         let (stage, s) = self
             .stages
             .iter()
@@ -74,7 +85,7 @@ impl Schedule for SteppedLoad {
             index,
             intended: Some(self.start + s.offset + s.interval.mul_f64(within as f64)),
             stage,
-            late_after: late_tolerance(s.interval),
+            late_after: s.late_after,
         })
     }
 

@@ -12,8 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use super::Threshold;
 use super::catalogue::CATALOGUE;
+use super::{Condition, MetricKind, Threshold};
 use crate::result::{RunResult, StageResult, Verdict};
 
 /// Metric values by threshold name.
@@ -163,6 +163,36 @@ fn no_data(metric: &str, values: &Values) -> String {
     "the run produced no value for this metric".into()
 }
 
+/// Judges a result's thresholds again on its figures as they now stand (recovered from a journal,
+/// merged from shards). A threshold whose condition cannot be read back keeps its verdict; a
+/// verdict's note (a built-in threshold's) is kept.
+pub fn rejudge(r: &mut RunResult) {
+    let values = Values::of_result(r);
+    r.thresholds = r.thresholds.iter().map(|v| rejudged(v, &values)).collect();
+}
+
+/// A verdict judged again on `values`: kept as it was when its condition cannot be read back, and
+/// keeping its note (a built-in threshold's) when the new one has none.
+pub fn rejudged(v: &Verdict, values: &Values) -> Verdict {
+    let threshold = MetricKind::parse(&v.kind).and_then(|kind| {
+        Some(Threshold {
+            metric: v.metric.clone(),
+            kind,
+            condition: Condition::parse(&v.condition, kind).ok()?,
+        })
+    });
+    match threshold {
+        Some(t) => {
+            let mut new = judge_one(&t, values);
+            if new.note.is_none() {
+                new.note = v.note.clone();
+            }
+            new
+        }
+        None => v.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,7 +217,9 @@ mod tests {
             started_at: String::new(),
             finished_at: String::new(),
             duration_s: 1.0,
+            load_started_at: None,
             shard: Shard { index: 0, count: 1 },
+            merged_from: None,
             target: TargetInfo {
                 kind: "http".into(),
                 url: "http://127.0.0.1:1/".into(),
@@ -306,7 +338,7 @@ mod tests {
             ..Metrics::default()
         };
         assert_eq!(
-            m.latency_ok_ms.unwrap().p999,
+            m.latency_ok_ms.as_ref().unwrap().p999,
             None,
             "100 samples report no p99.9"
         );

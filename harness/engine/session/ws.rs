@@ -182,7 +182,8 @@ impl Session for WsSession<'_> {
             url: load_url.clone(),
             addr,
             run_id: plan.identity.run_id.clone(),
-            planned: plan.load.planned(),
+            // Publishes keep their global numbers when the load is split into shards.
+            planned: plan.load.planned_overall(),
             by_worker: !plan.load.is_scheduled(),
             settings: self.settings.clone(),
         };
