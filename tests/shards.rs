@@ -459,3 +459,44 @@ success_rate = ">= 0.99"
     );
     assert_eq!(ws.delivery_rate, Some(1.0));
 }
+
+#[test]
+fn a_threshold_every_shard_meets_can_fail_on_the_merged_run() {
+    let server = serve(inventory());
+    let dir = temp_dir("shards-judged");
+    // 12 of items 0..200 are out of stock: 3 a shard, within "<= 5"; 12 together, beyond it.
+    let text = std::fs::read_to_string(scenario(
+        &dir,
+        "inventory_judged",
+        "iterations = 200\nconcurrency = 4",
+    ))
+    .unwrap()
+    .replace(
+        "[thresholds]\n",
+        "[thresholds]\n\"errors.http_5xx\" = \"<= 5\"\n",
+    );
+    let file = write_scenario(&dir, "inventory_judged", &text);
+    let shards = run_shards(&file, &server.url, &dir, 4, &[]);
+    for d in &shards {
+        assert_eq!(
+            read(d).metrics.errors.get("http_5xx"),
+            Some(&3),
+            "{}",
+            d.display()
+        );
+    }
+    let merged_out = dir.join("merged");
+    let o = merge_cmd(&shards, &merged_out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let merged = read(&merged_out);
+    assert_eq!(failed_thresholds(&merged), ["errors.http_5xx"]);
+    assert!(
+        merged
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("errors.http_5xx <= 5 (was 12)"),
+        "{:?}",
+        merged.reason
+    );
+}

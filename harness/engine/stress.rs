@@ -100,40 +100,14 @@ pub fn judge_stages(
         stage.thresholds = verdicts;
         results.push(stage);
     }
-    let mut unbroken = 0;
-    let mut broke = false;
-    let mut generator_limited = None;
-    for r in &results {
-        // Refusals and errors are the target's whatever the pace: a stage that failed on them broke,
-        // late starts or not.
-        let failed_on_its_own = r
-            .thresholds
-            .iter()
-            .any(|v| !v.passed && !depends_on_pace(&v.metric));
-        if r.generator_limited && !failed_on_its_own {
-            let pace = &paces[r.stage - 1];
-            generator_limited = Some(GeneratorLimit {
-                max_in_flight: pace.max_in_flight,
-                needed_in_flight: pace.needed_in_flight(),
-                harness_cpu: pace.cpu,
-                stage: r.stage,
-                rate_per_s: r.rate_per_s,
-                achieved_rate_per_s: r.achieved_rate_per_s,
-                late: r.late,
-                service_time_p95_ms: r.service_time_ms.as_ref().and_then(|l| l.p95),
-                latency_p95_ms: r.latency_ms.as_ref().and_then(|l| l.p95),
-            });
-            break;
+    let (breaking_point, broke, generator_limited) = locate(&results, |r| {
+        let pace = &paces[r.stage - 1];
+        GeneratorLimit {
+            max_in_flight: pace.max_in_flight,
+            needed_in_flight: pace.needed_in_flight(),
+            harness_cpu: pace.cpu,
+            ..limit_of(r)
         }
-        if !r.met_thresholds {
-            broke = true;
-            break;
-        }
-        unbroken += 1;
-    }
-    let breaking_point = (unbroken > 0).then(|| BreakingPoint {
-        stage: unbroken,
-        rate_per_s: results[unbroken - 1].rate_per_s,
     });
     let base: BTreeMap<String, Verdict> = results
         .first()
@@ -168,9 +142,57 @@ pub fn judge_stages(
     )
 }
 
+/// The breaking point of judged stages: the last of the unbroken run of stages that met the
+/// thresholds, from the first; whether some stage broke; and the stage the generator could not offer
+/// (described by `limit`), which ends the search before the target broke.
+pub fn locate(
+    stages: &[StageResult],
+    limit: impl Fn(&StageResult) -> GeneratorLimit,
+) -> (Option<BreakingPoint>, bool, Option<GeneratorLimit>) {
+    let (mut unbroken, mut broke, mut limited) = (0, false, None);
+    for r in stages {
+        // Refusals and errors are the target's whatever the pace: a stage that failed on them broke,
+        // late starts or not.
+        let failed_on_its_own = r
+            .thresholds
+            .iter()
+            .any(|v| !v.passed && !depends_on_pace(&v.metric));
+        if r.generator_limited && !failed_on_its_own {
+            limited = Some(limit(r));
+            break;
+        }
+        if !r.met_thresholds {
+            broke = true;
+            break;
+        }
+        unbroken += 1;
+    }
+    let point = (unbroken > 0).then(|| BreakingPoint {
+        stage: unbroken,
+        rate_per_s: stages[unbroken - 1].rate_per_s,
+    });
+    (point, broke, limited)
+}
+
+/// What a stage's own figures say of a generator limit (the in-flight figures and the CPU are the
+/// caller's to fill in).
+pub fn limit_of(r: &StageResult) -> GeneratorLimit {
+    GeneratorLimit {
+        stage: r.stage,
+        rate_per_s: r.rate_per_s,
+        achieved_rate_per_s: r.achieved_rate_per_s,
+        late: r.late,
+        needed_in_flight: 0.0,
+        max_in_flight: 0,
+        harness_cpu: None,
+        service_time_p95_ms: r.service_time_ms.as_ref().and_then(|l| l.p95),
+        latency_p95_ms: r.latency_ms.as_ref().and_then(|l| l.p95),
+    }
+}
+
 /// Whether a metric is distorted when the generator sets the pace: latencies (counted from intended
 /// starts, and the service times of a saturated machine), throughput and keeping to the schedule.
-pub fn depends_on_pace(metric: &str) -> bool {
+fn depends_on_pace(metric: &str) -> bool {
     metric == "throughput"
         || [
             "latency.",

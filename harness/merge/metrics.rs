@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::sum::{self, Missing, counts, examples, optional, share, summaries, summary_maps};
-use crate::engine::stress::depends_on_pace;
+use crate::engine::stress::{limit_of, locate};
 use crate::metrics::LatencySummary;
 use crate::metrics::histogram::encode;
 use crate::metrics::timeline::behind_schedule;
@@ -436,44 +436,21 @@ fn stress(ms: &[&Metrics]) -> Result<Option<StressMetrics>, Missing> {
         stage.met_thresholds = totals.iterations > 0 && stage.thresholds.iter().all(|v| v.passed);
         stages.push(stage);
     }
-    let mut unbroken = 0;
-    let mut broke = false;
-    let mut generator_limited = None;
-    for r in &stages {
-        let failed_on_its_own = r
-            .thresholds
+    let (breaking_point, broke, generator_limited) = locate(&stages, |r| {
+        // As the shard that could not keep up saw it, with the merged stage's rates.
+        let seen = all
             .iter()
-            .any(|v| !v.passed && !depends_on_pace(&v.metric));
-        if r.generator_limited && !failed_on_its_own {
-            // As the shard that could not keep up saw it, with the merged stage's rates.
-            let seen = all
-                .iter()
-                .filter_map(|s| s.generator_limited.as_ref())
-                .find(|g| g.stage == r.stage);
-            generator_limited = Some(GeneratorLimit {
-                stage: r.stage,
-                rate_per_s: r.rate_per_s,
-                achieved_rate_per_s: r.achieved_rate_per_s,
-                late: r.late,
-                needed_in_flight: seen.map_or(0.0, |g| g.needed_in_flight),
-                max_in_flight: seen.map_or(0, |g| g.max_in_flight),
-                harness_cpu: seen.and_then(|g| g.harness_cpu),
-                service_time_p95_ms: r.service_time_ms.as_ref().and_then(|l| l.p95),
-                latency_p95_ms: r.latency_ms.as_ref().and_then(|l| l.p95),
-            });
-            break;
+            .filter_map(|s| s.generator_limited.as_ref())
+            .find(|g| g.stage == r.stage);
+        GeneratorLimit {
+            needed_in_flight: seen.map_or(0.0, |g| g.needed_in_flight),
+            max_in_flight: seen.map_or(0, |g| g.max_in_flight),
+            harness_cpu: seen.and_then(|g| g.harness_cpu),
+            ..limit_of(r)
         }
-        if !r.met_thresholds {
-            broke = true;
-            break;
-        }
-        unbroken += 1;
-    }
+    });
     Ok(Some(StressMetrics {
-        breaking_point: (unbroken > 0).then(|| BreakingPoint {
-            stage: unbroken,
-            rate_per_s: stages[unbroken - 1].rate_per_s,
-        }),
+        breaking_point,
         stages,
         broke,
         generator_limited,

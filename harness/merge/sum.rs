@@ -15,21 +15,17 @@ pub fn histograms<'a>(
     what: &str,
     parts: impl IntoIterator<Item = Option<&'a LatencySummary>>,
 ) -> Result<Option<Hist>, Missing> {
-    let mut total: Option<Hist> = None;
+    let mut texts = Vec::new();
     for s in parts.into_iter().flatten() {
-        let h = match s.histogram() {
-            Some(Ok(h)) => h,
-            Some(Err(e)) => return Err(format!("{what}: its histogram cannot be read ({e})")),
-            None => {
-                return Err(format!(
-                    "{what} has no histogram to add (the result was written by a harness that \
-                     did not keep one); run the shards again with this version"
-                ));
-            }
-        };
-        add(&mut total, &h);
+        let text = s.hdr.as_deref().ok_or_else(|| {
+            format!(
+                "{what} has no histogram to add (the result was written by a harness that did not \
+                 keep one); run the shards again with this version"
+            )
+        })?;
+        texts.push(text);
     }
-    Ok(total)
+    encoded(what, texts.into_iter().map(Some))
 }
 
 /// The summary of the histograms `parts` summarise, added.
