@@ -268,3 +268,65 @@ fn a_foreign_server_that_swaps_neighbouring_deliveries_is_caught_with_many_publi
         r.reason
     );
 }
+
+/// Two shards of the run, each its own process, merged: their delivery checks add up.
+fn run_sharded(behaviour: Behaviour, tag: &str) -> (RunResult, Option<i32>) {
+    let s = server(behaviour);
+    let url = s.url.replace("http://", "ws://") + "/stream";
+    let dir = temp_dir(tag);
+    let file = write_scenario(&dir, "foreign_pubsub", &SCENARIO.replace("DURATION", "4s"));
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            let out = dir.join(format!("shard{i}"));
+            let child = harness()
+                .args(run_args(&file, &url, &out))
+                .args(["--seed", "3", "--shard", &format!("{i}/2")])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            (out, child)
+        })
+        .collect();
+    let shards: Vec<_> = children
+        .into_iter()
+        .map(|(out, mut c)| {
+            c.wait().unwrap();
+            out
+        })
+        .collect();
+    let merged = dir.join("merged");
+    let o = harness()
+        .arg("merge")
+        .args(&shards)
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    let r = harness::result::write::read_json(&merged.join("result.json"))
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    (r, o.status.code())
+}
+
+#[test]
+fn shards_of_a_run_against_a_foreign_server_merge_their_delivery_checks() {
+    let (r, code) = run_sharded(Behaviour::Healthy, "foreign-shards");
+    assert_eq!(
+        (r.status, code),
+        (Status::Passed, Some(0)),
+        "{:?}",
+        r.reason
+    );
+    let d = r.metrics.ws.as_ref().unwrap().delivery.as_ref().unwrap();
+    // One subscriber a shard, each checking its own shard's publishes.
+    assert_eq!(
+        (d.acknowledged, d.subscribers, d.received, d.lost),
+        (80, 2, 80, 0),
+        "{d:?}"
+    );
+
+    let (r, code) = run_sharded(Behaviour::Forgets, "foreign-shards-forget");
+    let d = r.metrics.ws.as_ref().unwrap().delivery.as_ref().unwrap();
+    assert_eq!(d.lost, 8, "every tenth of 80 deliveries: {d:?}");
+    assert_eq!((r.status, code), (Status::Failed, Some(1)));
+    assert_eq!(failed_thresholds(&r), ["ws.lost"]);
+}
