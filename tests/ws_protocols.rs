@@ -227,7 +227,7 @@ fn check<'a>(r: &'a RunResult, name: &str) -> &'a harness::result::CheckResult {
 #[test]
 fn a_healthy_gateway_with_its_own_protocol_passes_every_probe() {
     let r = run(HEALTHY);
-    assert_eq!(r.status, Status::Passed, "{:?} {:#?}", r.reason, r.checks);
+    assert_passed_but_for_pace(&r, "the run");
     assert!(failed_checks(&r).is_empty(), "{:#?}", r.checks);
     let rl = r.metrics.rate_limit.as_ref().unwrap();
     assert!(
@@ -417,7 +417,7 @@ fn a_gateway_that_wants_a_token_a_subprotocol_and_an_auth_frame_passes_with_all_
     let with_setup = SCENARIO.replace("connections = 4\n", &format!("connections = 4{SET_UP}"));
     let (_server, url) = server(gate);
     let r = run_plan(&with_setup, &url, None);
-    assert_eq!(r.status, Status::Passed, "{:?} {:#?}", r.reason, r.checks);
+    assert_passed_but_for_pace(&r, "the run");
 
     // Without the auth frame every message is refused; without the token there is no connection.
     let no_frame = with_setup.replace(
