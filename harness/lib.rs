@@ -30,6 +30,7 @@ pub mod invariants;
 pub mod iteration;
 pub mod journal;
 pub mod kinds;
+pub mod kubernetes;
 pub mod merge;
 pub mod metrics;
 pub mod net;

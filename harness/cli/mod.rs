@@ -5,6 +5,7 @@
 //! `2` the command or a scenario is invalid, nothing was run · `3` the run could not complete.
 
 mod compare;
+mod kubernetes;
 mod list;
 mod merge;
 mod progress;
@@ -140,6 +141,10 @@ pub enum Command {
     /// Merge the shards' results of one run (`run --shard I/N`) into one, exactly: counts added,
     /// histograms added, thresholds judged again; exit as for a run, 2 when the shards do not match.
     Merge(merge::MergeArgs),
+    /// Print the Kubernetes manifests of a run in N shards: the scenario in a ConfigMap, an Indexed
+    /// Job of N pods each running one shard, and a Job that merges their results (its exit is the
+    /// verdict). Made from the same plan as `run`; pipe it to `kubectl apply -f -`.
+    Kubernetes(kubernetes::KubernetesArgs),
     /// Run the fault proxy on its own, e.g. `harness proxy --listen 127.0.0.1:9001 --upstream
     /// 127.0.0.1:9000 --toxic latency=200ms,jitter=50ms`.
     Proxy(proxy::ProxyArgs),
@@ -190,6 +195,7 @@ pub fn run(cli: Cli) -> u8 {
             library.clone().within(&cli.library)
         }
         Command::Run(args) => args.library.clone().within(&cli.library),
+        Command::Kubernetes(args) => args.library.clone().within(&cli.library),
         _ => cli.library.clone(),
     };
     if let Err(code) = library.load_env() {
@@ -220,6 +226,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Compare(args) => compare::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Run(args) => run::run(scenarios, args),
+        Command::Kubernetes(args) => kubernetes::run(scenarios, library.env_file.as_deref(), args),
     };
     match outcome {
         Ok(code) => code,

@@ -13,6 +13,9 @@ use crate::plan::{RunPlan, TargetPlan};
 use crate::result::*;
 use crate::thresholds::evaluate::{Values, judge, judge_one};
 
+/// The reason a checkpoint gives: written while the run goes on, it is not the run's result.
+pub const CHECKPOINT_REASON: &str = "the run had not finished when this checkpoint was written";
+
 pub use crate::metrics::timeline::MAX_LATE_SHARE;
 
 /// Why the run ended.
@@ -418,10 +421,7 @@ fn status(
         }
         Stop::NotStarted(why) => return (Status::Aborted, Some(why.clone())),
         Stop::Running => {
-            return (
-                Status::Aborted,
-                Some("the run had not finished when this checkpoint was written".into()),
-            );
+            return (Status::Aborted, Some(CHECKPOINT_REASON.into()));
         }
         Stop::Completed => {}
     }

@@ -172,6 +172,17 @@ impl Library {
 
     /// Reads and validates a located scenario, with every problem of it and of its procedure.
     pub fn parse(&self, located: &Located) -> Result<Scenario, ConfigError> {
+        let procedures = procedure::catalog(&self.procedure_dirs(located))?;
+        let resolver = validate::Resolver {
+            procedures: &procedures,
+            base_dir: located.base_dir.as_deref(),
+        };
+        parse(&located.source, located.expected_name.as_deref(), &resolver)
+            .map_err(ConfigError::Invalid)
+    }
+
+    /// Where the procedures a located scenario names are looked for, first to last.
+    fn procedure_dirs(&self, located: &Located) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
         if let Some(d) = &self.dir {
             dirs.push(d.join("procedures"));
@@ -182,13 +193,15 @@ impl Library {
                 dirs.push(local);
             }
         }
-        let procedures = procedure::catalog(&dirs)?;
-        let resolver = validate::Resolver {
-            procedures: &procedures,
-            base_dir: located.base_dir.as_deref(),
-        };
-        parse(&located.source, located.expected_name.as_deref(), &resolver)
-            .map_err(ConfigError::Invalid)
+        dirs
+    }
+
+    /// The text of the procedure a located scenario names as `name` (not a path): the one its
+    /// [`Self::parse`] would read.
+    pub fn procedure_source(&self, located: &Located, name: &str) -> Result<Source, ConfigError> {
+        procedure::catalog(&self.procedure_dirs(located))?
+            .find(name)?
+            .source()
     }
 
     /// [`Self::locate`] then [`Self::parse`].
