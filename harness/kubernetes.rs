@@ -55,6 +55,9 @@ pub struct Manifest {
     pub merge_deadline: Duration,
     /// Labels every object carries (scenario, seed), beside the app's.
     pub labels: Vec<(String, String)>,
+    /// The port each shard serves its live metrics on (`--metrics-listen 0.0.0.0:PORT` is then
+    /// in `shard_args`): declared on the container and in the usual scrape annotations.
+    pub metrics_port: Option<u16>,
 }
 
 /// A DNS label made of `text`: lower case letters, digits and `-`, starting with a letter, at most
@@ -243,6 +246,15 @@ fn container(m: &Manifest, args: &[String], mounts: Yaml, with_env: bool) -> Yam
     h.insert(s("image"), s(&m.image));
     h.insert(s("args"), Yaml::Array(args.iter().map(|a| s(a)).collect()));
     h.insert(s("workingDir"), s(RESULTS_ROOT));
+    if with_env && let Some(port) = m.metrics_port {
+        h.insert(
+            s("ports"),
+            Yaml::Array(vec![map([
+                ("name", s("metrics")),
+                ("containerPort", int(port)),
+            ])]),
+        );
+    }
     if with_env && let Some(secret) = &m.env_secret {
         h.insert(
             s("envFrom"),
@@ -255,8 +267,20 @@ fn container(m: &Manifest, args: &[String], mounts: Yaml, with_env: bool) -> Yam
 
 /// A pod template of one container, never restarted in place.
 fn template(m: &Manifest, component: &str, container: Yaml, volumes: Yaml) -> Yaml {
+    let mut metadata = Hash::new();
+    metadata.insert(s("labels"), labels(m, component));
+    if let (Some(port), "shard") = (m.metrics_port, component) {
+        metadata.insert(
+            s("annotations"),
+            map([
+                ("prometheus.io/scrape", s("true")),
+                ("prometheus.io/port", s(&port.to_string())),
+                ("prometheus.io/path", s("/metrics")),
+            ]),
+        );
+    }
     map([
-        ("metadata", map([("labels", labels(m, component))])),
+        ("metadata", Yaml::Hash(metadata)),
         (
             "spec",
             map([
@@ -385,6 +409,7 @@ mod tests {
             shard_deadline: Duration::from_secs(120),
             merge_deadline: Duration::from_secs(720),
             labels: vec![("harness/seed".into(), "7".into())],
+            metrics_port: Some(9464),
         }
     }
 
@@ -425,6 +450,14 @@ mod tests {
         assert_eq!(
             merge["metadata"]["name"].as_str(),
             Some("reliability-standard-merge")
+        );
+        assert_eq!(
+            pod["containers"][0]["ports"][0]["containerPort"].as_i64(),
+            Some(9464)
+        );
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"].as_str(),
+            Some("9464")
         );
         assert_eq!(merge["spec"]["backoffLimit"].as_i64(), Some(0));
         assert!(

@@ -31,6 +31,7 @@ pub mod iteration;
 pub mod journal;
 pub mod kinds;
 pub mod kubernetes;
+pub mod live;
 pub mod merge;
 pub mod metrics;
 pub mod net;

@@ -69,6 +69,10 @@ pub struct KubernetesArgs {
     /// (kubectl create secret tls NAME --cert FILE --key FILE); a private key is never printed.
     #[arg(long, value_name = "SECRET", requires = "client_cert")]
     pub tls_secret: Option<String>,
+    /// Each shard serves live metrics on this port (`run --metrics-listen 0.0.0.0:PORT`), declared
+    /// on the container and in prometheus.io/ annotations for a scrape config to find.
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
     #[command(flatten)]
     pub tls: super::tls_args::TlsArgs,
     #[command(flatten)]
@@ -183,6 +187,9 @@ pub fn manifest(
         out_of("$(JOB_COMPLETION_INDEX)"),
         "--defer-verdict".into(),
     ];
+    if let Some(port) = args.metrics_port {
+        shard_args.extend(["--metrics-listen".into(), format!("0.0.0.0:{port}")]);
+    }
     shard_args.extend(common_run_args(args));
     shard_args.extend(tls_args);
 
@@ -219,6 +226,7 @@ pub fn manifest(
         shard_deadline,
         merge_deadline: merge_wait + MARGIN,
         labels,
+        metrics_port: args.metrics_port,
     };
     let pod = pod_plan(&manifest, 0, args)?;
     let (mine, theirs) = (fingerprint(&plan, &renamed), fingerprint(&pod, &renamed));
@@ -246,6 +254,8 @@ fn run_args(args: &KubernetesArgs, scenario: String, shard: Shard) -> RunArgs {
         shards: None,
         start_at: args.start_at,
         defer_verdict: true,
+        metrics_listen: None,
+        metrics_linger: None,
         tls: super::tls_args::TlsArgs {
             ca: args.tls.ca.clone(),
             client_cert: args.tls.client_cert.clone(),

@@ -62,6 +62,14 @@ pub struct RunArgs {
     /// it, so their timelines line up. The wait does not count against the budget.
     #[arg(long, value_name = "TIME", env = "HARNESS_START_AT", value_parser = parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    /// Serve live metrics for Prometheus at http://ADDR/metrics while the run goes on (e.g.
+    /// 127.0.0.1:9464; port 0 picks one, printed on stderr); at the end they are result.json's.
+    #[arg(long, value_name = "ADDR", env = "HARNESS_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Keep serving the final metrics this long after the run (e.g. 30s, a scrape interval or
+    /// two), so that Prometheus sees them; Ctrl-C ends the wait.
+    #[arg(long, value_name = "DURATION", value_parser = parse_linger, requires = "metrics_listen")]
+    pub metrics_linger: Option<std::time::Duration>,
     /// Exit 0 when the run completed although a threshold failed (it is judged and recorded all
     /// the same): for shards, whose verdict is the merge's.
     #[arg(long)]
@@ -92,6 +100,11 @@ pub fn parse_shard(text: &str) -> Result<Shard, String> {
         ));
     }
     Ok(Shard { index, count })
+}
+
+fn parse_linger(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 30s"))
 }
 
 pub(super) fn parse_start_at(text: &str) -> Result<std::time::SystemTime, String> {
@@ -181,18 +194,40 @@ fn run_planned(plan: plan::RunPlan, args: RunArgs) -> anyhow::Result<u8> {
              this run cannot tell the target from an impostor (recorded in result.json)"
         );
     }
+    let runtime = super::runtime()?;
+    let live = match args.metrics_listen {
+        Some(addr) => {
+            let live = crate::live::Live::new(&plan);
+            let server = runtime
+                .block_on(crate::live::serve(addr, live.clone()))
+                .with_context(|| {
+                    format!("cannot listen on {addr} for --metrics-listen; pick a free port")
+                })?;
+            eprintln!("live metrics at http://{}/metrics", server.addr);
+            Some((live, server))
+        }
+        None => None,
+    };
     let folder_name = match plan.identity.shard {
         Shard { count: 1, .. } => plan.identity.name.clone(),
         Shard { index, count } => format!("{}-shard{index}of{count}", plan.identity.name),
     };
     let out = output_folder(args.out.as_deref(), &folder_name)?;
     let result_path = out.join("result.json");
-    let runtime = super::runtime()?;
     let (result, observer) = runtime.block_on(async {
         let signals = Signals::default();
         listen_for_interrupts(signals.clone());
         let observer = CliObserver::new(&plan, args.quiet, result_path.clone());
-        let result = engine::run(&plan, &observer, signals).await;
+        let result = match &live {
+            Some((live, _)) => {
+                let both = engine::Both(&observer, live.as_ref());
+                engine::run(&plan, &both, signals).await
+            }
+            None => engine::run(&plan, &observer, signals).await,
+        };
+        if let Some((live, _)) = &live {
+            live.finish(&result);
+        }
         observer.finish();
         (result, observer)
     });
@@ -218,6 +253,21 @@ fn run_planned(plan: plan::RunPlan, args: RunArgs) -> anyhow::Result<u8> {
         let written = std::fs::read_to_string(&result_path)
             .with_context(|| format!("cannot read back {}", result_path.display()))?;
         println!("{}", written.trim_end());
+    }
+    if let Some((_, server)) = live {
+        runtime.block_on(async {
+            if let Some(linger) = args.metrics_linger {
+                eprintln!(
+                    "serving the final metrics for {} more (Ctrl-C ends it)",
+                    humantime::format_duration(linger)
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(linger) => {}
+                    _ = interrupted() => {}
+                }
+            }
+            server.stop().await;
+        });
     }
     Ok(match result.status {
         Status::Passed => exit::OK,

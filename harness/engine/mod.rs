@@ -76,6 +76,40 @@ pub trait Observer: Send + Sync {
 /// An observer that ignores everything.
 pub struct Quiet;
 
+/// Two observers, each told everything in turn (the terminal and the live metrics, say).
+pub struct Both<'a>(pub &'a dyn Observer, pub &'a dyn Observer);
+
+impl Observer for Both<'_> {
+    fn target(&self, url: &Url, embedded: Option<Embedded>) {
+        self.0.target(url, embedded);
+        self.1.target(url, embedded);
+    }
+    fn progress(&self, progress: &Progress) {
+        self.0.progress(progress);
+        self.1.progress(progress);
+    }
+    fn checkpoint(&self, partial: &RunResult) {
+        self.0.checkpoint(partial);
+        self.1.checkpoint(partial);
+    }
+    fn journal_start(&self, header: &RunResult) {
+        self.0.journal_start(header);
+        self.1.journal_start(header);
+    }
+    fn journal(&self, entry: crate::journal::Entry) {
+        self.0.journal(entry.clone());
+        self.1.journal(entry);
+    }
+    fn stopping(&self, why: &str) {
+        self.0.stopping(why);
+        self.1.stopping(why);
+    }
+    fn phase(&self, what: &str) {
+        self.0.phase(what);
+        self.1.phase(what);
+    }
+}
+
 impl Observer for Quiet {}
 
 /// How the caller asks the run to stop.
