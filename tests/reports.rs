@@ -463,3 +463,98 @@ fn a_run_too_short_for_a_time_series_draws_none_and_says_so() {
         "the percentiles are still drawn"
     );
 }
+
+/// A quota service: it answers at most 30 requests in each wall-clock second and refuses the rest
+/// with 503, so a stepped load breaks between 20/s and 40/s.
+fn quota() -> Router {
+    use std::sync::{Arc, Mutex};
+    let window: Arc<Mutex<(u64, u32)>> = Arc::default();
+    Router::new().route(
+        "/quota",
+        get(move || {
+            let window = window.clone();
+            async move {
+                let second = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let mut w = window.lock().unwrap();
+                if w.0 != second {
+                    *w = (second, 0);
+                }
+                w.1 += 1;
+                if w.1 > 30 {
+                    (StatusCode::SERVICE_UNAVAILABLE, "over quota")
+                } else {
+                    (StatusCode::OK, "ok")
+                }
+            }
+        }),
+    )
+}
+
+#[test]
+fn a_stress_report_draws_its_stages_against_the_offered_rate_with_the_breaking_point_up_front() {
+    let server = serve(quota());
+    let dir = temp_dir("stress-report");
+    let out = dir.join("out");
+    let o = run_cli(
+        r#"name = "quota"
+suite = "stress"
+timeout = "60s"
+[target]
+kind = "http"
+url = "http://127.0.0.1:1"
+[target.request]
+path = "/quota"
+[load]
+model = "stepped"
+base_rate = "10/s"
+stress_factor = 2.0
+stage_duration = "2s"
+max_stages = 3
+max_in_flight = 20
+[thresholds]
+success_rate = ">= 0.95"
+"latency.p95" = "< 500ms"
+"#,
+        &server.url,
+        &out,
+    );
+    let html = std::fs::read_to_string(out.join("report.html"))
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    let r = read_json(&out.join("result.json")).unwrap();
+    let stress = r.metrics.stress.as_ref().unwrap();
+    for id in [
+        "chart-stress-latency",
+        "chart-stress-failures",
+        "breaking-point",
+    ] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    // The breaking point is said in the verdict area, before the thresholds' table.
+    let said = html.find("id=\"breaking-point\"").unwrap();
+    assert!(said < html.find("id=\"verdict\"").unwrap());
+    // Each stage's offered rate labels the axis; the threshold is drawn; stages begin at 2 s and 4 s.
+    for label in [
+        "10.0/s",
+        "20.0/s",
+        "40.0/s",
+        "latency.p95 &lt; 500ms",
+        "stage begins",
+    ] {
+        assert!(html.contains(label), "{label}");
+    }
+    // The quota breaks the third stage (40/s against 30 a second) unless the generator could not
+    // offer it on this machine; either way the chart says which.
+    if stress.broke && stress.generator_limited.is_none() {
+        assert_eq!(
+            stress.breaking_point.as_ref().unwrap().stage,
+            2,
+            "{stress:#?}"
+        );
+        assert!(html.contains("breaking point: the last stage within the thresholds"));
+    } else {
+        assert!(html.contains("no breaking point found"), "{stress:#?}");
+    }
+}

@@ -487,8 +487,13 @@ pub fn html(c: &Comparison, base: &RunResult, new: &RunResult) -> Result<String,
         "compare.html",
         minijinja::context! {
             c => Serde(c),
-            spectrum => charts::spectrum("Latency by percentile: base and new", &spectra),
-            timeline => charts::over_time("p50 and p99 over time: base and new", "latency (ms)", &overlay, &[]),
+            spectrum => charts::spectrum("Latency by percentile: base and new", &spectra, &[]),
+            timeline => charts::over_time(
+                "p50 and p99 over time: base and new",
+                "latency (ms)",
+                &overlay,
+                charts::Marks { latency: true, ..charts::Marks::default() },
+            ),
             version => env!("CARGO_PKG_VERSION"),
         },
     )

@@ -4,7 +4,7 @@
 use minijinja::value::Serde;
 use serde::Serialize;
 
-use super::charts::{self, Bars, Line};
+use super::charts::{self, Bars, Limit, Line, Marks, StagePoint};
 use super::view::ReportView;
 use super::{Exporter, ReportError};
 use crate::metrics::histogram::decode;
@@ -23,6 +23,9 @@ pub struct Charts {
     pub handshake: Option<String>,
     pub delivery: Option<String>,
     pub rate_limit: Option<String>,
+    /// Stress runs: latency, and failures, against each stage's offered rate.
+    pub stress_latency: Option<String>,
+    pub stress_failures: Option<String>,
 }
 
 /// Time windows to shade on the time charts: the run's fault windows, `(from_s, until_s)`.
@@ -33,6 +36,81 @@ pub fn shaded_windows(r: &RunResult) -> Vec<(f64, f64)> {
         .flat_map(|rec| &rec.windows)
         .map(|w| (w.from_s, w.until_s))
         .collect()
+}
+
+/// The latency thresholds of `verdicts` that bound from above (`latency.p95 < 2s`), as lines to
+/// draw on the latency charts they judge.
+pub fn latency_limits(verdicts: &[crate::result::Verdict]) -> Vec<Limit> {
+    use crate::thresholds::{Condition, MetricKind, Op};
+    verdicts
+        .iter()
+        .filter(|v| v.metric.starts_with("latency.") || v.metric.starts_with("latency_ok."))
+        .filter_map(|v| {
+            let c = Condition::parse(&v.condition, MetricKind::Duration).ok()?;
+            matches!(c.op, Op::Lt | Op::Le).then(|| Limit {
+                label: format!("{} {}", v.metric, v.condition),
+                value: c.value.canonical(),
+            })
+        })
+        .collect()
+}
+
+/// Where each stage of a stepped load begins, in seconds into the load (none for one stage).
+pub fn stage_boundaries(r: &RunResult) -> Vec<f64> {
+    let mut at = 0.0;
+    let mut out = Vec::new();
+    for (i, s) in r.load.stages.iter().enumerate() {
+        if i > 0 {
+            out.push(at);
+        }
+        at += s.duration_s;
+    }
+    out
+}
+
+/// The stress charts: each stage's latency and failures against the rate it offered.
+fn stress_charts(r: &RunResult) -> (Option<String>, Option<String>) {
+    let Some(stress) = &r.metrics.stress else {
+        return (None, None);
+    };
+    let points: Vec<StagePoint> = stress
+        .stages
+        .iter()
+        .map(|s| {
+            let l = s.latency_ok_ms.as_ref().or(s.latency_ms.as_ref());
+            let n = s.totals.iterations as f64;
+            let share = |k: u64| (n > 0.0).then(|| k as f64 / n);
+            StagePoint {
+                rate: s.rate_per_s,
+                ok: [
+                    l.and_then(|l| l.p50),
+                    l.and_then(|l| l.p95),
+                    l.and_then(|l| l.p99),
+                ],
+                failed: share(s.totals.failed),
+                late: share(s.late),
+                generator_limited: s.generator_limited,
+            }
+        })
+        .collect();
+    // The last stage within the thresholds: the breaking point when a later stage broke them,
+    // else only as far as the run could judge.
+    let label = if stress.broke && stress.generator_limited.is_none() {
+        "breaking point: the last stage within the thresholds"
+    } else {
+        "last stage within the thresholds (no breaking point found)"
+    };
+    let breaking = stress
+        .breaking_point
+        .as_ref()
+        .and_then(|bp| stress.stages.iter().position(|s| s.stage == bp.stage))
+        .map(|i| (i, label));
+    let limits = stress
+        .stages
+        .first()
+        .map(|s| latency_limits(&s.thresholds))
+        .unwrap_or_default();
+    charts::versus_rate(&points, breaking, &limits)
 }
 
 impl Charts {
@@ -112,8 +190,11 @@ impl Charts {
                     ],
                 )
             });
+        let limits = latency_limits(&r.thresholds);
+        let boundaries = stage_boundaries(r);
+        let (stress_latency, stress_failures) = stress_charts(r);
         Self {
-            spectrum: charts::spectrum("Latency by percentile", &spectrum_lines),
+            spectrum: charts::spectrum("Latency by percentile", &spectrum_lines, &limits),
             latency: charts::over_time(
                 if m.latency_ok_hdr.is_some() {
                     "Latency of succeeded iterations over time (per second)"
@@ -122,19 +203,30 @@ impl Charts {
                 },
                 "latency (ms)",
                 &charts::timeline_lines(&r.timeline, "", false),
-                &windows,
+                Marks {
+                    shaded: &windows,
+                    limits: &limits,
+                    boundaries: &boundaries,
+                    latency: true,
+                },
             ),
             throughput: charts::over_time(
                 "Iterations per second",
                 "iterations",
                 &charts::throughput_lines(&r.timeline),
-                &windows,
+                Marks {
+                    shaded: &windows,
+                    boundaries: &boundaries,
+                    ..Marks::default()
+                },
             ),
             steps: charts::bars("Latency by step", "latency (ms)", &steps, &step_bars),
             rollback,
             handshake: handshake_chart(r),
             delivery: delivery_chart(r),
             rate_limit: rate_limit_chart(r),
+            stress_latency,
+            stress_failures,
         }
     }
 }
@@ -156,6 +248,7 @@ fn handshake_chart(r: &RunResult) -> Option<String> {
             points: charts::spectrum_points(&h),
             dashed: false,
         }],
+        &[],
     )
 }
 
@@ -237,7 +330,7 @@ fn rate_limit_chart(r: &RunResult) -> Option<String> {
         Some(("declared", ..)) => "Rate limit: offered and accepted, against the declared bucket",
         _ => "Rate limit: offered and accepted",
     };
-    charts::over_time(title, "messages (cumulative)", &lines, &[])
+    charts::over_time(title, "messages (cumulative)", &lines, Marks::default())
 }
 
 impl Exporter for Html {
