@@ -585,14 +585,7 @@ pub fn versus_rate(
                 .max_light_lines(0)
                 .disable_x_mesh()
                 .x_labels(n)
-                .x_label_formatter(&|x| {
-                    let i = x.round();
-                    if (x - i).abs() < 0.01 && i >= 0.0 {
-                        labels.get(i as usize).cloned().unwrap_or_default()
-                    } else {
-                        String::new()
-                    }
-                })
+                .x_label_formatter(&|x| category(&labels, *x))
                 .y_label_formatter(&|y| scale.label(*y))
                 .x_desc("offered rate (stage)")
                 .y_desc(scale.desc(y_desc))
@@ -704,6 +697,16 @@ pub fn throughput_lines(rows: &[TimelineRow]) -> Vec<Line> {
     ]
 }
 
+/// The label of the category at `x` (categories sit at 0, 1, 2, …; nothing between them).
+fn category(names: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 0.01 && i >= 0.0 {
+        names.get(i as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 /// A group of bars: one value per category.
 pub struct Bars {
     pub label: String,
@@ -743,14 +746,7 @@ pub fn bars(title: &str, y_desc: &str, categories: &[String], groups: &[Bars]) -
             .max_light_lines(0)
             .disable_x_mesh()
             .x_labels(n)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 0.01 && i >= 0.0 {
-                    names.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| category(&names, *x))
             .y_desc(y_desc)
             .draw()
             .map_err(err)?;
