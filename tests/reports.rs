@@ -363,6 +363,21 @@ fn check_compare(base: &Path, same: &Path, slow: &Path, method: &str) {
     let html = std::fs::read_to_string(html_path).unwrap();
     assert_self_contained(&html);
     assert!(html.contains("id=\"chart-spectra\"") && html.contains("id=\"chart-timelines\""));
+    // Each judged change is drawn with its interval; the regressed ones in the regressed colour.
+    assert!(
+        html.contains("id=\"chart-changes\""),
+        "the changes are drawn"
+    );
+    assert!(html.contains("fill=\"#D62728\"") || html.contains("fill=\"#d62728\""));
+    // The runs differed only in the target's speed: the same scenario, seed and load, so nothing
+    // but the targets' addresses (two servers) is listed as a difference.
+    assert!(html.contains("id=\"differences\""));
+    let differed = html.split("id=\"differences\"").nth(1).unwrap();
+    let differed = differed.split("</table>").next().unwrap();
+    assert!(
+        differed.contains("target") && !differed.contains(">seed<"),
+        "{differed}"
+    );
     // A wide enough band forgives the slowdown.
     let md = stdout(&compare(base, slow, &["--noise", "60%"]));
     assert!(

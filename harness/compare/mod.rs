@@ -8,6 +8,7 @@
 //! percentage points (band in points), since near 100% a relative change hides a doubled failure rate.
 
 pub mod bootstrap;
+pub mod context;
 
 use std::collections::BTreeMap;
 
@@ -86,6 +87,21 @@ pub struct MetricComparison {
     pub verdict: Verdict,
     /// How the noise was estimated, or why the metric was not compared.
     pub method: String,
+    /// The change, its interval and the band as numbers (relative, or in points), for the chart.
+    #[serde(skip)]
+    pub drawn: Option<Drawn>,
+}
+
+/// A judged change as numbers: what the comparison chart draws.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Drawn {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    pub band: f64,
+    /// In percentage points (rates), else relative.
+    pub points: bool,
+    pub rise_is_bad: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +113,12 @@ pub struct Comparison {
     /// The metrics that could not be judged, each with why (and what it would need).
     pub not_judged: Vec<String>,
     pub warnings: Vec<String>,
+    /// The facts that are not the same in both runs (load, seed, target, harness, machine, …).
+    pub differences: Vec<context::Difference>,
+    /// Each step's p95, side by side (no verdict: where a judged change came from).
+    pub steps: Vec<context::SideBySide>,
+    /// Each error kind's count, side by side.
+    pub errors: Vec<context::SideBySide>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,6 +240,14 @@ pub fn compare(base: &RunResult, new: &RunResult, opts: &Options) -> Comparison 
             },
             verdict,
             method,
+            drawn: interval.map(|i| Drawn {
+                estimate: i.estimate,
+                low: i.low,
+                high: i.high,
+                band,
+                points,
+                rise_is_bad: compared.rise_is_bad,
+            }),
         });
     }
     Comparison {
@@ -235,6 +265,9 @@ pub fn compare(base: &RunResult, new: &RunResult, opts: &Options) -> Comparison 
             .collect(),
         metrics,
         warnings,
+        differences: context::differences(base, new),
+        steps: context::steps(base, new),
+        errors: context::errors(base, new),
     }
 }
 
@@ -448,8 +481,12 @@ pub fn markdown(c: &Comparison) -> Result<String, ReportError> {
     render("compare.md", minijinja::context! { c => Serde(c) })
 }
 
-/// The comparison as a self-contained HTML page, with both percentile spectra and both timelines.
+/// The comparison as a self-contained HTML page: each change against its noise band, both
+/// percentile spectra, and each percentile's timeline for both runs. Base is blue and solid, new
+/// orange and dashed, on every chart.
 pub fn html(c: &Comparison, base: &RunResult, new: &RunResult) -> Result<String, ReportError> {
+    const BASE: charts::RGBColor = charts::BLUE_;
+    const NEW: charts::RGBColor = charts::ORANGE_;
     let spectrum_line = |r: &RunResult, label: &str, color, dashed| {
         r.metrics
             .latency_hdr
@@ -463,37 +500,62 @@ pub fn html(c: &Comparison, base: &RunResult, new: &RunResult) -> Result<String,
             })
     };
     let spectra: Vec<Line> = [
-        spectrum_line(base, "base", charts::BLUE_, false),
-        spectrum_line(new, "new", charts::RED_, true),
+        spectrum_line(base, "base", BASE, false),
+        spectrum_line(new, "new", NEW, true),
     ]
     .into_iter()
     .flatten()
     .collect();
-    let timeline = |r: &RunResult, which: &str, dashed| {
-        let mut lines = charts::timeline_lines(&r.timeline, &format!("{which} "), dashed);
-        lines.remove(1);
-        lines
+    let percentile = |which: usize| {
+        let mut lines = Vec::new();
+        for (r, label, color, dashed) in [(base, "base", BASE, false), (new, "new", NEW, true)] {
+            let mut line = charts::timeline_lines(&r.timeline, "", dashed).swap_remove(which);
+            line.label = format!("{label} {}", line.label);
+            line.color = color;
+            lines.push(line);
+        }
+        let name = ["p50", "p95", "p99"][which];
+        charts::over_time(
+            &format!("{name} over time (per second): base and new"),
+            "latency (ms)",
+            &lines,
+            charts::Marks {
+                latency: true,
+                ..charts::Marks::default()
+            },
+        )
     };
-    let mut overlay = timeline(base, "base", false);
-    overlay.extend(timeline(new, "new", true));
-    for l in overlay.iter_mut().skip(2) {
-        l.color = if l.label.ends_with("p50") {
-            charts::PURPLE_
-        } else {
-            charts::GREY_
-        };
-    }
+    let changes: Vec<charts::Change> = c
+        .metrics
+        .iter()
+        .filter_map(|m| {
+            let d = m.drawn?;
+            Some(charts::Change {
+                label: if d.points {
+                    format!("{} (pp)", m.metric)
+                } else {
+                    m.metric.clone()
+                },
+                estimate: d.estimate * 100.0,
+                low: d.low * 100.0,
+                high: d.high * 100.0,
+                band: d.band * 100.0,
+                verdict: match m.verdict {
+                    Verdict::Regressed => "regressed",
+                    Verdict::Improved => "improved",
+                    _ => "within noise",
+                },
+            })
+        })
+        .collect();
+    let timelines: Vec<String> = (0..3).filter_map(percentile).collect();
     render(
         "compare.html",
         minijinja::context! {
             c => Serde(c),
+            changes => charts::changes("Each change with its 95% interval, against its noise band", &changes),
             spectrum => charts::spectrum("Latency by percentile: base and new", &spectra, &[]),
-            timeline => charts::over_time(
-                "p50 and p99 over time: base and new",
-                "latency (ms)",
-                &overlay,
-                charts::Marks { latency: true, ..charts::Marks::default() },
-            ),
+            timelines => timelines,
             version => env!("CARGO_PKG_VERSION"),
         },
     )

@@ -190,6 +190,7 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
         caveats: Vec::new(),
         notes,
         histograms: HistogramInfo::default(),
+        environment: Some(crate::result::Environment::here()),
     };
 
     result.caveats = super::caveats::of(

@@ -157,6 +157,7 @@ pub fn merge(mut parts: Vec<Part>, allow_partial: bool) -> Result<RunResult, Ref
         caveats: Vec::new(),
         notes,
         histograms: first.histograms.clone(),
+        environment: first.environment.clone(),
     };
     result.caveats = crate::engine::caveats::of(
         &result.metrics,

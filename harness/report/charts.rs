@@ -10,6 +10,8 @@
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+pub use plotters::style::RGBColor;
+
 use crate::metrics::Hist;
 use crate::metrics::TimelineRow;
 
@@ -695,6 +697,103 @@ pub fn throughput_lines(rows: &[TimelineRow]) -> Vec<Line> {
             dashed: false,
         },
     ]
+}
+
+/// One judged change for the comparison chart: its interval against its noise band.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub label: String,
+    /// Change, interval and band in percent (or percentage points).
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    pub band: f64,
+    /// `regressed`, `improved` or `within noise`: the colour.
+    pub verdict: &'static str,
+}
+
+/// Each metric's change with its 95% interval, drawn against its noise band: a change regressed
+/// only where its whole interval lies outside the band on the bad side.
+pub fn changes(title: &str, rows: &[Change]) -> Option<String> {
+    if rows.is_empty() {
+        return None;
+    }
+    let n = rows.len();
+    let reach = rows
+        .iter()
+        .flat_map(|r| [r.low.abs(), r.high.abs(), r.band.abs(), r.estimate.abs()])
+        .fold(1.0f64, f64::max)
+        * 1.15;
+    let names: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let colour = |v: &str| match v {
+        "regressed" => RED_,
+        "improved" => GREEN_,
+        _ => GREY_,
+    };
+    let keys = vec![
+        Key {
+            label: "noise band".into(),
+            swatch: Swatch::Band(BLUE_),
+        },
+        Key {
+            label: "regressed".into(),
+            swatch: Swatch::Line(RED_),
+        },
+        Key {
+            label: "improved".into(),
+            swatch: Swatch::Line(GREEN_),
+        },
+        Key {
+            label: "within noise".into(),
+            swatch: Swatch::Line(GREY_),
+        },
+    ];
+    svg(|root| {
+        let body = frame(root, title, &keys)?;
+        let mut chart = ChartBuilder::on(&body)
+            .margin(10)
+            .margin_top(4)
+            .x_label_area_size(32)
+            .y_label_area_size(150)
+            .build_cartesian_2d(-reach..reach, -0.5f64..(n as f64 - 0.5))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .max_light_lines(0)
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|y| category(&names, *y))
+            .x_label_formatter(&|x| format!("{x:+.0}"))
+            .x_desc("change (% of the base; pp for rates), with its 95% interval")
+            .draw()
+            .map_err(err)?;
+        for (i, r) in rows.iter().enumerate() {
+            let y = i as f64;
+            let c = colour(r.verdict);
+            chart
+                .draw_series([Rectangle::new(
+                    [(-r.band, y - 0.35), (r.band, y + 0.35)],
+                    BLUE_.mix(0.15).filled(),
+                )])
+                .map_err(err)?;
+            chart
+                .draw_series([PathElement::new(
+                    vec![(r.low, y), (r.high, y)],
+                    c.stroke_width(3),
+                )])
+                .map_err(err)?;
+            chart
+                .draw_series([Circle::new((r.estimate, y), 4, c.filled())])
+                .map_err(err)?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, -0.5), (0.0, n as f64 - 0.5)],
+                BLACK_.stroke_width(1),
+            ))
+            .map_err(err)?;
+        Ok(())
+    })
 }
 
 /// The label of the category at `x` (categories sit at 0, 1, 2, …; nothing between them).

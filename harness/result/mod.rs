@@ -83,6 +83,36 @@ pub struct RunResult {
     #[serde(default)]
     pub notes: Vec<String>,
     pub histograms: HistogramInfo,
+    /// What ran the run: the harness's version and the machine's kind, so that two results
+    /// compared say whether those differed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
+}
+
+/// The harness and the machine a run ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    /// `0.1.0 (commit 1a0c72d66663)`.
+    pub harness: String,
+    /// `linux`, `macos`, …
+    pub os: String,
+    /// `x86_64`, `aarch64`, …
+    pub arch: String,
+    /// Cores the harness could use.
+    pub cpus: u32,
+}
+
+impl Environment {
+    /// This process's.
+    pub fn here() -> Self {
+        Self {
+            harness: crate::cli::VERSION.to_string(),
+            os: std::env::consts::OS.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+            cpus: std::thread::available_parallelism()
+                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -247,6 +247,7 @@ mod tests {
             caveats: Vec::new(),
             notes: Vec::new(),
             histograms: HistogramInfo::default(),
+            environment: None,
         })
     }
 
