@@ -243,6 +243,13 @@ fn websocket_and_delivery_figures_end_as_result_json() {
     );
     let _ = server.kill();
     let _ = server.wait();
+    // The result holds the WebSocket settings it ran with, in the schema's shape.
+    assert_matches_schema(&serde_json::to_value(&r).unwrap());
+    let held = r.target.websocket.as_ref().unwrap();
+    assert_eq!(
+        (held.mode.as_str(), held.connections, held.subscribers),
+        ("publish", 20, 2)
+    );
     let get = |name: &str, label: &str| value(&text, name, label).unwrap_or(-1.0);
     let ws = r.metrics.ws.as_ref().unwrap();
     assert_eq!(

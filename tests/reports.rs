@@ -573,3 +573,48 @@ success_rate = ">= 0.95"
         assert!(html.contains("no breaking point found"), "{stress:#?}");
     }
 }
+
+#[test]
+fn the_configuration_panel_shows_websocket_settings_and_network_faults() {
+    use harness::result::ws::{RecoveryMetrics, RecoveryWindow};
+    let mut r = fixture();
+    r.target.kind = "websocket".into();
+    r.target.websocket = Some(harness::result::WsTargetInfo {
+        mode: "publish".into(),
+        connections: 20,
+        subscribers: 2,
+        payload_bytes: 256,
+        ping_interval_ms: Some(5000),
+    });
+    r.metrics.recovery = Some(RecoveryMetrics {
+        windows: vec![RecoveryWindow {
+            fault: "latency 200ms ± 50ms from 10s until 20s".into(),
+            from_s: 10.0,
+            until_s: 20.0,
+            time_to_first_success_s: Some(0.1),
+            time_to_recover_s: Some(0.5),
+            lost: 0,
+            messages_lost: None,
+            before: None,
+            during: None,
+            after: None,
+        }],
+    });
+    let html = report::html::Html.render(&r).unwrap();
+    let config = html
+        .split("id=\"configuration\"")
+        .nth(1)
+        .unwrap()
+        .split("id=\"results\"")
+        .next()
+        .unwrap();
+    for shown in [
+        "<dt>mode</dt><dd>publish</dd>",
+        "<dt>connections</dt><dd>20</dd>",
+        "<dt>subscribers</dt><dd>2</dd>",
+        "<dt>payload</dt><dd>256 bytes</dd>",
+        "<dt>network faults</dt><dd>latency 200ms ± 50ms from 10s until 20s</dd>",
+    ] {
+        assert!(config.contains(shown), "{shown} in {config}");
+    }
+}

@@ -180,6 +180,18 @@ pub fn assemble(s: Snapshot<'_>) -> RunResult {
             http_version: (!matches!(plan.target, crate::plan::TargetPlan::WebSocket(_)))
                 .then(|| plan.net.http.as_str().to_string()),
             http_protocols: s.extras.http_protocols.clone(),
+            websocket: match &plan.target {
+                crate::plan::TargetPlan::WebSocket(ws) => Some(crate::result::WsTargetInfo {
+                    mode: ws.mode.as_str().to_string(),
+                    connections: ws.connections,
+                    subscribers: ws.subscribers,
+                    payload_bytes: ws.payload_size as u64,
+                    ping_interval_ms: ws
+                        .ping_interval
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                }),
+                _ => None,
+            },
         },
         load: load_info(plan, s.injected),
         totals,

@@ -102,6 +102,14 @@ pub fn merge(mut parts: Vec<Part>, allow_partial: bool) -> Result<RunResult, Ref
     }
     let mut target = first.target.clone();
     target.http_protocols = sum::counts(results.iter().map(|r| &r.target.http_protocols));
+    if let Some(ws) = target.websocket.as_mut() {
+        // Each shard held its share of the connections and subscribers: the run held them all.
+        let shares = results.iter().filter_map(|r| r.target.websocket.as_ref());
+        let (connections, subscribers) =
+            shares.fold((0, 0), |(c, s), w| (c + w.connections, s + w.subscribers));
+        ws.connections = connections;
+        ws.subscribers = subscribers;
+    }
 
     let aborted: Vec<&RunResult> = results
         .iter()

@@ -150,6 +150,17 @@ impl ReportView {
         if let Some(p) = &r.target.procedure {
             target.push(pair("procedure", p));
         }
+        if let Some(ws) = &r.target.websocket {
+            target.push(pair("mode", &ws.mode));
+            target.push(pair("connections", ws.connections.to_string()));
+            if ws.subscribers > 0 {
+                target.push(pair("subscribers", ws.subscribers.to_string()));
+            }
+            target.push(pair("payload", format!("{} bytes", ws.payload_bytes)));
+            if let Some(ping) = ws.ping_interval_ms {
+                target.push(pair("ping every", ms(ping as f64)));
+            }
+        }
         let l = &r.load;
         let mut load = vec![
             pair("model", l.model.as_str()),
@@ -186,6 +197,15 @@ impl ReportView {
                     f.kinds.join(", ")
                 ),
             ));
+        }
+        let network: Vec<String> = m
+            .recovery
+            .iter()
+            .flat_map(|rec| &rec.windows)
+            .map(|w| w.fault.clone())
+            .collect();
+        if !network.is_empty() {
+            load.push(pair("network faults", network.join("; ")));
         }
         let t = &r.totals;
         let mut totals = vec![

@@ -89,6 +89,19 @@ pub struct RunResult {
     pub environment: Option<Environment>,
 }
 
+/// How a run drove a WebSocket endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WsTargetInfo {
+    /// `request_reply`, `publish`, …
+    pub mode: String,
+    pub connections: u32,
+    pub subscribers: u32,
+    pub payload_bytes: u64,
+    /// Protocol pings, when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_interval_ms: Option<u64>,
+}
+
 /// The harness and the machine a run ran on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Environment {
@@ -153,6 +166,9 @@ pub struct TargetInfo {
     /// Responses by the HTTP version they came in (`HTTP/1.1`, `HTTP/2`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub http_protocols: BTreeMap<String, u64>,
+    /// A WebSocket target's settings as the run held them (this shard's share of connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<WsTargetInfo>,
 }
 
 /// The TLS a run used: what it trusted and presented. `insecure_skip_verify` means no certificate

@@ -228,6 +228,7 @@ mod tests {
                 tls: None,
                 http_version: None,
                 http_protocols: Default::default(),
+                websocket: None,
             },
             load: LoadInfo {
                 model: LoadModel::Closed,
