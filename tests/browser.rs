@@ -203,28 +203,19 @@ fn every_kind_of_report_loads_in_a_browser_with_no_console_message_and_no_empty_
 
 #[test]
 fn the_empty_chart_check_tells_a_drawn_chart_from_an_empty_one() {
-    let drawn = harness::report::charts::bars(
-        "x",
-        "y",
-        &["a".into(), "b".into()],
-        &[harness::report::charts::Bars {
+    use harness::report::charts::{BLUE_, Bars, bars};
+    let chart = |values: Vec<f64>| {
+        let groups = [Bars {
             label: "n".into(),
-            color: harness::report::charts::BLUE_,
-            values: vec![3.0, 5.0],
-        }],
-    )
-    .unwrap();
-    assert!(data_marks(&drawn) >= 2);
-    let empty = harness::report::charts::bars(
-        "x",
-        "y",
-        &["a".into(), "b".into()],
-        &[harness::report::charts::Bars {
-            label: "n".into(),
-            color: harness::report::charts::BLUE_,
-            values: vec![0.0, 0.0],
-        }],
-    )
-    .unwrap();
-    assert_eq!(data_marks(&empty), 0, "zero-height bars draw nothing");
+            color: BLUE_,
+            values,
+        }];
+        bars("x", "y", &["a".into(), "b".into()], &groups).unwrap()
+    };
+    assert!(data_marks(&chart(vec![3.0, 5.0])) >= 2);
+    assert_eq!(
+        data_marks(&chart(vec![0.0, 0.0])),
+        0,
+        "zero-height bars draw nothing"
+    );
 }
