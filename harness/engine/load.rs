@@ -371,12 +371,14 @@ pub async fn run_load<'a, D: Driver>(
     };
     running.load_elapsed = Some(running.clock.t0.elapsed());
     // The last, partial second.
-    let t_s = running.clock.t0.elapsed().as_secs();
+    let elapsed = running.clock.t0.elapsed();
+    let t_s = elapsed.as_secs();
     {
         let mut timeline = running.timeline.lock().unwrap_or_else(|p| p.into_inner());
         let last = timeline.rows().last().map(|r| r.t_s + 1).unwrap_or(0);
         if last <= t_s {
             timeline.tick(&running.recorders, t_s);
+            timeline.last_covers(elapsed.as_secs_f64() - t_s as f64);
         }
     }
     (running, stop)

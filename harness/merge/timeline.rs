@@ -21,6 +21,8 @@ struct Second {
     all: Option<Hist>,
     ok: Option<Hist>,
     cpu: Option<f64>,
+    /// The widest part of the second any shard's row covers.
+    span: Option<f64>,
 }
 
 /// The merged timeline, and the drift between its first and last `drift_window_s` seconds.
@@ -50,6 +52,9 @@ pub fn merge_rows(
             s.succeeded += row.succeeded;
             s.failed += row.failed;
             s.late += row.late;
+            // A second is partial only where every shard's row of it is: the widest part.
+            let span = row.span();
+            s.span = Some(s.span.map_or(span, |v: f64| v.max(span)));
             s.cpu = match (s.cpu, row.harness_cpu) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -102,6 +107,7 @@ pub fn merge_rows(
             ok_p99_ms: q(&s.ok, 0.99),
             hdr: None,
             ok_hdr: None,
+            span_s: s.span.filter(|v| *v < 1.0),
         })
         .collect::<Vec<_>>();
     let drift = drift_window_s.and_then(|w| drift(&seconds, w.max(1)));

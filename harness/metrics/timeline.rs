@@ -49,6 +49,17 @@ pub struct TimelineRow {
     pub hdr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ok_hdr: Option<String>,
+    /// Seconds the row covers when less than one: the load's last, partial second (its counts are
+    /// of that part; a rate is count / span).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub span_s: Option<f64>,
+}
+
+impl TimelineRow {
+    /// Seconds the row covers: one, or less for the last, partial second.
+    pub fn span(&self) -> f64 {
+        self.span_s.filter(|s| *s > 0.0 && *s < 1.0).unwrap_or(1.0)
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -164,6 +175,16 @@ impl Timeline {
         self
     }
 
+    /// The last row covers only `span_s` of its second (the load ended within it).
+    pub fn last_covers(&mut self, span_s: f64) {
+        if let Some(row) = self.rows.last_mut()
+            && span_s > 0.0
+            && span_s < 1.0
+        {
+            row.span_s = Some(span_s);
+        }
+    }
+
     /// Takes every worker's current-second data and appends the row for second `t_s`.
     pub fn tick(&mut self, recorders: &[Arc<Mutex<Recorder>>], t_s: u64) -> &TimelineRow {
         self.tick_with_slice(recorders, t_s).1
@@ -212,6 +233,7 @@ impl Timeline {
             harness_cpu,
             hdr: (self.keep_histograms && !all.is_empty()).then(|| encode(&all)),
             ok_hdr: (self.keep_histograms && !ok.is_empty()).then(|| encode(ok)),
+            span_s: None,
         });
         merge(&mut self.cumulative, ok);
         merge(&mut self.blocks.current, ok);

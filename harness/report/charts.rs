@@ -650,7 +650,7 @@ pub fn timeline_lines(rows: &[TimelineRow], prefix: &str, dashed: bool) -> Vec<L
     let col = |all: fn(&TimelineRow) -> Option<f64>, succeeded: fn(&TimelineRow) -> Option<f64>| {
         let f = if ok { succeeded } else { all };
         rows.iter()
-            .filter_map(|r| f(r).map(|v| (r.t_s as f64 + 0.5, v)))
+            .filter_map(|r| f(r).map(|v| (middle(r), v)))
             .collect::<Vec<(f64, f64)>>()
     };
     vec![
@@ -675,25 +675,30 @@ pub fn timeline_lines(rows: &[TimelineRow], prefix: &str, dashed: bool) -> Vec<L
     ]
 }
 
-/// Completed and failed iterations per second.
+/// The middle of the time a row covers (of the part of its second, for the last one).
+fn middle(r: &TimelineRow) -> f64 {
+    r.t_s as f64 + r.span() / 2.0
+}
+
+/// Completed and failed iterations per second; the last, partial second as the rate it ran at, not
+/// as a drop.
 pub fn throughput_lines(rows: &[TimelineRow]) -> Vec<Line> {
+    let per_second = |f: fn(&TimelineRow) -> u64| {
+        rows.iter()
+            .map(|r| (middle(r), f(r) as f64 / r.span()))
+            .collect()
+    };
     vec![
         Line {
             label: "succeeded/s".into(),
             color: GREEN_,
-            points: rows
-                .iter()
-                .map(|r| (r.t_s as f64 + 0.5, r.succeeded as f64))
-                .collect(),
+            points: per_second(|r| r.succeeded),
             dashed: false,
         },
         Line {
             label: "failed/s".into(),
             color: RED_,
-            points: rows
-                .iter()
-                .map(|r| (r.t_s as f64 + 0.5, r.failed as f64))
-                .collect(),
+            points: per_second(|r| r.failed),
             dashed: false,
         },
     ]
@@ -1016,6 +1021,24 @@ mod tests {
         // Three stages ran: three markers per line; the fourth has none.
         assert_eq!(failures.matches("<circle").count(), 3 * 2);
         assert!(versus_rate(&stages[..1], None, &[]).0.is_none());
+    }
+
+    #[test]
+    fn the_last_partial_second_is_drawn_at_the_rate_it_ran_not_as_a_drop() {
+        let row = |t_s, succeeded, span_s| TimelineRow {
+            t_s,
+            succeeded,
+            span_s,
+            ok_p50_ms: Some(5.0),
+            ..TimelineRow::default()
+        };
+        let rows = [row(0, 10, None), row(1, 10, None), row(2, 4, Some(0.4))];
+        let ok = &throughput_lines(&rows)[0].points;
+        assert_eq!(ok[1], (1.5, 10.0));
+        let (x, y) = ok[2];
+        assert!((x - 2.2).abs() < 1e-9 && (y - 10.0).abs() < 1e-9, "{x} {y}");
+        let p50 = &timeline_lines(&rows, "", false)[0].points;
+        assert!((p50[2].0 - 2.2).abs() < 1e-9);
     }
 
     #[test]
