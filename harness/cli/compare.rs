@@ -19,7 +19,8 @@ pub struct CompareArgs {
     /// The result judged against it: a metric worse beyond its noise band regressed.
     #[arg(value_name = "NEW.json")]
     pub new: PathBuf,
-    /// Also write the comparison as HTML (both spectra and timelines overlaid).
+    /// Also write the comparison as HTML: each change against its noise band, what differed
+    /// between the runs, steps and error kinds side by side, both spectra and timelines.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Also write the comparison as Markdown.
