@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use harness::config::template::{Template, JsonTemplate};
+use harness::config::template::{JsonTemplate, Template};
 use harness::drivers::ws::frame::Inbound;
 use harness::metrics::Split;
 use harness::metrics::histogram::{merge, new_histogram, record};
