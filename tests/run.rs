@@ -941,3 +941,34 @@ fn progress_lines_go_to_stderr_when_not_on_a_terminal() {
     ]);
     assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
 }
+
+#[test]
+fn a_run_needing_more_open_files_than_allowed_is_refused_with_the_figures() {
+    let dir = temp_dir("nofile");
+    let file = scenario_file(
+        &dir,
+        "timeout = \"10s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n[load]\niterations = 5000\nconcurrency = 1000\n",
+    );
+    let out = dir.join("out");
+    // The shell lowers both limits, so the harness cannot raise its own past 256.
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec \"$0\" run {file} --out {} --quiet",
+            out.display()
+        ))
+        .arg(env!("CARGO_BIN_EXE_harness"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for said in [
+        "1064 open files",
+        "may open 256",
+        "client connections 1000",
+        "ulimit -n",
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
+    assert!(!out.exists(), "nothing was run");
+}

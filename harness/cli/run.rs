@@ -145,6 +145,11 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
             return Err(e);
         }
     };
+    if let Err(e) = plan::descriptors::ensure(&plan) {
+        eprintln!("error: {e}");
+        eprintln!("nothing was run");
+        return Ok(exit::INVALID);
+    }
     run_planned(plan, args)
 }
 

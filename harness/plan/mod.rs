@@ -8,6 +8,7 @@
 //! engine reads a [`RunPlan`] and never a [`Scenario`]; a plan has no impossible states (a WebSocket
 //! target always has its settings, a procedure target its procedure).
 
+pub mod descriptors;
 pub mod load;
 
 pub use load::LoadPlan;
