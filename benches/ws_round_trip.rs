@@ -102,7 +102,7 @@ async fn bare(url: &str) -> Hist {
     for c in 0..CONNECTIONS {
         let url = url.to_string();
         tasks.push(tokio::spawn(async move {
-            let config = harness::drivers::ws::conn::client_config();
+            let config = harness::drivers::ws::conn::client_config(None);
             let (mut ws, _) =
                 tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
                     .await

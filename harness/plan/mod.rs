@@ -54,6 +54,20 @@ pub struct RunPlan {
     pub start_at: Option<std::time::SystemTime>,
 }
 
+/// The least a WebSocket connection accepts in one message when the scenario declares no limit.
+pub const MIN_MAX_MESSAGE: usize = 1 << 20;
+
+/// The message limit of a run whose frames carry `payload` bytes of padding (and whose slow-consumer
+/// probe publishes `probe_payload`): four times the larger, and at least [`MIN_MAX_MESSAGE`] — what
+/// the endpoint's answers to them need with room to spare, and no more, so a hostile endpoint cannot
+/// make the harness buffer 16 MiB per connection.
+pub fn default_max_message(payload: usize, probe_payload: usize) -> usize {
+    payload
+        .max(probe_payload)
+        .saturating_mul(4)
+        .max(MIN_MAX_MESSAGE)
+}
+
 /// What the run is, for its result and for the ids it creates on the target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
@@ -274,6 +288,16 @@ pub fn build(scenario: &Scenario, overrides: Overrides) -> Result<RunPlan, PlanE
             if settings.subscribers > 0 {
                 settings.subscribers = shard.split(settings.subscribers);
             }
+            let probe_payload = scenario
+                .probes
+                .slow_consumer
+                .as_ref()
+                .map_or(0, |p| p.payload_size);
+            settings.protocol.setup.max_message = Some(
+                settings
+                    .max_message_size
+                    .unwrap_or_else(|| default_max_message(settings.payload_size, probe_payload)),
+            );
             TargetPlan::WebSocket(Box::new(settings))
         }
         TargetKind::Handoff | TargetKind::Http => {

@@ -134,6 +134,8 @@ pub struct RawWebsocket {
     pub ping_interval: Option<Spanned<String>>,
     pub settle: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
+    /// The largest message (and frame) the harness accepts from the endpoint.
+    pub max_message_size: Option<Spanned<String>>,
     /// Handshake request headers.
     pub headers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     /// Offered in `Sec-WebSocket-Protocol`.

@@ -42,6 +42,9 @@ pub struct WsSettings {
     /// How long to wait, after the last acknowledgement, for deliveries still on their way.
     pub settle: Duration,
     pub connect_timeout: Duration,
+    /// The largest message the endpoint may send, as declared (`websocket.max_message_size`); the
+    /// plan sets the limit every connection holds from it, or from the frames the run sends.
+    pub max_message_size: Option<usize>,
     pub protocol: WsProtocol,
 }
 
@@ -79,6 +82,9 @@ pub struct ConnSetup {
     pub headers: Vec<(String, String)>,
     pub subprotocols: Vec<String>,
     pub on_connect: Vec<OnConnect>,
+    /// The largest message and frame a connection accepts (bytes); `None`: the client's default.
+    /// A larger one fails the connection as `too_large` before it is buffered.
+    pub max_message: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

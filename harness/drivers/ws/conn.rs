@@ -171,17 +171,19 @@ pub async fn open(
             (crate::tls::stream::Transport::Plain(stream), None)
         };
         let request = handshake_request(url, setup)?;
-        let (mut ws, _) =
-            tokio_tungstenite::client_async_with_config(request, stream, Some(client_config()))
-                .await
-                .map_err(|e| match crate::tls::find(&e) {
-                    // A server that refuses our client certificate says so after the handshake.
-                    Some(t) => ConnectError::Tls(crate::tls::describe(
-                        t,
-                        url.host_str().unwrap_or_default(),
-                    )),
-                    None => ConnectError::Handshake(describe_ws(&e)),
-                })?;
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(
+            request,
+            stream,
+            Some(client_config(setup.max_message)),
+        )
+        .await
+        .map_err(|e| match crate::tls::find(&e) {
+            // A server that refuses our client certificate says so after the handshake.
+            Some(t) => {
+                ConnectError::Tls(crate::tls::describe(t, url.host_str().unwrap_or_default()))
+            }
+            None => ConnectError::Handshake(describe_ws(&e)),
+        })?;
         on_connect(&mut ws, setup).await?;
         Ok((
             ws,
@@ -310,11 +312,17 @@ async fn on_connect(ws: &mut Stream, setup: &ConnSetup) -> Result<(), ConnectErr
 /// keeps that small, and a thousand connections' buffers at 8 MiB instead of 128.
 pub const READ_BUFFER: usize = 8 * 1024;
 
-/// The WebSocket settings of every connection the harness opens.
-pub fn client_config() -> WebSocketConfig {
+/// The largest message (and frame) a connection accepts when its setup names no limit.
+pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+
+/// The WebSocket settings of every connection the harness opens: a message or a frame larger than
+/// `max_message` fails the connection when its header arrives, before anything is buffered.
+pub fn client_config(max_message: Option<usize>) -> WebSocketConfig {
+    let max = max_message.unwrap_or(DEFAULT_MAX_MESSAGE);
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        .max_message_size(Some(64 << 20))
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
 }
 
 fn describe_io(e: &std::io::Error) -> String {

@@ -55,6 +55,7 @@ pub(super) fn websocket(
                 ping_interval: None,
                 settle: None,
                 connect_timeout: None,
+                max_message_size: None,
                 headers: None,
                 subprotocols: None,
                 on_connect: None,
@@ -117,6 +118,21 @@ pub(super) fn websocket(
         "websocket.connect_timeout",
         Duration::from_secs(5),
     );
+    let max_message_size = match &w.max_message_size {
+        None => Some(None),
+        Some(raw) => match size(diag, Some(raw), "websocket.max_message_size", 0) {
+            Some(n) if n < 1024 => {
+                diag.error(
+                    raw.span(),
+                    "websocket.max_message_size",
+                    format!("{n} bytes would refuse nearly every frame"),
+                    Some("give at least 1KiB, e.g. \"1MiB\"".into()),
+                );
+                None
+            }
+            n => n.map(Some),
+        },
+    };
     let setup = setup(diag, w);
     let app_ping = super::app_ping::app_ping(diag, w.app_ping.as_ref(), ping_interval.flatten());
     let protocol = protocol(diag, w.protocol.as_ref())
@@ -136,6 +152,7 @@ pub(super) fn websocket(
         ping_interval: ping_interval?,
         settle: settle?,
         connect_timeout: connect_timeout?,
+        max_message_size: max_message_size?,
         protocol: protocol?,
     }))
 }
@@ -322,6 +339,7 @@ fn setup(diag: &mut Diagnostics<'_>, w: &RawWebsocket) -> Option<ConnSetup> {
         headers,
         subprotocols,
         on_connect,
+        max_message: None,
     })
 }
 
