@@ -972,3 +972,35 @@ fn a_run_needing_more_open_files_than_allowed_is_refused_with_the_figures() {
     }
     assert!(!out.exists(), "nothing was run");
 }
+
+#[test]
+fn a_run_estimated_beyond_its_memory_limit_is_refused_naming_the_setting() {
+    let dir = temp_dir("memory");
+    let file = scenario_file(
+        &dir,
+        "timeout = \"10s\"\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n[load]\niterations = 5000\nconcurrency = 1000\n",
+    );
+    let out = dir.join("out");
+    let o = run_harness(&[
+        "run",
+        &file,
+        "--memory-limit",
+        "100MiB",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for said in [
+        "HTTP workers 430 MiB",
+        "more than the 100 MiB",
+        "Lower load.concurrency",
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
+    assert!(!out.exists(), "nothing was run");
+    let o = run_harness(&["run", &file, "--memory-limit", "lots"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("write e.g. 2GiB"), "{}", stderr(&o));
+}

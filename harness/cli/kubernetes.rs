@@ -256,6 +256,7 @@ fn run_args(args: &KubernetesArgs, scenario: String, shard: Shard) -> RunArgs {
         defer_verdict: true,
         metrics_listen: None,
         metrics_linger: None,
+        memory_limit: None,
         tls: super::tls_args::TlsArgs {
             ca: args.tls.ca.clone(),
             client_cert: args.tls.client_cert.clone(),

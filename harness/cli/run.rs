@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// two), so that Prometheus sees them; Ctrl-C ends the wait.
     #[arg(long, value_name = "DURATION", value_parser = parse_linger, requires = "metrics_listen")]
     pub metrics_linger: Option<std::time::Duration>,
+    /// Refuse a run whose estimated memory exceeds this (e.g. 2GiB; default half the machine's
+    /// memory), saying which setting to lower.
+    #[arg(long, value_name = "SIZE", env = "HARNESS_MEMORY_LIMIT", value_parser = parse_memory)]
+    pub memory_limit: Option<u64>,
     /// Exit 0 when the run completed although a threshold failed (it is judged and recorded all
     /// the same): for shards, whose verdict is the merge's.
     #[arg(long)]
@@ -100,6 +104,11 @@ pub fn parse_shard(text: &str) -> Result<Shard, String> {
         ));
     }
     Ok(Shard { index, count })
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    crate::config::units::parse_size(text)
+        .map_err(|e| format!("`{text}`: {}; write e.g. 2GiB", e.message))
 }
 
 fn parse_linger(text: &str) -> Result<std::time::Duration, String> {
@@ -145,7 +154,16 @@ pub fn run(dir: Option<&Path>, args: RunArgs) -> anyhow::Result<u8> {
             return Err(e);
         }
     };
-    if let Err(e) = plan::descriptors::ensure(&plan) {
+    let memory_limit = args.memory_limit.or_else(plan::memory::default_limit);
+    let checked = plan::descriptors::ensure(&plan)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            plan::memory::check(&plan, memory_limit)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = checked {
         eprintln!("error: {e}");
         eprintln!("nothing was run");
         return Ok(exit::INVALID);

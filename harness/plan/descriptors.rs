@@ -103,18 +103,7 @@ pub fn ensure(plan: &RunPlan) -> Result<Need, TooMany> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Overrides;
-
-    fn plan(text: &str) -> RunPlan {
-        let source = crate::config::Source::new("d.toml", text);
-        let procedures = crate::procedure::catalog(&[]).unwrap();
-        let resolver = crate::scenario::validate::Resolver {
-            procedures: &procedures,
-            base_dir: None,
-        };
-        let s = crate::scenario::parse(&source, None, &resolver).unwrap_or_else(|e| panic!("{e}"));
-        crate::plan::build(&s, Overrides::default()).unwrap()
-    }
+    use crate::plan::of_text as plan;
 
     const HTTP: &str = "name = \"d\"\nsuite = \"concurrency\"\ntimeout = \"10s\"\n[target]\nkind = \
                         \"http\"\nurl = \"http://127.0.0.1:9\"\n[load]\niterations = 100000\n";

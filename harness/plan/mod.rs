@@ -10,6 +10,7 @@
 
 pub mod descriptors;
 pub mod load;
+pub mod memory;
 
 pub use load::LoadPlan;
 
@@ -52,6 +53,20 @@ pub struct RunPlan {
     pub judgement: Judgement,
     /// When the load is to begin (`--start-at`): shards started apart line their timelines up on it.
     pub start_at: Option<std::time::SystemTime>,
+}
+
+/// The plan of a scenario written as `text` (no procedures beyond the built-in ones), with no
+/// overrides: for tests.
+#[cfg(test)]
+pub(crate) fn of_text(text: &str) -> RunPlan {
+    let source = crate::config::Source::new("test.toml", text);
+    let procedures = crate::procedure::catalog(&[]).unwrap();
+    let resolver = crate::scenario::validate::Resolver {
+        procedures: &procedures,
+        base_dir: None,
+    };
+    let s = crate::scenario::parse(&source, None, &resolver).unwrap_or_else(|e| panic!("{e}"));
+    build(&s, Overrides::default()).unwrap()
 }
 
 /// The least a WebSocket connection accepts in one message when the scenario declares no limit.
