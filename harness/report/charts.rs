@@ -506,6 +506,9 @@ pub struct StagePoint {
     pub rate: f64,
     /// Succeeded iterations' p50, p95, p99 (ms).
     pub ok: [Option<f64>; 3],
+    /// The p95 of every iteration, failed ones included (ms): apart from the succeeded p95 when
+    /// failures are slow (timeouts) or fast (refusals).
+    pub all_p95: Option<f64>,
     /// Share of the stage's iterations that failed (0–1); none when it ran none.
     pub failed: Option<f64>,
     /// Share that started late (0–1); none when it ran none.
@@ -532,7 +535,7 @@ pub fn versus_rate(
             .filter_map(|(i, s)| f(s).map(|v| (i as f64, v)))
             .collect()
     };
-    let latency = Vec::from(
+    let mut latency = Vec::from(
         [("p50", BLUE_, 0), ("p95", ORANGE_, 1), ("p99", RED_, 2)].map(|(label, color, i)| Line {
             label: format!("succeeded {label}"),
             color,
@@ -540,6 +543,18 @@ pub fn versus_rate(
             dashed: false,
         }),
     );
+    // Failed iterations' latency shows only where it moves every iteration's p95 off the succeeded.
+    if stages
+        .iter()
+        .any(|s| s.failed.unwrap_or(0.0) > 0.0 && s.all_p95 != s.ok[1])
+    {
+        latency.push(Line {
+            label: "p95 of every iteration, failed included".into(),
+            color: PURPLE_,
+            points: at(&|s: &StagePoint| s.all_p95),
+            dashed: true,
+        });
+    }
     let failures = vec![
         Line {
             label: "failed %".into(),
@@ -998,6 +1013,7 @@ mod tests {
         let stage = |rate: f64, p95: Option<f64>, failed: Option<f64>| StagePoint {
             rate,
             ok: [p95.map(|v| v / 2.0), p95, p95.map(|v| v * 1.5)],
+            all_p95: p95.map(|v| v * 3.0),
             failed,
             late: failed.map(|_| 0.0),
             generator_limited: rate > 30.0,
@@ -1015,6 +1031,7 @@ mod tests {
             "80.0/s",
             "breaking point",
             "generator-limited stage",
+            "p95 of every iteration, failed included",
         ] {
             assert!(latency.contains(label), "{label}");
         }

@@ -87,6 +87,7 @@ fn stress_charts(r: &RunResult) -> (Option<String>, Option<String>) {
                     l.and_then(|l| l.p95),
                     l.and_then(|l| l.p99),
                 ],
+                all_p95: s.latency_ms.as_ref().and_then(|l| l.p95),
                 failed: share(s.totals.failed),
                 late: share(s.late),
                 generator_limited: s.generator_limited,
