@@ -32,13 +32,8 @@ pub struct MergeArgs {
     /// Wait up to this long (e.g. 30m) for every shard's final result: a result.json that is not
     /// a checkpoint, with no journal beside it (the shard is still running). Then merge what is
     /// there. For a merge started beside its shards, as the Kubernetes merge Job is.
-    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
     pub wait: Option<Duration>,
-}
-
-fn parse_wait(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 30m"))
 }
 
 /// The result.json of a shard given as a file or as its output folder.

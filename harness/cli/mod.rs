@@ -170,6 +170,11 @@ pub enum Command {
     },
 }
 
+/// A duration on the command line, read as scenario files read them (`30s`, `2m`, `1m30s`).
+fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::units::parse_duration(text).map_err(|e| e.to_string())
+}
+
 /// The summary `harness run` prints at the end of a run.
 pub fn summary_text(r: &crate::result::RunResult) -> String {
     summary::render(r)

@@ -68,7 +68,7 @@ pub struct RunArgs {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Keep serving the final metrics this long after the run (e.g. 30s, a scrape interval or
     /// two), so that Prometheus sees them; Ctrl-C ends the wait.
-    #[arg(long, value_name = "DURATION", value_parser = parse_linger, requires = "metrics_listen")]
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg, requires = "metrics_listen")]
     pub metrics_linger: Option<std::time::Duration>,
     /// Refuse a run whose estimated memory exceeds this (e.g. 2GiB; default half the machine's
     /// memory), saying which setting to lower.
@@ -109,11 +109,6 @@ pub fn parse_shard(text: &str) -> Result<Shard, String> {
 fn parse_memory(text: &str) -> Result<u64, String> {
     crate::config::units::parse_size(text)
         .map_err(|e| format!("`{text}`: {}; write e.g. 2GiB", e.message))
-}
-
-fn parse_linger(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 30s"))
 }
 
 pub(super) fn parse_start_at(text: &str) -> Result<std::time::SystemTime, String> {

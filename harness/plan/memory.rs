@@ -1,19 +1,24 @@
 //! Memory a run will hold, estimated from its plan before it starts, against a limit: a run that
 //! swaps or is killed by the kernel measures the machine, not the target, and loses what it
-//! measured. The costs per unit are what the development machine measured (issue 19: 350–430 KB
-//! per HTTP worker), rounded up; the estimate names its largest part, so the refusal can say which
-//! setting to lower.
+//! measured. The costs per unit are what the development machine measured, rounded up; the
+//! estimate names its largest part, so the refusal can say which setting to lower.
+//!
+//! Measured 2026-12-03, release build, peak resident set (`/usr/bin/time -v harness run …`) against
+//! `harness serve handoff` and `harness serve ws` in processes of their own: 1 HTTP worker 16.4 MiB,
+//! 1,000 workers 396 MiB, 3,000 workers 1,292 MiB (389 and 436 KiB a worker); 1 WebSocket
+//! connection 16.2 MiB, 1,000 connections 39.9 MiB (24 KiB each, 64-byte frames).
 
 use super::{RunPlan, TargetPlan};
 
-/// Resident memory per HTTP worker: its client state, buffers, recorder and task (measured 350–430
-/// KB each at 1,000 and 10,000 workers).
+/// Resident memory per HTTP worker: its client state, buffers, recorder and task (measured 389–436
+/// KiB at 1,000 and 3,000 workers).
 pub const PER_HTTP_WORKER: u64 = 440 * 1024;
 /// Per WebSocket connection beside its frames: the 8 KiB read buffer, the write buffer, the
-/// connection's task and bookkeeping.
-pub const PER_WS_CONNECTION: u64 = 64 * 1024;
-/// The harness with nothing running: the runtime, the binary's data, the platform's certificates.
-pub const BASE: u64 = 32 * 1024 * 1024;
+/// connection's task and bookkeeping (measured 24 KiB).
+pub const PER_WS_CONNECTION: u64 = 32 * 1024;
+/// The harness with one worker: the runtime, the binary's data, the platform's certificates
+/// (measured 16.4 MiB).
+pub const BASE: u64 = 20 * 1024 * 1024;
 
 /// What a plan holds at its peak, part by part: `(what, the setting that sets it, bytes)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +78,8 @@ pub fn estimate(plan: &RunPlan) -> Estimate {
         )),
     }
     if matches!(plan.endpoint, super::Endpoint::Start(_)) {
-        // The reference target in this process holds the other end of every connection.
+        // The reference target in this process holds the other end of every connection: an allowance
+        // of half the client side, not a measurement.
         let clients: u64 = parts.iter().skip(1).map(|(_, _, n)| n).sum();
         parts.push(("the reference target's side", "", clients / 2));
     }
