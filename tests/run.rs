@@ -985,7 +985,7 @@ fn a_run_estimated_beyond_its_memory_limit_is_refused_naming_the_setting() {
         "run",
         &file,
         "--memory-limit",
-        "100MiB",
+        "40MiB",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
@@ -993,8 +993,8 @@ fn a_run_estimated_beyond_its_memory_limit_is_refused_naming_the_setting() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     for said in [
-        "HTTP workers 430 MiB",
-        "more than the 100 MiB",
+        "HTTP workers 40 MiB",
+        "more than the 40 MiB",
         "Lower load.concurrency",
     ] {
         assert!(err.contains(said), "{said}: {err}");

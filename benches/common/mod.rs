@@ -209,10 +209,15 @@ pub fn resident_mib() -> f64 {
 /// Starts this benchmark binary again as its server (`BENCH_ROLE=server`), which prints its address
 /// and stops when its stdin closes; returns the child and the address.
 pub fn spawn_server() -> (std::process::Child, String) {
+    spawn_role("server")
+}
+
+/// [`spawn_server`] for another role (`BENCH_ROLE=role`).
+pub fn spawn_role(role: &str) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut server = Command::new(std::env::current_exe().expect("own path"))
-        .env("BENCH_ROLE", "server")
+        .env("BENCH_ROLE", role)
         .stdout(Stdio::piped())
         .stdin(Stdio::piped())
         .spawn()

@@ -45,15 +45,35 @@ pub trait Driver: Send + Sync + 'static {
 /// every request costs a lock on the shared timer wheel; moving an existing timer's deadline later is
 /// a single atomic update, and a worker's deadlines mostly move later. Measured on the closed-load
 /// benchmark, this is the difference between ~86% and ~94% of a bare client's throughput.
+///
+/// A worker's timer also says which worker it is, so a driver can keep state per worker (the HTTP
+/// client keeps each worker's idle connection apart, as a load generator does, rather than in one
+/// pool every thread contends for).
 pub struct Timer {
     sleep: Pin<Box<tokio::time::Sleep>>,
+    worker: Option<u32>,
 }
 
 impl Timer {
+    /// A timer for work outside the workers (the run's setup, a read-back).
     pub fn new() -> Self {
         Self {
             sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            worker: None,
         }
+    }
+
+    /// Worker `id`'s timer.
+    pub fn for_worker(id: u32) -> Self {
+        Self {
+            worker: Some(id),
+            ..Self::new()
+        }
+    }
+
+    /// The worker this timer belongs to, if any.
+    pub fn worker(&self) -> Option<u32> {
+        self.worker
     }
 
     /// Runs `work` until `deadline`; `None` when the deadline came first.

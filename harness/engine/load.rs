@@ -1,7 +1,7 @@
 //! The load phase of a run: the plan's schedule (released by the pacing thread for open and stepped
-//! loads), the worker pool with its fault schedule, one recorder per worker, the timeline taken once a
-//! second with progress and checkpoints, and the three ways the load ends — its schedule done, its
-//! budget spent, or an interrupt — with the grace iterations in flight get.
+//! loads), the worker pool with its fault schedule, a few recorders per thread, the timeline taken
+//! once a second with progress and checkpoints, and the three ways the load ends — its schedule
+//! done, its budget spent, or an interrupt — with the grace iterations in flight get.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -97,7 +97,7 @@ pub struct Running<'a> {
 }
 
 impl<'a> Running<'a> {
-    /// Everything the load needs that takes time to make (a recorder per worker), made before the
+    /// Everything the load needs that takes time to make (the recorders), made before the
     /// clock starts: the first iterations are due the moment it does.
     pub fn prepare(
         plan: &'a RunPlan,
@@ -122,7 +122,7 @@ impl<'a> Running<'a> {
         Self {
             plan,
             url,
-            recorders: (0..plan.load.workers())
+            recorders: (0..super::pool::recorder_shards(plan.load.workers()))
                 .map(|_| {
                     let r = Recorder::new(shape.steps, shape.recorded_names.len(), stages);
                     let r = if scheduled {
@@ -329,7 +329,10 @@ pub async fn run_load<'a, D: Driver>(
     observer.journal_start(&running.snapshot(Stop::Running, &running.before));
     let stop = {
         let ticker = tick(&running, observer, schedule.planned());
-        let work = pool.run(&running.recorders);
+        let work = pool.run(
+            u32::try_from(plan.load.workers()).unwrap_or(u32::MAX),
+            &running.recorders,
+        );
         tokio::pin!(work);
         tokio::pin!(ticker);
         let budget = tokio::time::sleep_until(clock.deadline(plan).into());

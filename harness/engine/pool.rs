@@ -86,13 +86,16 @@ impl<D> Clone for Pool<D> {
 }
 
 impl<D: Driver> Pool<D> {
-    /// Runs one worker per recorder until the schedule is exhausted or the run is stopped. A hard stop
-    /// aborts the workers' tasks, so the iteration loop itself never waits on the stop signal.
-    pub async fn run(self, recorders: &[Arc<Mutex<Recorder>>]) {
-        let mut workers = JoinSet::new();
-        for (id, recorder) in recorders.iter().enumerate() {
-            workers.spawn(self.clone().worker(id as u32, Arc::clone(recorder)));
+    /// Runs `workers` workers until the schedule is exhausted or the run is stopped, worker `i`
+    /// recording into `recorders[i % len]` (see [`recorder_shards`]). A hard stop aborts the
+    /// workers' tasks, so the iteration loop itself never waits on the stop signal.
+    pub async fn run(self, workers: u32, recorders: &[Arc<Mutex<Recorder>>]) {
+        let mut tasks = JoinSet::new();
+        for id in 0..workers {
+            let recorder = &recorders[id as usize % recorders.len().max(1)];
+            tasks.spawn(self.clone().worker(id, Arc::clone(recorder)));
         }
+        let mut workers = tasks;
         let mut aborted = false;
         loop {
             let joined = tokio::select! {
@@ -114,7 +117,7 @@ impl<D: Driver> Pool<D> {
     }
 
     async fn worker(self, id: u32, recorder: Arc<Mutex<Recorder>>) {
-        let mut timer = Timer::new();
+        let mut timer = Timer::for_worker(id);
         loop {
             if self.control.soft.is_cancelled() {
                 return;
@@ -157,6 +160,19 @@ impl<D: Driver> Pool<D> {
             }
         }
     }
+}
+
+/// Recorders per runtime thread. Workers share a recorder (each record is a short critical section),
+/// so the run's memory does not grow with its concurrency: a recorder holds a few dozen histograms,
+/// hundreds of kilobytes, where a worker otherwise needs a few. Several per thread, so two threads
+/// seldom meet on one lock.
+pub const SHARDS_PER_THREAD: usize = 4;
+
+/// How many recorders `workers` workers record into: one each up to [`SHARDS_PER_THREAD`] per
+/// thread of the machine.
+pub fn recorder_shards(workers: usize) -> usize {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    workers.clamp(1, SHARDS_PER_THREAD * threads)
 }
 
 /// Iteration `index`'s own random stream: the same seed gives every iteration the same stream,
@@ -215,7 +231,7 @@ mod tests {
     async fn every_ticket_runs_once_across_the_workers() {
         let (pool, recorders) = pool(20, 4, Duration::from_millis(10));
         let live = Arc::clone(&pool.live);
-        pool.run(&recorders).await;
+        pool.run(4, &recorders).await;
         let total: u64 = recorders
             .iter()
             .map(|r| r.lock().unwrap().totals.iterations)
@@ -235,7 +251,7 @@ mod tests {
         let (pool, recorders) = pool(1000, 2, Duration::from_millis(100));
         let (control, live) = (pool.control.clone(), Arc::clone(&pool.live));
         let kept = recorders.clone();
-        let run = tokio::spawn(async move { pool.run(&recorders).await });
+        let run = tokio::spawn(async move { pool.run(2, &recorders).await });
         tokio::time::sleep(Duration::from_millis(250)).await;
         control.soft.cancel();
         run.await.unwrap();
@@ -248,7 +264,7 @@ mod tests {
         let (pool, recorders) = pool(10, 2, Duration::from_secs(60));
         let (control, live) = (pool.control.clone(), Arc::clone(&pool.live));
         let kept = recorders.clone();
-        let run = tokio::spawn(async move { pool.run(&recorders).await });
+        let run = tokio::spawn(async move { pool.run(2, &recorders).await });
         tokio::time::sleep(Duration::from_millis(10)).await;
         control.soft.cancel();
         control.hard.cancel();
@@ -259,6 +275,35 @@ mod tests {
             2,
             "two started, none finished: both abandoned"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_workers_share_a_few_recorders_and_lose_nothing() {
+        let (pool, _) = pool(3000, 300, Duration::from_millis(10));
+        let recorders: Vec<_> = (0..3)
+            .map(|_| Arc::new(Mutex::new(Recorder::new(0, 0, 0))))
+            .collect();
+        pool.run(300, &recorders).await;
+        assert_eq!(done(&recorders), 3000);
+        assert!(
+            recorders
+                .iter()
+                .all(|r| r.lock().unwrap().totals.iterations == 1000),
+            "each recorder takes the workers of its shard: {:?}",
+            recorders
+                .iter()
+                .map(|r| r.lock().unwrap().totals.iterations)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn recorders_stop_growing_with_workers() {
+        let most = recorder_shards(usize::MAX);
+        assert_eq!(recorder_shards(0), 1);
+        assert_eq!(recorder_shards(1), 1);
+        assert_eq!(recorder_shards(10_000), most);
+        assert!(most <= SHARDS_PER_THREAD * 1024);
     }
 
     fn done(recorders: &[Arc<Mutex<Recorder>>]) -> u64 {

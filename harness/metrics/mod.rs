@@ -1,5 +1,6 @@
-//! Measurement: latency histograms, per-worker recorders merged by addition (connection statistics
-//! among them), and the one-second timeline. Nothing here knows how iterations are paced or what a target is.
+//! Measurement: latency histograms, recorders (a few per thread) merged by addition (connection
+//! statistics among them), and the one-second timeline. Nothing here knows how iterations are paced
+//! or what a target is.
 
 pub mod connections;
 pub mod cpu;

@@ -1,5 +1,6 @@
-//! What one worker has measured. Each worker owns a [`Recorder`] (behind its own mutex, so recording
-//! never contends); at the end, recorders merge by addition into the run's totals. Nothing here grows
+//! What a share of the workers has measured. Workers record into a few [`Recorder`]s per runtime
+//! thread, each behind its own mutex (so recording seldom contends, and memory does not grow with
+//! concurrency); at the end, recorders merge by addition into the run's totals. Nothing here grows
 //! with the number of iterations: histograms grow with the range of values, error samples are capped,
 //! and the per-second timeline lives elsewhere ([`super::timeline`]).
 
@@ -225,18 +226,18 @@ pub struct Recorder {
     /// are the same, and recording both would be work for nothing.
     track_service: bool,
     /// Acknowledged operations, kept only when the run checks invariants, and at most
-    /// [`MAX_HISTORY`] per worker.
+    /// [`MAX_HISTORY`] per recorder.
     pub history: Vec<crate::invariants::Ack>,
     keep_history: bool,
     /// Writes to collections, kept only when the run reads them back, at most [`MAX_HISTORY`] per
-    /// worker.
+    /// recorder.
     pub writes: Vec<crate::history::Write>,
     keep_writes: bool,
     /// What WebSocket connections did (absent until something is recorded).
     pub connections: Option<Box<ConnectionStats>>,
 }
 
-/// Most acknowledged operations one worker keeps for the invariant check.
+/// Most acknowledged operations one recorder keeps for the invariant check.
 pub const MAX_HISTORY: usize = 250_000;
 
 impl Recorder {

@@ -3,16 +3,21 @@
 //! measured. The costs per unit are what the development machine measured, rounded up; the
 //! estimate names its largest part, so the refusal can say which setting to lower.
 //!
-//! Measured 2026-12-03, release build, peak resident set (`/usr/bin/time -v harness run …`) against
-//! `harness serve handoff` and `harness serve ws` in processes of their own: 1 HTTP worker 16.4 MiB,
-//! 1,000 workers 396 MiB, 3,000 workers 1,292 MiB (389 and 436 KiB a worker); 1 WebSocket
-//! connection 16.2 MiB, 1,000 connections 39.9 MiB (24 KiB each, 64-byte frames).
+//! Measured 2026-12-04, release build, peak resident set (`/usr/bin/time -f %M harness run …`), one
+//! `GET /` a iteration against nginx (`return 200`) in a process of its own: 1 HTTP worker 15.0 MiB,
+//! 1,000 workers 51.3 MiB, 3,000 workers 119.0 MiB (35 KiB a worker: its task, its connection and
+//! hyper's buffers); 10,000 workers against a target that never answers 287 MiB. Before workers
+//! shared recorders and the HTTP/1.1 client left reqwest (2026-12-03): 389–436 KiB a worker. 1
+//! WebSocket connection 16.2 MiB, 1,000 connections 39.9 MiB (24 KiB each, 64-byte frames).
 
 use super::{RunPlan, TargetPlan};
 
-/// Resident memory per HTTP worker: its client state, buffers, recorder and task (measured 389–436
-/// KiB at 1,000 and 3,000 workers).
-pub const PER_HTTP_WORKER: u64 = 440 * 1024;
+/// Resident memory per HTTP worker: its task, its keep-alive connection and the client's buffers
+/// (measured 35 KiB at 1,000 and 3,000 workers, 28 KiB at 10,000 with a request each in flight).
+pub const PER_HTTP_WORKER: u64 = 40 * 1024;
+/// Per recorder the workers share (a few per thread, whatever the concurrency): its histograms, by
+/// step and stage (measured as most of the 389–436 KiB a worker cost when each had its own).
+pub const PER_RECORDER: u64 = 400 * 1024;
 /// Per WebSocket connection beside its frames: the 8 KiB read buffer, the write buffer, the
 /// connection's task and bookkeeping (measured 24 KiB).
 pub const PER_WS_CONNECTION: u64 = 32 * 1024;
@@ -77,6 +82,11 @@ pub fn estimate(plan: &RunPlan) -> Estimate {
             plan.load.workers() as u64 * PER_HTTP_WORKER,
         )),
     }
+    parts.push((
+        "the recorders",
+        "",
+        crate::engine::pool::recorder_shards(plan.load.workers()) as u64 * PER_RECORDER,
+    ));
     if matches!(plan.endpoint, super::Endpoint::Start(_)) {
         // The reference target in this process holds the other end of every connection: an allowance
         // of half the client side, not a measurement.
@@ -159,16 +169,22 @@ mod tests {
     #[test]
     fn workers_cost_what_was_measured_and_the_refusal_names_the_setting() {
         let small = plan("iterations = 100\nconcurrency = 10");
-        assert_eq!(estimate(&small).total(), BASE + 10 * PER_HTTP_WORKER);
+        let shards = crate::engine::pool::recorder_shards(10) as u64;
+        assert_eq!(
+            estimate(&small).total(),
+            BASE + 10 * PER_HTTP_WORKER + shards * PER_RECORDER
+        );
         assert!(check(&small, Some(1 << 30)).is_ok());
         assert!(check(&small, None).is_ok());
-        // 10,000 workers: about 4.2 GiB, as measured (4.35 GB).
+        // 10,000 workers: about 400 MiB (measured 287 MiB), within half of a small machine.
         let wide = plan("iterations = 100000\nconcurrency = 10000");
-        let e = check(&wide, Some(2 << 30)).unwrap_err();
+        assert!(check(&wide, Some(1 << 30)).is_ok());
+        let e = check(&wide, Some(256 << 20)).unwrap_err();
         assert_eq!(e.setting, "load.concurrency");
-        assert!(e.need > 4000 && e.limit == 2048, "{e}");
-        let open =
-            plan("model = \"open\"\nrate = \"5000/s\"\nduration = \"10s\"\nmax_in_flight = 20000");
+        assert!(e.need > 390 && e.need < 600 && e.limit == 256, "{e}");
+        let open = plan(
+            "model = \"open\"\nrate = \"50000/s\"\nduration = \"10s\"\nmax_in_flight = 100000",
+        );
         let e = check(&open, Some(1 << 30)).unwrap_err();
         assert_eq!(e.setting, "load.max_in_flight");
         assert!(e.to_string().contains("--memory-limit"));

@@ -49,6 +49,29 @@ pub async fn handshake(
     Ok((Transport::Tls(Box::new(tls)), started.elapsed()))
 }
 
+/// Makes `tcp` TLS to `url`'s host (or the configured server name) with `config`; the error says
+/// why in words (a certificate the run does not trust, a name that does not match, …).
+pub async fn connect(
+    url: &url::Url,
+    tcp: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    tls: &super::ClientTls,
+) -> Result<(Transport, Duration), String> {
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = tls.server_name_for(host).map_err(|e| e.to_string())?;
+    let shown = name.to_str().into_owned();
+    handshake(tcp, config, name)
+        .await
+        .map_err(|e| match super::find(&e) {
+            Some(t) => super::describe(t, &shown),
+            None => format!("the TLS handshake failed: {e}"),
+        })
+}
+
 impl AsyncRead for Transport {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -7,6 +7,7 @@
 mod checks;
 mod client;
 mod connect_timer;
+mod h1;
 mod retry;
 mod rollback;
 mod run_steps;
@@ -50,7 +51,10 @@ pub struct HttpSettings {
 }
 
 pub struct HttpDriver {
-    /// One client, or for HTTP/2 one per connection the streams are spread over.
+    /// The HTTP/1.1 hot path, for the requests it serves (all of them, unless HTTP/2 is asked for).
+    h1: Option<h1::H1Client>,
+    /// One client, or for HTTP/2 one per connection the streams are spread over: requests the
+    /// HTTP/1.1 client does not serve.
     clients: Vec<reqwest::Client>,
     next_client: AtomicU64,
     /// Responses by HTTP version.
@@ -61,8 +65,9 @@ pub struct HttpDriver {
     procedure: Arc<Procedure>,
     recorded: Vec<String>,
     builtins: vars::Used,
-    /// Parsed URLs of request targets without variables, by their text (parsed once, not per request).
-    literal_urls: std::collections::HashMap<String, Url>,
+    /// Parsed URLs of request targets without variables, by their text (parsed once, not per
+    /// request), with their request line and `Host` for the HTTP/1.1 client.
+    literal_urls: std::collections::HashMap<String, (Arc<Url>, Option<h1::Target>)>,
     /// Some check or capture reads response headers, so responses keep theirs.
     keep_headers: bool,
     /// First attempts and retries so far of the steps with a retry budget, over every worker: what
@@ -126,11 +131,19 @@ impl HttpDriver {
         deadline: Instant,
         timer: &mut Timer,
     ) -> Result<Response, client::SendError> {
-        let i = match self.clients.len() {
-            1 => 0,
-            n => self.next_client.fetch_add(1, Ordering::Relaxed) as usize % n,
+        let result = match &self.h1 {
+            Some(h1) if h1.serves(&req.url) => {
+                let worker = timer.worker();
+                client::bounded(Box::pin(h1.exchange(req, worker)), deadline, timer).await
+            }
+            _ => {
+                let i = match self.clients.len() {
+                    1 => 0,
+                    n => self.next_client.fetch_add(1, Ordering::Relaxed) as usize % n,
+                };
+                send(&self.clients[i], req, deadline, timer).await
+            }
         };
-        let result = send(&self.clients[i], req, deadline, timer).await;
         if let Ok(resp) = &result {
             let counter = match resp.version {
                 reqwest::Version::HTTP_10 | reqwest::Version::HTTP_11 => &self.versions.http1,
@@ -182,10 +195,16 @@ impl HttpDriver {
                 RequestTarget::Url(t) => t.as_literal().map(|u| (u.to_string(), u.to_string())),
             } && let Ok(url) = Url::parse(&text)
             {
-                literal_urls.insert(key, url);
+                let target = h1::Target::of(&url).ok();
+                literal_urls.insert(key, (Arc::new(url), target));
             }
         }
         Ok(Self {
+            h1: h1::H1Client::new(
+                settings.pool_size,
+                &settings.net,
+                settings.net.time_connections.then_some(&connects),
+            )?,
             clients: {
                 let n = match settings.net.http {
                     crate::kinds::HttpVersion::Http2 => settings.net.http2_connections.max(1),
@@ -233,9 +252,9 @@ impl HttpDriver {
             RequestTarget::Path(t) | RequestTarget::Url(t) => t.as_literal(),
         };
         let cached = literal.and_then(|l| self.literal_urls.get(l));
-        let url = match cached {
-            Some(url) => url.clone(),
-            None => self.render_url(req, vars, step)?,
+        let (url, target) = match cached {
+            Some((url, target)) => (Arc::clone(url), target.clone()),
+            None => (Arc::new(self.render_url(req, vars, step)?), None),
         };
         if self.settings.net.reach == crate::net::Reach::Loopback && !is_loopback(&url) {
             return Err(fail(
@@ -250,14 +269,17 @@ impl HttpDriver {
             headers.push((name.clone(), value.render(vars).map_err(missing)?));
         }
         let body = match &req.body {
-            Some(b) => {
-                Some(serde_json::to_vec(&b.render(vars).map_err(missing)?).unwrap_or_default())
-            }
+            Some(b) => Some(
+                serde_json::to_vec(&b.render(vars).map_err(missing)?)
+                    .unwrap_or_default()
+                    .into(),
+            ),
             None => None,
         };
         Ok(Request {
             method: method(req.method),
             url,
+            target,
             headers,
             body,
             keep_headers: self.keep_headers,
@@ -304,7 +326,18 @@ impl HttpDriver {
             .timeout
             .map_or(deadline, |t| (started + t).min(deadline));
         let attempts = self.attempts((index, step), vars, deadline, timer, log);
-        let (effect, result, invalid) = match inject(fault, index, step_deadline, attempts).await {
+        let Some(fault) = fault.filter(|f| f.step == index) else {
+            // No fault here (nearly always): the attempts alone, not inside `inject`'s larger future.
+            let (effect, result) = attempts.await;
+            return StepRun {
+                latency: started.elapsed(),
+                effect,
+                result,
+                invalid: false,
+            };
+        };
+        let outcome = inject(Some(fault), index, step_deadline, Box::pin(attempts)).await;
+        let (effect, result, invalid) = match outcome {
             Injected::Ran((effect, result)) => (effect, result, false),
             Injected::Invalid((effect, result)) => (effect, result, true),
             refused @ Injected::Refused => (Effect::None, Err(injected(&refused, step)), false),
@@ -661,14 +694,15 @@ impl Driver for HttpDriver {
                 rollback::due(&self.procedure, i, &effects),
                 rollback::Due::Irreversible(_)
             );
-            report.rollback = rollback::run(
+            // Boxed: the rollback's future would make every iteration's as large as itself (rare path).
+            report.rollback = Box::pin(rollback::run(
                 self,
                 i,
                 &effects,
                 &mut vars,
                 &mut report.acks,
                 (timer, &mut log),
-            )
+            ))
             .await;
             report.outcome = Outcome::Failed(failure);
         } else if let Some(failure) = high {

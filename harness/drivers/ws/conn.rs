@@ -198,34 +198,19 @@ pub async fn open(
         .map_err(|_| ConnectError::UpgradeTimeout(timeout))?
 }
 
-/// Makes `tcp` TLS to `url`'s host (or the configured server name).
+/// Makes `tcp` TLS to `url`'s host (or the configured server name), offering HTTP/1.1 by ALPN.
 async fn tls_handshake(
     url: &Url,
     tcp: TcpStream,
     net: &crate::net::Network,
 ) -> Result<(crate::tls::stream::Transport, Duration), ConnectError> {
-    let host = url
-        .host_str()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let name = net
-        .tls
-        .server_name_for(host)
-        .map_err(|e| ConnectError::Tls(e.to_string()))?;
-    let shown = name.to_str().into_owned();
     let config = net
         .tls
         .config(&[b"http/1.1"])
         .map_err(|e| ConnectError::Tls(e.to_string()))?;
-    crate::tls::stream::handshake(tcp, config, name)
+    crate::tls::stream::connect(url, tcp, config, &net.tls)
         .await
-        .map_err(|e| {
-            ConnectError::Tls(match crate::tls::find(&e) {
-                Some(t) => crate::tls::describe(t, &shown),
-                None => format!("the TLS handshake failed: {e}"),
-            })
-        })
+        .map_err(ConnectError::Tls)
 }
 
 fn handshake_request(
