@@ -368,3 +368,43 @@ fn a_file_that_is_not_utf8_or_quotes_hidden_characters_gets_a_place_and_one_line
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_scenario_whose_run_would_exceed_the_memory_limit_is_refused_by_validate() {
+    let dir = std::env::temp_dir().join(format!("validate-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("wide.toml");
+    std::fs::write(
+        &file,
+        "name = \"wide\"\nsuite = \"concurrency\"\ntimeout = \"10s\"\n[target]\nkind = \"http\"\n\
+         url = \"http://127.0.0.1:9\"\n[load]\niterations = 100000\nconcurrency = 10000\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let refused = harness(&dir, &["validate", path, "--memory-limit", "64MiB"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("load.concurrency") && err.contains("64 MiB"),
+        "names the setting and the limit: {err}"
+    );
+    let json = harness(
+        &dir,
+        &["validate", path, "--memory-limit", "64MiB", "--json"],
+    );
+    let items: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(items[0]["valid"], false);
+    assert!(
+        items[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--memory-limit")
+    );
+    let ok = harness(&dir, &["validate", path, "--memory-limit", "4GiB"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}

@@ -167,6 +167,10 @@ pub enum Command {
         /// valid, and its problems with file, line, column, key, message and hint.
         #[arg(long)]
         json: bool,
+        /// Refuse a scenario whose run would hold more memory than this (e.g. 2GiB; default half
+        /// the machine's memory), as `run` does.
+        #[arg(long, value_name = "SIZE", env = "HARNESS_MEMORY_LIMIT", value_parser = run::parse_memory)]
+        memory_limit: Option<u64>,
     },
 }
 
@@ -209,7 +213,17 @@ pub fn run(cli: Cli) -> u8 {
     let scenarios = library.scenarios.as_deref();
     let outcome = match cli.command {
         Command::List { json, .. } => list::run(scenarios, json),
-        Command::Validate { names, json, .. } => validate::run(scenarios, &names, json),
+        Command::Validate {
+            names,
+            json,
+            memory_limit,
+            ..
+        } => validate::run(
+            scenarios,
+            &names,
+            json,
+            memory_limit.or_else(crate::plan::memory::default_limit),
+        ),
         Command::Serve(args) => serve::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

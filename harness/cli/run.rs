@@ -106,7 +106,7 @@ pub fn parse_shard(text: &str) -> Result<Shard, String> {
     Ok(Shard { index, count })
 }
 
-fn parse_memory(text: &str) -> Result<u64, String> {
+pub(super) fn parse_memory(text: &str) -> Result<u64, String> {
     crate::config::units::parse_size(text)
         .map_err(|e| format!("`{text}`: {}; write e.g. 2GiB", e.message))
 }
