@@ -183,8 +183,13 @@ impl H1Client {
         let started = Instant::now();
         let mut request = self.build(req)?;
         let idle = self.idle(worker);
+        let mut fresh_only = false;
         loop {
-            let (mut conn, reused) = match Self::checkout(idle.0, &req.url).await {
+            let reusing = match fresh_only {
+                true => None,
+                false => Self::checkout(idle.0, &req.url).await,
+            };
+            let (mut conn, reused) = match reusing {
                 Some(c) => (c, true),
                 // Boxed: opening is rare, and its future (resolve, connect, TLS) is most of this one's.
                 None => (
@@ -198,7 +203,19 @@ impl H1Client {
                     // The connection closed before the request was written: nothing reached the
                     // target, so it goes again on another connection.
                     Some(back) if reused => request = back,
-                    _ => return Err(failed(&e.into_error())),
+                    _ => {
+                        let error = e.into_error();
+                        // A kept connection the server had closed as the request went out (it
+                        // closed without saying so, or its idle timeout fell just then): an
+                        // idempotent request goes once more on a new connection, as RFC 9112 §9.3.1
+                        // allows and browsers do. Others are reported: they may have taken effect.
+                        if reused && idempotent(&req.method) && closed_unanswered(&error) {
+                            fresh_only = true;
+                            request = self.build(req)?;
+                            continue;
+                        }
+                        return Err(failed(&error));
+                    }
                 },
             }
         }
@@ -374,6 +391,38 @@ impl H1Client {
         });
         Ok(sender)
     }
+}
+
+/// Methods whose repetition has the effect of one request (RFC 9110 §9.2.2).
+fn idempotent(method: &hyper::Method) -> bool {
+    use hyper::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+        Method::TRACE,
+    ]
+    .contains(method)
+}
+
+/// Whether the connection ended before any answer began: closed, or reset, under a written request.
+fn closed_unanswered(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// What a request that got no answer counts as: `too_large` for a response head beyond the limit,
