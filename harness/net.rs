@@ -102,6 +102,20 @@ pub async fn resolve(url: &Url, reach: Reach) -> Result<SocketAddr, NetError> {
     Ok(resolve_all(url, reach).await?[0])
 }
 
+/// Whether `e` says this process (or the system) has no descriptor left for a connection.
+pub fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// A connect error in words a user can act on: running out of descriptors says how to get more.
+pub fn describe_connect_error(e: &std::io::Error) -> String {
+    if out_of_descriptors(e) {
+        "too many open files — raise the limit (ulimit -n) or use fewer connections".into()
+    } else {
+        e.to_string()
+    }
+}
+
 /// A resolver for the HTTP client that applies the loopback gate to every name it resolves, on every
 /// new connection (so a name that changes what it points to mid-run is caught too).
 #[derive(Debug, Clone, Copy)]

@@ -268,41 +268,22 @@ fn a_server_that_requires_a_client_certificate_gets_one_when_given() {
         "{reason}"
     );
 
-    let (code, text, r) = run(
-        &dir,
-        &file,
-        &server.url,
-        &[
-            "--ca-cert",
-            s(&ca),
-            "--client-cert",
-            s(&client_cert),
-            "--client-key",
-            s(&client_key),
-        ],
-        "with",
-    );
+    let with_cert = [
+        "--ca-cert",
+        s(&ca),
+        "--client-cert",
+        s(&client_cert),
+        "--client-key",
+        s(&client_key),
+    ];
+    let (code, text, r) = run(&dir, &file, &server.url, &with_cert, "with");
     assert_eq!(code, Some(0), "{text}\n{}", r["reason"]);
     assert_eq!(r["target"]["tls"]["client_certificate"], true);
     assert_eq!(r["totals"]["failed"], 0);
 
     // The HTTP/1.1 client presents it too.
-    let (code, text, r) = run(
-        &dir,
-        &file,
-        &server.url,
-        &[
-            "--ca-cert",
-            s(&ca),
-            "--client-cert",
-            s(&client_cert),
-            "--client-key",
-            s(&client_key),
-            "--http",
-            "http1",
-        ],
-        "with-http1",
-    );
+    let http1 = [&with_cert[..], &["--http", "http1"]].concat();
+    let (code, text, r) = run(&dir, &file, &server.url, &http1, "with-http1");
     assert_eq!(code, Some(0), "{text}\n{}", r["reason"]);
     assert_eq!(r["totals"]["failed"], 0);
     assert!(

@@ -16,7 +16,8 @@ use super::{RunPlan, TargetPlan};
 /// (measured 35 KiB at 1,000 and 3,000 workers, 28 KiB at 10,000 with a request each in flight).
 pub const PER_HTTP_WORKER: u64 = 40 * 1024;
 /// Per recorder the workers share (a few per thread, whatever the concurrency): its histograms, by
-/// step and stage (measured as most of the 389–436 KiB a worker cost when each had its own).
+/// step and stage. An allowance, not measured on its own: the 389–436 KiB a worker cost when each
+/// had a recorder, less what a worker costs now, rounded up.
 pub const PER_RECORDER: u64 = 400 * 1024;
 /// Per WebSocket connection beside its frames: the 8 KiB read buffer, the write buffer, the
 /// connection's task and bookkeeping (measured 24 KiB).

@@ -28,9 +28,23 @@ impl Default for ConnectTimes {
     }
 }
 
-/// The layer reqwest's connector is wrapped in; clones share one record.
+/// The layer reqwest's connector is wrapped in; clones share one record. The HTTP/1.1 client notes
+/// its connections into it directly.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectTimer(pub Arc<Mutex<ConnectTimes>>);
+
+impl ConnectTimer {
+    /// Notes one connection attempt that started at `started`: opened (and how long it took) or not.
+    pub fn note(&self, opened: bool, started: Instant) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if opened {
+            t.opened += 1;
+            record(&mut t.took, started.elapsed());
+        } else {
+            t.failed += 1;
+        }
+    }
+}
 
 impl<S> tower_layer::Layer<S> for ConnectTimer {
     type Service = Timed<S>;
@@ -68,13 +82,7 @@ where
         let times = self.times.clone();
         Box::pin(async move {
             let result = connecting.await;
-            let mut t = times.0.lock().unwrap_or_else(|p| p.into_inner());
-            if result.is_ok() {
-                t.opened += 1;
-                record(&mut t.took, started.elapsed());
-            } else {
-                t.failed += 1;
-            }
+            times.note(result.is_ok(), started);
             result
         })
     }

@@ -22,7 +22,6 @@ use url::Url;
 use super::client::{Effect, MAX_BODY_BYTES, Request, Response, SendError};
 use super::connect_timer::ConnectTimer;
 use crate::kinds::HttpVersion;
-use crate::metrics::histogram::record;
 use crate::taxonomy::ErrorKind;
 use crate::tls::stream::Transport;
 
@@ -30,11 +29,6 @@ type Sender = SendRequest<Full<Bytes>>;
 
 /// How long a connect that found no free descriptor waits before its failure is reported.
 const DESCRIPTOR_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Whether `e` says this process (or the system) has no descriptor left.
-fn out_of_descriptors(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-}
 
 /// An idle keep-alive connection and where it goes.
 struct Idle {
@@ -324,14 +318,7 @@ impl H1Client {
         let started = Instant::now();
         let result = self.open(url).await;
         if let Some(timer) = &self.timer {
-            let mut t = timer.0.lock().unwrap_or_else(|p| p.into_inner());
-            match &result {
-                Ok(_) => {
-                    t.opened += 1;
-                    record(&mut t.took, started.elapsed());
-                }
-                Err(_) => t.failed += 1,
-            }
+            timer.note(result.is_ok(), started);
         }
         result
     }
@@ -359,12 +346,15 @@ impl H1Client {
                     break;
                 }
                 Err(e) => {
-                    if out_of_descriptors(&e) {
+                    if crate::net::out_of_descriptors(&e) {
                         // The harness's own limit, not the target's doing: a worker that tried again
                         // at once would spin.
                         tokio::time::sleep(DESCRIPTOR_BACKOFF).await;
                     }
-                    why = format!("cannot connect to {addr}: {e}");
+                    why = format!(
+                        "cannot connect to {addr}: {}",
+                        crate::net::describe_connect_error(&e)
+                    );
                 }
             }
         }

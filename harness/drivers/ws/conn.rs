@@ -147,7 +147,7 @@ pub async fn open(
     let deadline = tokio::time::Instant::from_std(started + timeout);
     let tcp_err = |e: std::io::Error| ConnectError::Tcp {
         addr: addr.to_string(),
-        why: describe_io(&e),
+        why: crate::net::describe_connect_error(&e),
     };
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
@@ -308,14 +308,6 @@ pub fn client_config(max_message: Option<usize>) -> WebSocketConfig {
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
-}
-
-fn describe_io(e: &std::io::Error) -> String {
-    if e.raw_os_error() == Some(24) {
-        "too many open files — raise the limit (ulimit -n) or use fewer connections".into()
-    } else {
-        e.to_string()
-    }
 }
 
 fn describe_ws(e: &tungstenite::Error) -> String {
