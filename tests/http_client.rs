@@ -1,9 +1,11 @@
 //! The HTTP/1.1 client against servers written by hand, unlike the reference targets: one that closes
 //! every connection after its answer (`Connection: close`), one that speaks HTTP/1.0 and ends its
-//! body by closing, and one that keeps connections alive and sends its body in chunks. Every answer is
-//! read whole (a rule checks a field of the body), no closed connection is used again, a live one is,
-//! and every request says what the scenario says, once: the scenario's own `Content-Type` and `Host`
-//! are not doubled by the client's.
+//! body by closing, one that keeps connections alive and sends its body in chunks, one that closes
+//! kept connections without saying so, and a broken one that announces more body than it sends.
+//! Every healthy answer is read whole (a rule checks a field of the body) and the run passes; no
+//! closed connection is used again, a live one is; every request says what the scenario says, once
+//! (the scenario's own `Content-Type` and `Host` are not doubled by the client's); the broken body is
+//! a `protocol` error and nothing else.
 
 mod common;
 
@@ -25,6 +27,8 @@ enum Framing {
     /// HTTP/1.1 with `Content-Length` and no `Connection: close`, and the socket closed after the
     /// answer all the same: a kept connection is dead by the time the next request goes out on it.
     CloseSilently,
+    /// Broken: announces a longer body than it sends, then closes.
+    CutOff,
 }
 
 /// What the server saw: every request head, and how many connections carried a request (the run's
@@ -42,6 +46,11 @@ fn answer(framing: Framing) -> Vec<u8> {
         Framing::CloseSilently => format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BODY}",
             BODY.len()
+        )
+        .into_bytes(),
+        Framing::CutOff => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BODY}",
+            BODY.len() + 100
         )
         .into_bytes(),
         Framing::CloseEach => format!(
@@ -202,11 +211,10 @@ fn every_answer_is_read_whole_however_it_is_framed_and_closed_connections_are_no
     }
 }
 
-#[test]
-fn an_idempotent_request_on_a_connection_the_server_closed_unsaid_goes_again_on_a_new_one() {
-    let (url, seen) = server(Framing::CloseSilently);
-    let text = format!(
-        r#"name = "silent_close"
+/// One `GET /v1/submissions/1` per iteration, every one expected to succeed.
+fn single_get(iterations: u64) -> String {
+    format!(
+        r#"name = "single_get"
 suite = "reliability"
 timeout = "30s"
 iteration_timeout = "5s"
@@ -216,17 +224,41 @@ url = "http://127.0.0.1:1"
 [target.request]
 path = "/v1/submissions/1"
 [load]
-iterations = 200
+iterations = {iterations}
 concurrency = {WORKERS}
 [thresholds]
 success_rate = ">= 1.0"
 "#
-    );
+    )
+}
+
+#[test]
+fn an_idempotent_request_on_a_connection_the_server_closed_unsaid_goes_again_on_a_new_one() {
+    let (url, seen) = server(Framing::CloseSilently);
+    let text = single_get(200);
     let r = run_plan(&text, &url, None);
     // Without the second try, a quarter of these failed as `connect` (measured 23-27% with reqwest
     // and with this client before it): the kept connection was written to as the server closed it.
     assert_eq!(r.totals.succeeded, 200, "{:?}", r.metrics.error_samples);
     assert_eq!(seen.heads.lock().unwrap().len(), 200, "each answered once");
+}
+
+#[test]
+fn a_body_cut_short_is_a_protocol_error_of_its_own_and_nothing_else() {
+    let (url, _) = server(Framing::CutOff);
+    let r = run_plan(&single_get(10), &url, None);
+    assert_eq!(r.totals.failed, 10);
+    assert_eq!(
+        r.metrics.errors.keys().collect::<Vec<_>>(),
+        ["protocol"],
+        "{:?}",
+        r.metrics.error_samples
+    );
+    let sample = &r.metrics.error_samples["protocol"][0];
+    assert!(
+        sample.contains("response body cut off after 21 bytes"),
+        "{sample}"
+    );
 }
 
 #[test]
